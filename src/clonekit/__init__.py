@@ -1,0 +1,55 @@
+"""clonekit: Linux clone()/clone3() for Python, from the syscall to the container.
+
+Names are imported lazily: ``import clonekit`` costs almost nothing, and the CLI (launched once
+per container) only pays for what it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Error": "errors",
+    "UsageError": "errors",
+    "KernelError": "errors",
+    "CloneFlag": "flags",
+    "parse_flags": "flags",
+    "CloneFlagsError": "rules",
+    "check": "rules",
+    "explain": "explain",
+    "Explanation": "explain",
+    "clone": "process",
+    "spawn": "process",
+    "CloneRefused": "process",
+    "Task": "task",
+    "probe": "probe",
+    "PRESETS": "probe",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import Error, KernelError, UsageError
+    from .explain import Explanation, explain
+    from .flags import CloneFlag, parse_flags
+    from .probe import PRESETS, probe
+    from .process import CloneRefused, clone, spawn
+    from .rules import CloneFlagsError, check
+    from .task import Task
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clonekit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

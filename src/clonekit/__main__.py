@@ -1,0 +1,3 @@
+from clonekit.cli import main
+
+raise SystemExit(main())
