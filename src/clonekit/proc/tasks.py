@@ -1,0 +1,413 @@
+"""Processes and their tasks (threads) as read from /proc.
+
+- :class:`Process` reads ``/proc/PID/stat`` once when made (so a missing pid fails at once with
+  :class:`NoSuchProcess`) and ``status``/``cmdline`` once on first use; :meth:`Process.refresh`
+  drops the cache.
+- :class:`TaskInfo` is a plain record of one task (thread): TID, TGID, PPID, NLWP, state, comm,
+  cmdline, start time, CPU time, UID and NSpid chain.
+- :func:`iter_tasks`, :func:`iter_processes` and :func:`process_snapshot` scan all of /proc and
+  silently skip processes and threads that exit while they are being read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from clonekit.errors import UsageError
+from clonekit.proc.errors import AccessDenied, NoSuchProcess, ProcError
+from clonekit.proc.stat import (
+    NS_FOR_CHILDREN,
+    NS_KINDS,
+    StatTuple,
+    StatusTuple,
+    boot_time,
+    clock_ticks,
+    parse_cmdline,
+    parse_stat,
+    parse_status,
+    procfs,
+    read_bytes,
+    user_name,
+)
+
+_NS_NAMES = frozenset(NS_KINDS + NS_FOR_CHILDREN)
+
+
+def _check_pid(pid: object, what: str = "pid") -> int:
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise UsageError(f"{what} must be a positive integer, not {pid!r}")
+    return pid
+
+
+def iter_pids() -> Iterator[int]:
+    """The pids of all processes (thread-group leaders) visible in procfs, in /proc's order."""
+    with os.scandir(procfs()) as it:
+        for entry in it:
+            name = entry.name
+            if name.isdigit():
+                yield int(name)
+
+
+def iter_tids(pid: int) -> Iterator[int]:
+    """The TIDs of the threads of ``pid`` (the leader's TID equals the pid)."""
+    path = f"{procfs()}/{pid}/task"
+    try:
+        it = os.scandir(path)
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        raise NoSuchProcess(pid, path) from None
+    except PermissionError:
+        raise AccessDenied(pid, path) from None
+    with it:
+        for entry in it:
+            if entry.name.isdigit():
+                yield int(entry.name)
+
+
+def ns_inode(pid: int, kind: str, tid: int | None = None) -> int:
+    """The inode number of namespace ``kind`` of ``pid`` (or of thread ``tid`` of ``pid``).
+
+    ``kind`` is one of mnt uts ipc net pid user cgroup time, or pid_for_children /
+    time_for_children.  The inode is what ``lsns`` shows in its NS column.
+    """
+    if kind not in _NS_NAMES:
+        raise UsageError(
+            f"unknown namespace kind {kind!r}: use one of {', '.join(NS_KINDS + NS_FOR_CHILDREN)}"
+        )
+    base = f"{procfs()}/{pid}" if tid is None else f"{procfs()}/{pid}/task/{tid}"
+    path = f"{base}/ns/{kind}"
+    try:
+        return os.stat(path).st_ino
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        if kind in ("time", "time_for_children", "cgroup") and os.path.isdir(f"{base}/ns"):
+            raise ProcError(
+                2, f"this kernel has no {kind} namespaces ({path} is missing)", pid=pid, filename=path
+            ) from None
+        raise NoSuchProcess(pid, path) from None
+    except PermissionError:
+        raise AccessDenied(pid, path) from None
+
+
+def namespaces(pid: int, tid: int | None = None, kinds: Iterable[str] = NS_KINDS) -> dict[str, int]:
+    """``{kind: inode}`` for ``kinds`` of ``pid`` (kinds this kernel lacks are left out)."""
+    out: dict[str, int] = {}
+    for kind in kinds:
+        try:
+            out[kind] = ns_inode(pid, kind, tid)
+        except (NoSuchProcess, AccessDenied):
+            raise
+        except ProcError:
+            continue
+    return out
+
+
+@dataclass(slots=True, eq=True)
+class TaskInfo:
+    """One task (thread) of a process, as ``ps -eLf`` shows it.
+
+    ``tid`` is ps's LWP, ``tgid`` its PID; ``starttime``/``utime``/``stime`` are in clock ticks
+    (see :attr:`start_time` and :attr:`cpu_time` for seconds); ``uid`` is the effective uid;
+    ``nspid`` is the task's own id in each nested PID namespace, outermost first (the ``NSpid``
+    line of its status; ``nstgid`` is the same for its thread-group id).
+    """
+
+    tid: int
+    tgid: int
+    ppid: int
+    nlwp: int
+    state: str
+    comm: str
+    cmdline: list[str]
+    tty_nr: int
+    starttime: int
+    utime: int
+    stime: int
+    uid: int
+    nspid: list[int]
+    nstgid: list[int]
+
+    @property
+    def pid(self) -> int:
+        """ps's PID: the thread-group id."""
+        return self.tgid
+
+    @property
+    def lwp(self) -> int:
+        """ps's LWP: the thread id."""
+        return self.tid
+
+    @property
+    def start_time(self) -> float:
+        """Start time in epoch seconds."""
+        return boot_time() + self.starttime / clock_ticks()
+
+    @property
+    def cpu_time(self) -> float:
+        """User + system CPU time in seconds."""
+        return (self.utime + self.stime) / clock_ticks()
+
+    @property
+    def user(self) -> str:
+        """Login name of :attr:`uid`."""
+        return user_name(self.uid)
+
+    @property
+    def command(self) -> str:
+        """The command line as ps's CMD shows it; ``[comm]`` when there is none (kernel threads)."""
+        return " ".join(self.cmdline) if self.cmdline else f"[{self.comm}]"
+
+    def ns_inode(self, kind: str) -> int:
+        """The inode of this task's namespace ``kind``."""
+        return ns_inode(self.tgid, kind, self.tid)
+
+    def namespaces(self, kinds: Iterable[str] = NS_KINDS) -> dict[str, int]:
+        """``{kind: inode}`` of this task."""
+        return namespaces(self.tgid, self.tid, kinds)
+
+
+def _task(
+    tid: int, tgid: int, st: StatTuple, status: StatusTuple | None, cmdline: list[str]
+) -> TaskInfo:
+    comm, state, ppid, tty_nr, utime, stime, nlwp, starttime = st
+    if status is None:
+        uid, nstgid, nspid = -1, [tgid], [tid]
+    else:
+        _, uid, nstgid, nspid = status
+    return TaskInfo(
+        tid, tgid, ppid, nlwp, state, comm, cmdline, tty_nr, starttime, utime, stime, uid, nspid, nstgid
+    )
+
+
+class Process:
+    """A process read from /proc; fields come from one read of ``stat`` and one of ``status``.
+
+    ``Process(pid)`` raises :class:`NoSuchProcess` at once when there is no such process.  Values
+    are a snapshot taken at the first read; call :meth:`refresh` for fresh ones.
+    """
+
+    __slots__ = ("_cmdline", "_stat", "_status", "pid")
+
+    def __init__(self, pid: int) -> None:
+        self.pid: int = _check_pid(pid)
+        self._status: StatusTuple | None = None
+        self._cmdline: list[str] | None = None
+        self._stat: StatTuple = self._read_stat()
+
+    def __repr__(self) -> str:
+        return f"Process(pid={self.pid}, comm={self._stat[0]!r}, state={self._stat[1]!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Process):
+            return NotImplemented
+        return self.pid == other.pid and self.starttime == other.starttime
+
+    def __hash__(self) -> int:
+        return hash((self.pid, self.starttime))
+
+    # -- reading ------------------------------------------------------------------------------
+    def _path(self, name: str) -> str:
+        return f"{procfs()}/{self.pid}/{name}"
+
+    def _read_stat(self) -> StatTuple:
+        return parse_stat(read_bytes(self._path("stat"), self.pid))
+
+    def _read_status(self) -> StatusTuple:
+        if self._status is None:
+            self._status = parse_status(read_bytes(self._path("status"), self.pid))
+        return self._status
+
+    def refresh(self) -> None:
+        """Forget cached values and re-read ``stat`` (NoSuchProcess if the process is gone)."""
+        self._status = None
+        self._cmdline = None
+        self._stat = self._read_stat()
+
+    def is_running(self) -> bool:
+        """True while a process with this pid *and the same start time* exists (not reused)."""
+        try:
+            st = parse_stat(read_bytes(self._path("stat"), self.pid))
+        except NoSuchProcess:
+            return False
+        return st[7] == self._stat[7] and st[1] not in ("Z", "X")
+
+    # -- stat fields --------------------------------------------------------------------------
+    @property
+    def comm(self) -> str:
+        """The command name (up to 15 bytes, what ``pstree`` shows)."""
+        return self._stat[0]
+
+    @property
+    def state(self) -> str:
+        """One letter: R running, S sleeping, D disk sleep, T stopped, t traced, Z zombie, X dead..."""
+        return self._stat[1]
+
+    @property
+    def ppid(self) -> int:
+        """Parent pid (0 for pid 1 and kthreadd, and for a parent outside our pid namespace)."""
+        return self._stat[2]
+
+    @property
+    def tty_nr(self) -> int:
+        """Controlling terminal device number (0 when none)."""
+        return self._stat[3]
+
+    @property
+    def utime(self) -> int:
+        """User CPU time of the whole process, clock ticks."""
+        return self._stat[4]
+
+    @property
+    def stime(self) -> int:
+        """System CPU time of the whole process, clock ticks."""
+        return self._stat[5]
+
+    @property
+    def nlwp(self) -> int:
+        """Number of threads."""
+        return self._stat[6]
+
+    @property
+    def starttime(self) -> int:
+        """Start time in clock ticks after boot (field 22 of stat)."""
+        return self._stat[7]
+
+    @property
+    def start_time(self) -> float:
+        """Start time in epoch seconds."""
+        return boot_time() + self._stat[7] / clock_ticks()
+
+    @property
+    def cpu_time(self) -> float:
+        """User + system CPU time in seconds (all threads)."""
+        return (self._stat[4] + self._stat[5]) / clock_ticks()
+
+    # -- status fields ------------------------------------------------------------------------
+    @property
+    def tgid(self) -> int:
+        """Thread-group id (equals :attr:`pid` unless this object was made for a thread's TID)."""
+        return self._read_status()[0]
+
+    @property
+    def uid(self) -> int:
+        """Effective uid."""
+        return self._read_status()[1]
+
+    @property
+    def user(self) -> str:
+        """Login name of the effective uid."""
+        return user_name(self.uid)
+
+    @property
+    def nspid(self) -> list[int]:
+        """The pid in each nested PID namespace the process lives in, outermost first."""
+        return list(self._read_status()[3])
+
+    @property
+    def nstgid(self) -> list[int]:
+        """The thread-group id in each nested PID namespace, outermost first."""
+        return list(self._read_status()[2])
+
+    # -- other files --------------------------------------------------------------------------
+    @property
+    def cmdline(self) -> list[str]:
+        """argv (empty for kernel threads and zombies)."""
+        if self._cmdline is None:
+            try:
+                self._cmdline = parse_cmdline(read_bytes(self._path("cmdline"), self.pid))
+            except AccessDenied:
+                self._cmdline = []
+        return list(self._cmdline)
+
+    @property
+    def command(self) -> str:
+        """The command line as ps's CMD shows it; ``[comm]`` when there is none."""
+        return " ".join(self.cmdline) or f"[{self.comm}]"
+
+    def ns_inode(self, kind: str) -> int:
+        """The inode of this process's namespace ``kind``."""
+        return ns_inode(self.pid, kind)
+
+    def namespaces(self, kinds: Iterable[str] = NS_KINDS) -> dict[str, int]:
+        """``{kind: inode}`` of this process (kinds this kernel lacks are left out)."""
+        return namespaces(self.pid, None, kinds)
+
+    def threads(self) -> list[TaskInfo]:
+        """Every thread of the process, leader first; threads that exit meanwhile are skipped."""
+        cmdline = self.cmdline
+        out = [t for t in _tasks_of(self.pid, cmdline, True) if t is not None]
+        if not out:
+            raise NoSuchProcess(self.pid, self._path("task"))
+        return out
+
+
+def _tasks_of(pid: int, cmdline: list[str], status: bool) -> Iterator[TaskInfo | None]:
+    base = f"{procfs()}/{pid}/task"
+    tids = sorted(iter_tids(pid))
+    for tid in tids:
+        d = f"{base}/{tid}"
+        try:
+            st = parse_stat(read_bytes(f"{d}/stat", pid))
+            stt = parse_status(read_bytes(f"{d}/status", pid)) if status else None
+        except NoSuchProcess:
+            yield None
+            continue
+        yield _task(tid, pid, st, stt, cmdline)
+
+
+def iter_tasks(
+    pids: Iterable[int] | None = None, *, status: bool = True, cmdline: bool = True
+) -> Iterator[TaskInfo]:
+    """Every task of every process (or of ``pids``), as :class:`TaskInfo`, process by process.
+
+    Processes and threads that exit during the scan are skipped.  ``status=False`` saves the read
+    of each ``status`` (uid is then -1 and nspid just ``[tid]``); ``cmdline=False`` that of
+    ``cmdline``.  For a single-threaded process the process's own files are read (they are the
+    thread's), which spares listing its ``task`` directory.
+    """
+    root = procfs()
+    for pid in iter_pids() if pids is None else pids:
+        d = f"{root}/{pid}"
+        try:
+            st = parse_stat(read_bytes(f"{d}/stat", pid))
+            single = st[6] == 1
+            stt = parse_status(read_bytes(f"{d}/status", pid)) if status and single else None
+            args: list[str] = []
+            if cmdline:
+                with contextlib.suppress(AccessDenied):
+                    args = parse_cmdline(read_bytes(f"{d}/cmdline", pid))
+            if single:
+                yield _task(pid, pid, st, stt, args)
+                continue
+            for task in _tasks_of(pid, args, status):
+                if task is not None:
+                    yield task
+        except (NoSuchProcess, AccessDenied):
+            continue
+
+
+def iter_processes(*, status: bool = False, cmdline: bool = False) -> Iterator[Process]:
+    """A :class:`Process` for every process; those that exit during the scan are skipped.
+
+    ``stat`` is always read; ``status``/``cmdline`` preload those reads too, while the process
+    is certainly there, so later attribute access cannot fail for them.
+    """
+    for pid in iter_pids():
+        try:
+            proc = Process(pid)
+            if status:
+                proc._read_status()
+            if cmdline:
+                proc.cmdline  # noqa: B018 - preload
+        except (NoSuchProcess, AccessDenied):
+            continue
+        yield proc
+
+
+def process_snapshot(*, status: bool = True, cmdline: bool = True) -> dict[int, Process]:
+    """``{pid: Process}`` of every process, with ``stat``, ``status`` and ``cmdline`` read once.
+
+    Processes that exit while the snapshot is taken are left out.
+    """
+    return {p.pid: p for p in iter_processes(status=status, cmdline=cmdline)}
