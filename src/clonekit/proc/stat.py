@@ -126,19 +126,30 @@ _boot_time: dict[str, float] = {}
 
 
 def boot_time() -> float:
-    """Boot time in epoch seconds (``btime`` of /proc/stat), cached per procfs root."""
+    """Boot time in epoch seconds, cached.
+
+    For the live /proc it is ``now - CLOCK_BOOTTIME`` (what procps uses, sub-second and
+    consistent with the starttime of tasks in this time namespace); for another procfs root it
+    is the ``btime`` line of its ``stat``.
+    """
     root = procfs()
     value = _boot_time.get(root)
     if value is None:
-        data = read_bytes(f"{root}/stat")
-        line = _line(data, b"\nbtime")
-        if line is None:
-            raise ProcError(
-                errno.ENOENT,
-                f"{root}/stat has no btime line: is {root} a mounted procfs?",
-                filename=f"{root}/stat",
-            )
-        value = _boot_time[root] = float(line)
+        if root == "/proc":
+            import time
+
+            value = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        else:
+            data = read_bytes(f"{root}/stat")
+            line = _line(data, b"\nbtime")
+            if line is None:
+                raise ProcError(
+                    errno.ENOENT,
+                    f"{root}/stat has no btime line: is {root} a mounted procfs?",
+                    filename=f"{root}/stat",
+                )
+            value = float(line)
+        _boot_time[root] = value
     return value
 
 

@@ -167,9 +167,7 @@ class TaskInfo:
         return namespaces(self.tgid, self.tid, kinds)
 
 
-def _task(
-    tid: int, tgid: int, st: StatTuple, status: StatusTuple | None, cmdline: list[str]
-) -> TaskInfo:
+def _task(tid: int, tgid: int, st: StatTuple, status: StatusTuple | None, cmdline: list[str]) -> TaskInfo:
     comm, state, ppid, tty_nr, utime, stime, nlwp, starttime = st
     if status is None:
         uid, nstgid, nspid = -1, [tgid], [tid]

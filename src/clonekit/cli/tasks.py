@@ -1,0 +1,177 @@
+"""``clonekit tasks``: every task of every process, the ``ps -eLf`` view (or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from clonekit.proc.tasks import TaskInfo
+
+HEADER = ("UID", "PID", "PPID", "LWP", "C", "NLWP", "STIME", "TTY", "TIME", "CMD")
+_MIN_WIDTH = (8, 5, 5, 5, 2, 4, 5, 8, 8)  # ps -eLf's column widths (CMD is last, unpadded)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-p",
+        "--pid",
+        metavar="PID[,PID...]",
+        action="append",
+        help="only the threads of these processes (may repeat, comma separated like ps -p)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"tasks": [{"uid", "pid", "ppid", "lwp", "nlwp", "stime", "time", "cmd", '
+        '"nspid", ...}]}: stime in epoch seconds, time in CPU seconds',
+    )
+    parser.add_argument("--no-headers", action="store_true", help="leave out the header line")
+
+
+def _pids(values: list[str] | None) -> list[int] | None:
+    if not values:
+        return None
+    from clonekit.errors import UsageError
+
+    out: list[int] = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            if not part.isdigit() or int(part) <= 0:
+                raise UsageError(f"-p: {part!r} is not a process id (a positive integer, e.g. -p 1234)")
+            out.append(int(part))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from clonekit.proc import tasks as proc
+
+    pids = _pids(args.pid)
+    if pids is None:
+        tasks = list(proc.iter_tasks())
+    else:
+        tasks = []
+        for pid in pids:
+            # Process(pid) raises NoSuchProcess (a clear one-line error) for a missing pid
+            tasks.extend(proc.Process(pid).threads())
+    if args.json:
+        _print_json(tasks)
+    else:
+        _print_table(tasks, headers=not args.no_headers)
+    return 0
+
+
+# -- formatting (what ps does) ----------------------------------------------------------------
+def _tty(tty_nr: int) -> str:
+    if tty_nr == 0:
+        return "?"
+    major = (tty_nr >> 8) & 0xFFF
+    minor = (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
+    if 136 <= major <= 143:
+        return f"pts/{minor + (major - 136) * 256}"
+    if major == 4:
+        return f"tty{minor}" if minor < 64 else f"ttyS{minor - 64}"
+    if major == 5 and minor == 1:
+        return "console"
+    return "?"
+
+
+def _cputime(ticks: int, hz: int) -> str:
+    secs = ticks // hz
+    days, secs = divmod(secs, 86400)
+    text = f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+    return f"{days}-{text}" if days else text
+
+
+def _user(uid: int) -> str:
+    from clonekit.proc.stat import user_name
+
+    name = user_name(uid) if uid >= 0 else "?"
+    return name if len(name) <= 8 else name[:7] + "+"
+
+
+def _print_table(tasks: list[TaskInfo], *, headers: bool) -> None:
+    import time
+
+    from clonekit.proc.stat import boot_time, clock_ticks
+
+    hz = clock_ticks()
+    boot = boot_time()
+    now = time.time()
+    uptime = now - boot
+    day_ago = now - 86400
+    year_ago = now - 365 * 86400
+    stime_cache: dict[int, str] = {}
+    users: dict[int, str] = {}
+    rows: list[tuple[str, ...]] = []
+    for t in tasks:
+        start = t.starttime
+        stime = stime_cache.get(start)
+        if stime is None:
+            epoch = boot + start / hz
+            fmt = "%H:%M" if epoch > day_ago else "%b%d" if epoch > year_ago else "%Y"
+            stime = stime_cache[start] = time.strftime(fmt, time.localtime(epoch))
+        user = users.get(t.uid)
+        if user is None:
+            user = users[t.uid] = _user(t.uid)
+        ticks = t.utime + t.stime
+        elapsed = uptime - start / hz
+        pcpu = int(ticks * 100 / hz / elapsed) if elapsed > 0 else 0
+        rows.append(
+            (
+                user,
+                str(t.tgid),
+                str(t.ppid),
+                str(t.tid),
+                str(min(pcpu, 99)),
+                str(t.nlwp),
+                stime,
+                _tty(t.tty_nr),
+                _cputime(ticks, hz),
+                " ".join(t.cmdline) if t.cmdline else f"[{t.comm}]",
+            )
+        )
+    widths = list(_MIN_WIDTH)
+    for row in rows:
+        for i in range(1, 6):  # numeric columns grow like ps's do
+            if len(row[i]) > widths[i]:
+                widths[i] = len(row[i])
+    w = widths
+    fmt = f"{{:<{w[0]}}} {{:>{w[1]}}} {{:>{w[2]}}} {{:>{w[3]}}} {{:>{w[4]}}} {{:>{w[5]}}} " + (
+        f"{{:<{w[6]}}} {{:<{w[7]}}} {{:>{w[8]}}} {{}}"
+    )
+    out = [fmt.format(*HEADER)] if headers else []
+    out.extend(fmt.format(*row) for row in rows)
+    out.append("")
+    sys.stdout.write("\n".join(out))
+
+
+def _print_json(tasks: list[TaskInfo]) -> None:
+    import json
+
+    from clonekit.proc.stat import boot_time, clock_ticks, user_name
+
+    hz = clock_ticks()
+    boot = boot_time()
+    rows: list[dict[str, Any]] = [
+        {
+            "uid": t.uid,
+            "user": user_name(t.uid),
+            "pid": t.tgid,
+            "ppid": t.ppid,
+            "lwp": t.tid,
+            "nlwp": t.nlwp,
+            "state": t.state,
+            "stime": round(boot + t.starttime / hz, 2),
+            "tty": _tty(t.tty_nr),
+            "time": round((t.utime + t.stime) / hz, 2),
+            "comm": t.comm,
+            "cmd": " ".join(t.cmdline) if t.cmdline else f"[{t.comm}]",
+            "nspid": t.nspid,
+            "nstgid": t.nstgid,
+        }
+        for t in tasks
+    ]
+    json.dump({"tasks": rows}, sys.stdout, indent=2)
+    sys.stdout.write("\n")

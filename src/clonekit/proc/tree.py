@@ -1,0 +1,114 @@
+"""The process tree (``pstree -p``) with threads and the places where namespaces change.
+
+:func:`build_tree` scans /proc once (one ``stat`` per task, no ``status``) and links processes
+to their parents.  With ``ns=True`` it also reads every process's (and thread's) namespace
+inodes and records, on each node, which kinds differ from its parent (``pstree -S``'s marks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from clonekit.proc.errors import AccessDenied, NoSuchProcess
+from clonekit.proc.stat import NS_KINDS
+from clonekit.proc.tasks import _check_pid, iter_tasks, namespaces
+
+
+@dataclass(slots=True)
+class TreeNode:
+    """A process (or, with ``is_thread``, a thread) in the tree.
+
+    ``children`` are processes sorted like pstree sorts them (by name, then pid); ``threads``
+    the other threads of the process; ``ns`` maps kind -> inode (only with ``ns=True``) and
+    ``ns_changed`` lists the kinds in which this node differs from its parent (for a thread:
+    from its process).
+    """
+
+    pid: int
+    ppid: int
+    comm: str
+    is_thread: bool = False
+    threads: list[TreeNode] = field(default_factory=list)
+    children: list[TreeNode] = field(default_factory=list)
+    ns: dict[str, int] = field(default_factory=dict)
+    ns_changed: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """What pstree prints: the comm, in braces for a thread."""
+        return f"{{{self.comm}}}" if self.is_thread else self.comm
+
+    def walk(self) -> Iterable[TreeNode]:
+        """This node, then its threads and descendants, depth first."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.kids()))
+
+    def kids(self) -> list[TreeNode]:
+        """Child processes and threads in pstree's order (by name then pid; threads' ``{`` sorts last)."""
+        return sorted(self.children + self.threads, key=lambda n: (n.name, n.pid))
+
+
+def build_tree(root: int | None = 1, *, ns: bool = False, kinds: Iterable[str] = NS_KINDS) -> TreeNode:
+    """The tree of processes under ``root`` (pid 1 by default) with their threads.
+
+    ``root=None`` gives a synthetic node with pid 0 whose children are all processes without a
+    visible parent (pid 1, kthreadd, or the inits of other pid namespaces seen with a private
+    /proc).  A missing ``root`` raises :class:`NoSuchProcess`.  Processes that exit during the
+    scan are left out.
+    """
+    if root is not None:
+        _check_pid(root)
+    nodes: dict[int, TreeNode] = {}
+    threads: list[TreeNode] = []
+    for t in iter_tasks(status=False, cmdline=False):
+        if t.tid == t.tgid:
+            nodes[t.tgid] = TreeNode(t.tgid, t.ppid, t.comm)
+        else:
+            threads.append(TreeNode(t.tid, t.tgid, t.comm, is_thread=True))
+    for th in threads:
+        leader = nodes.get(th.ppid)
+        if leader is not None:
+            leader.threads.append(th)
+    top = TreeNode(0, 0, "")
+    for node in nodes.values():
+        parent = nodes.get(node.ppid)
+        if parent is None or parent is node:
+            top.children.append(node)
+        else:
+            parent.children.append(node)
+    if root is None:
+        start = top
+    else:
+        found = nodes.get(root)
+        if found is None:
+            raise NoSuchProcess(root)
+        start = found
+    if ns:
+        _mark_namespaces(start, tuple(kinds))
+    return start
+
+
+def _mark_namespaces(start: TreeNode, kinds: tuple[str, ...]) -> None:
+    stack: list[tuple[TreeNode, dict[str, int] | None]] = [(start, None)]
+    while stack:
+        node, parent_ns = stack.pop()
+        try:
+            if node.is_thread:
+                node.ns = namespaces(node.ppid, node.pid, kinds)
+            elif node.pid:
+                node.ns = namespaces(node.pid, None, kinds)
+        except (NoSuchProcess, AccessDenied):
+            node.ns = {}
+        if parent_ns is not None and node.ns and parent_ns:
+            node.ns_changed = [
+                k for k in kinds if k in node.ns and node.ns[k] != parent_ns.get(k, node.ns[k])
+            ]
+        mine = node.ns or None
+        for kid in node.children:
+            stack.append((kid, mine))
+        for th in node.threads:
+            stack.append((th, mine))
