@@ -23,6 +23,8 @@ long verdict_here(const struct verdict_call *call);
 long verdict_isolated(const struct verdict_call *call);
 
 #define PROBE_NS_KINDS 8
+#define PROBE_TID_SENTINEL (-1)
+#define PROBE_HOSTNAME "clonekit-probe"
 extern const char *const probe_ns_names[PROBE_NS_KINDS];
 
 /* what the child saw of itself, sent to the helper through a pipe */
@@ -34,6 +36,7 @@ struct probe_child_view {
     unsigned long long ns[PROBE_NS_KINDS];
     int fd;                        /* the fd it opened on /dev/null */
     int ns_errors;
+    char hostname[65];             /* after it set its own (only with CLONE_NEWUTS) */
 };
 
 struct probe_report {
@@ -51,6 +54,8 @@ struct probe_report {
     int exit_signal_received;      /* signal number, 0 = none, -1 = not observable */
     int pidfd_returned;
     int ended;                     /* the child was seen to end */
+    int reaped;                    /* the helper could reap it: it was the helper's child */
+    char helper_hostname[65];      /* after the child ended */
 };
 
 long probe_run(unsigned long long flags, int exit_signal, int cgroup_fd,

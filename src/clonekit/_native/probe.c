@@ -18,6 +18,7 @@
 #include <sys/sem.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@ struct probe_arg {
     int sig;
     volatile int *memory_marker;
     volatile int *child_tid_word;
+    int set_hostname;
 };
 
 static NOINSTRUMENT unsigned long read_tls(void)
@@ -73,7 +75,7 @@ static NOINSTRUMENT int probe_child(void *p)
     for (unsigned i = 0; i < sizeof v; i++)
         ((volatile char *)&v)[i] = 0;
 
-    v.child_tid_word = a->child_tid_word ? *a->child_tid_word : 0;
+    v.child_tid_word = *a->child_tid_word;
     v.pid = (int)raw_syscall0(SYS_getpid);
     v.tid = (int)raw_syscall0(SYS_gettid);
     v.ppid = (int)raw_syscall0(SYS_getppid);
@@ -90,6 +92,13 @@ static NOINSTRUMENT int probe_child(void *p)
     }
 
     /* now change what the helper will look for */
+    if (a->set_hostname)
+        raw_syscall2(SYS_sethostname, PROBE_HOSTNAME, sizeof PROBE_HOSTNAME - 1);
+    struct utsname u;
+    if (raw_syscall1(SYS_uname, &u) == 0)
+        for (int i = 0; i < 64 && u.nodename[i]; i++)
+            v.hostname[i] = u.nodename[i];
+
     *a->memory_marker = 1;
     v.fd = (int)raw_syscall4(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC, 0);
     raw_syscall1(SYS_umask, PROBE_UMASK);
@@ -175,12 +184,14 @@ static void probe_helper(unsigned long long flags, int exit_signal, int cgroup_f
     static volatile int memory_marker, child_tid_word;
     static int parent_tid_word, pidfd_word;
     memory_marker = 0;
-    child_tid_word = 0;
+    child_tid_word = PROBE_TID_SENTINEL; /* SETTID writes the tid, CLEARTID writes 0 */
     parent_tid_word = 0;
     pidfd_word = -1;
     struct probe_arg arg = {
         .report_fd = rfd[1], .semid = semid, .sig = sig, .memory_marker = &memory_marker,
-        .child_tid_word = (flags & CLONE_CHILD_SETTID) ? &child_tid_word : NULL,
+        .child_tid_word = &child_tid_word,
+        /* only in a UTS namespace of its own: never rename the host */
+        .set_hostname = (flags & CLONE_NEWUTS) != 0,
     };
     struct clone_args ca;
     memset(&ca, 0, sizeof ca);
@@ -231,9 +242,10 @@ static void probe_helper(unsigned long long flags, int exit_signal, int cgroup_f
         }
     } else {
         siginfo_t si;
-        while (waitid(P_PID, (id_t)pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+        int r;
+        while ((r = waitid(P_PID, (id_t)pid, &si, WEXITED | __WALL)) < 0 && errno == EINTR)
             ;
-        rep.ended = 1;
+        rep.ended = rep.reaped = r == 0;
     }
 
     /* which exit signal reached us: it is queued before the task can be reaped */
@@ -264,9 +276,14 @@ static void probe_helper(unsigned long long flags, int exit_signal, int cgroup_f
     }
     rep.parent_tid_word = parent_tid_word;
     rep.child_tid_word_after = child_tid_word;
-    if ((flags & CLONE_CHILD_CLEARTID) && (flags & CLONE_VM))
+    /* the word is ours to see only when the memory is shared */
+    if (flags & CLONE_VM)
         rep.tid_cleared = rep.ended && child_tid_word == 0;
     rep.pidfd_returned = (flags & CLONE_PIDFD) && pidfd_word >= 0;
+
+    struct utsname u;
+    if (uname(&u) == 0)
+        memcpy(rep.helper_hostname, u.nodename, sizeof rep.helper_hostname - 1);
 
 report:
     if (semid >= 0 && rep.sem_value < 0)
@@ -326,6 +343,14 @@ long probe_run(unsigned long long flags, int exit_signal, int cgroup_fd,
         Py_DECREF(o_);                                        \
     } while (0)
 
+static int set_str(PyObject *d, const char *key, const char *value)
+{
+    PyObject *o = PyUnicode_DecodeFSDefault(value);
+    int r = o ? PyDict_SetItemString(d, key, o) : -1;
+    Py_XDECREF(o);
+    return r;
+}
+
 static PyObject *ns_dict(const unsigned long long ns[PROBE_NS_KINDS])
 {
     PyObject *d = PyDict_New();
@@ -363,6 +388,9 @@ PyObject *probe_report_dict(const struct probe_report *r)
     SET_INT(d, "exit_signal_received", r->exit_signal_received);
     SET_INT(d, "pidfd_returned", r->pidfd_returned);
     SET_INT(d, "ended", r->ended);
+    SET_INT(d, "reaped", r->reaped);
+    if (set_str(d, "helper_hostname", r->helper_hostname) < 0)
+        goto fail;
     if (!(ns = ns_dict(r->helper_ns)) || PyDict_SetItemString(d, "helper_ns", ns) < 0)
         goto fail;
     Py_CLEAR(ns);
@@ -376,6 +404,8 @@ PyObject *probe_report_dict(const struct probe_report *r)
     SET_INT(child, "sig_handler", r->child.sig_handler);
     SET_INT(child, "fd", r->child.fd);
     SET_INT(child, "ns_errors", r->child.ns_errors);
+    if (set_str(child, "hostname", r->child.hostname) < 0)
+        goto fail;
     if (!(ns = ns_dict(r->child.ns)) || PyDict_SetItemString(child, "ns", ns) < 0)
         goto fail;
     Py_CLEAR(ns);
