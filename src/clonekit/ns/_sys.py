@@ -1,0 +1,123 @@
+"""The few raw syscalls the namespace code needs that Python 3.11's ``os`` lacks.
+
+``os.unshare``/``os.setns`` (3.12+) are used when present; otherwise libc through ctypes,
+imported on first use only (ctypes costs milliseconds; the CLI start-up must not pay for it
+unless it calls one of these).  Every function raises ``OSError`` with the kernel's errno.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MNT_DETACH = 0x2
+
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+
+_libc: Any = None
+
+
+def _lib() -> Any:
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        lib = ctypes.CDLL(None, use_errno=True)
+        lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                              ctypes.c_char_p]
+        lib.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        lib.unshare.argtypes = [ctypes.c_int]
+        lib.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                              ctypes.c_ulong]
+        lib.syscall.restype = ctypes.c_long
+        _libc = lib
+    return _libc
+
+
+def _check(result: int, what: str, path: str | None = None) -> None:
+    if result != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        if path is None:
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+
+
+def unshare(flags: int) -> None:
+    """unshare(2)."""
+    fn = getattr(os, "unshare", None)
+    if fn is not None:  # pragma: no cover - Python 3.12+
+        fn(flags)
+        return
+    _check(_lib().unshare(int(flags)), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """setns(2): ``fd`` is an nsfs file or a pidfd (then ``nstype`` is a CLONE_NEW* mask)."""
+    fn = getattr(os, "setns", None)
+    if fn is not None:  # pragma: no cover - Python 3.12+
+        fn(fd, nstype)
+        return
+    _check(_lib().setns(fd, nstype), "setns")
+
+
+def _b(text: str | None) -> bytes | None:
+    return None if text is None else os.fsencode(text)
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    """mount(2)."""
+    _check(_lib().mount(_b(source), _b(target), _b(fstype), flags, _b(data)), "mount", target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    """umount2(2)."""
+    _check(_lib().umount2(_b(target), flags), "umount", target)
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> None:
+    """prctl(2) for the integer-argument options."""
+    _check(_lib().prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+
+def raise_ambient_caps() -> None:
+    """Make every permitted capability inheritable and ambient, so it survives exec as non-root
+    (what ``unshare --keep-caps`` does)."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    lib = _lib()
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)()
+    _check(lib.capget(ctypes.byref(header), data), "capget")
+    for half in data:
+        half.inheritable = half.permitted
+    _check(lib.capset(ctypes.byref(header), data), "capset")
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        word, bit = divmod(cap, 32)
+        if data[word].permitted & (1 << bit):
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
