@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Union
-
 from . import _native
 from .errors import UsageError
 from .flags import CloneFlag, parse_flags
@@ -20,8 +17,13 @@ from .task import Task
 
 __all__ = ["CloneRefused", "clone", "spawn"]
 
-FlagsLike = Union[int, str, CloneFlag]
-FdLike = Union[int, IO[bytes], IO[str], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the typing module costs more to import than all of clonekit's core
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import IO, Union
+
+    FlagsLike = Union[int, str, CloneFlag]
+    FdLike = Union[int, IO[bytes], IO[str], None]
 
 # A Python child cannot live in its parent's address space or thread group: the interpreter's
 # state (GIL, thread states, allocator) would be shared by two tasks without a thread state.
@@ -32,6 +34,7 @@ _NOT_FOR_SPAWN = (
     CloneFlag.THREAD | CloneFlag.SETTLS | CloneFlag.SIGHAND | CloneFlag.FS | CloneFlag.FILES
     | CloneFlag.PARENT_SETTID | CloneFlag.CHILD_SETTID | CloneFlag.CHILD_CLEARTID | CloneFlag.DETACHED
 )
+_SPAWN_DEFAULT = CloneFlag(0)
 # subprocess's restore_signals: Python ignores these, a new program should not
 _RESTORED_SIGNALS = tuple(
     int(getattr(signal, name)) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name)
@@ -103,11 +106,10 @@ def spawn(
     mirror :class:`subprocess.Popen`; a failed execve or chdir raises the right ``OSError``
     here, in the parent, with the path named.
     """
-    flags = parse_flags(flags)
-    bad = flags & _NOT_FOR_SPAWN
-    if bad:
+    flags = _SPAWN_DEFAULT if flags == 0 else parse_flags(flags)
+    if flags.value & _NOT_FOR_SPAWN.value:
         raise CloneRefused(
-            f"spawn() does not take {bad}: until execve the child runs on the parent's memory, "
+            f"spawn() does not take {flags & _NOT_FOR_SPAWN}: until execve the child runs on the parent's memory, "
             "so it must not share cwd, fd table, signal handlers or thread group with it (spawn "
             "adds VM, VFORK, PIDFD and CLEAR_SIGHAND itself)"
         )
@@ -117,16 +119,15 @@ def spawn(
     envb = None if env is None else [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
     program = os.fsencode(executable) if executable is not None else args[0]
     exec_paths = _exec_candidates(program, env)
-    fd_map = [x for target, source in enumerate((stdin, stdout, stderr))
-              for x in (target, _fd(source))]
-    keep = sorted({int(fd) for fd in pass_fds if int(fd) > 2})
+    fd_map = [] if stdin is stdout is stderr is None else [
+        x for target, source in enumerate((stdin, stdout, stderr)) for x in (target, _fd(source))]
+    keep = sorted({int(fd) for fd in pass_fds if int(fd) > 2}) if pass_fds else []
     exit_signal = _signal_number(exit_signal)
     with _cgroup_fd(cgroup) as cgroup_fd:
-        if cgroup_fd >= 0:
-            flags |= CloneFlag.INTO_CGROUP
+        value = flags.value | (CloneFlag.INTO_CGROUP.value if cgroup_fd >= 0 else 0)
         try:
             pid, pidfd, err, step = _native.spawn(
-                exec_paths, args, envb, None if cwd is None else os.fsencode(cwd), int(flags),
+                exec_paths, args, envb, None if cwd is None else os.fsencode(cwd), value,
                 exit_signal, fd_map, keep, close_fds, start_new_session, _RESTORED_SIGNALS,
                 cgroup_fd,
             )
@@ -138,7 +139,7 @@ def spawn(
         if step == _native.STEP_CHDIR:
             raise OSError(err, os.strerror(err), os.fsdecode(os.fsencode(cwd or "")))
         raise OSError(err, f"{os.strerror(err)} (in the child, at {_EXEC_STEPS.get(step, step)})")
-    return Task(pid, pidfd, is_child=not flags & CloneFlag.PARENT)
+    return Task(pid, pidfd, is_child=not flags.value & CloneFlag.PARENT.value)
 
 
 def _exec_candidates(program: bytes, env: Mapping[str, str] | None) -> list[bytes]:

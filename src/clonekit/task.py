@@ -11,7 +11,6 @@ import select
 import signal
 import time
 import warnings
-from typing import Any
 
 from .errors import KernelError, UsageError, from_errno
 
@@ -182,7 +181,7 @@ class Task:
     def __enter__(self) -> Task:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
             if self._pidfd >= 0 and self.returncode is None:
                 self.wait()
