@@ -11,6 +11,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 HEADER = ("UID", "PID", "PPID", "LWP", "C", "NLWP", "STIME", "TTY", "TIME", "CMD")
 _MIN_WIDTH = (8, 5, 5, 5, 2, 4, 5, 8, 8)  # ps -eLf's column widths (CMD is last, unpadded)
+# like ps: control characters in a command line print as "?", a newline as a space
+_CONTROL = {i: "?" for i in (*range(32), *range(127, 160))} | {10: " "}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +131,7 @@ def _print_table(tasks: list[TaskInfo], *, headers: bool) -> None:
                 stime,
                 _tty(t.tty_nr),
                 _cputime(ticks, hz),
-                " ".join(t.cmdline) if t.cmdline else f"[{t.comm}]",
+                (" ".join(t.cmdline) if t.cmdline else f"[{t.comm}]").translate(_CONTROL),
             )
         )
     widths = list(_MIN_WIDTH)

@@ -93,7 +93,13 @@ def build_tree(root: int | None = 1, *, ns: bool = False, kinds: Iterable[str] =
 
 
 def _mark_namespaces(start: TreeNode, kinds: tuple[str, ...]) -> None:
-    stack: list[tuple[TreeNode, dict[str, int] | None]] = [(start, None)]
+    above: dict[str, int] | None = None
+    if start.pid and start.ppid:  # the root is compared with its own parent, like pstree -S
+        try:
+            above = namespaces(start.ppid, None, kinds)
+        except (NoSuchProcess, AccessDenied):
+            above = None
+    stack: list[tuple[TreeNode, dict[str, int] | None]] = [(start, above)]
     while stack:
         node, parent_ns = stack.pop()
         try:

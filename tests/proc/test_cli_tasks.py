@@ -1,0 +1,87 @@
+"""`clonekit tasks` against procps `ps` on the same controlled processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from proc_helpers import Family, free_pid, need, run_cli
+
+
+def _ps(*args: str) -> list[list[str]]:
+    out = subprocess.run([need("ps"), *args], capture_output=True, text=True, check=True).stdout
+    return [line.split() for line in out.splitlines()]
+
+
+def test_json_matches_ps_on_tids_tgids_nlwp(family: Family) -> None:
+    res = run_cli("tasks", "--json", "-p", str(family.pid))
+    assert res.returncode == 0, res.stderr
+    tasks = json.loads(res.stdout)["tasks"]
+    ours = sorted((t["pid"], t["lwp"], t["nlwp"], t["ppid"], t["uid"]) for t in tasks)
+    theirs = sorted(
+        tuple(int(x) for x in row)
+        for row in _ps("-L", "-o", "pid=,lwp=,nlwp=,ppid=,euid=", "-p", str(family.pid))
+    )
+    assert ours == theirs
+    assert len(ours) == 5
+    for t in tasks:  # ps's column names, numbers as numbers
+        assert isinstance(t["stime"], float) and isinstance(t["time"], float)
+        assert t["nspid"] == [t["lwp"]] and t["nstgid"] == [t["pid"]]
+        assert t["cmd"].startswith(f"{sys.executable} -c")
+
+
+def test_table_matches_ps_eLf(family: Family) -> None:
+    res = run_cli("tasks")
+    assert res.returncode == 0, res.stderr
+    ps = _ps("-eLfww")  # ww: never cut CMD (ps cuts at 80 columns without a terminal)
+    header = res.stdout.splitlines()[0].split()
+    assert header == ps[0] == ["UID", "PID", "PPID", "LWP", "C", "NLWP", "STIME", "TTY", "TIME", "CMD"]
+    watched = {str(family.pid), *map(str, family.kids)}
+
+    def rows(table: list[list[str]]) -> list[tuple[str, ...]]:
+        # UID PID PPID LWP NLWP STIME TTY CMD... (C and TIME are rates that move between runs)
+        return sorted((r[0], r[1], r[2], r[3], r[5], r[6], r[7], *r[9:]) for r in table if r[1] in watched)
+
+    ours = rows([line.split() for line in res.stdout.splitlines()[1:]])
+    assert ours == rows(ps[1:])
+    assert len(ours) == 5 + 2
+    # and the whole listing: every long-lived task ps sees, we see too
+    our_tasks = {(r[1], r[3]) for r in (line.split() for line in res.stdout.splitlines()[1:])}
+    ps_tasks = {(r[1], r[3]) for r in ps[1:]}
+    assert len(ps_tasks - our_tasks) <= 3  # only the processes of ps/our runs may differ
+    assert len(our_tasks & ps_tasks) > 10
+
+
+def test_columns_align_like_ps(family: Family) -> None:
+    ours = run_cli("tasks", "-p", str(family.kids[0])).stdout.splitlines()
+    theirs = subprocess.run(["ps", "-Lfww", "-p", str(family.kids[0])], capture_output=True, text=True).stdout
+    # the same widths: the CMD column starts at the same offset
+    assert ours[0] == theirs.splitlines()[0]
+    assert ours[1].index("sleep 600") == theirs.splitlines()[1].index("sleep 600")
+    assert ours[1].split()[:4] == theirs.splitlines()[1].split()[:4]
+
+
+def test_several_pids_and_no_headers(family: Family) -> None:
+    res = run_cli("tasks", "--no-headers", "-p", f"{family.kids[0]},{family.kids[1]}")
+    assert res.returncode == 0
+    assert sorted(int(line.split()[1]) for line in res.stdout.splitlines()) == sorted(family.kids)
+
+
+def test_missing_pid_is_a_clear_error() -> None:
+    pid = free_pid()
+    res = run_cli("tasks", "-p", str(pid))
+    assert res.returncode == 1
+    assert res.stdout == ""
+    assert res.stderr.strip() == (
+        f"clonekit tasks: no process with id {pid}: it does not exist or has exited "
+        "(list live ones with `clonekit tasks`)"
+    )
+
+
+def test_malformed_pid_is_a_clear_error() -> None:
+    for bad in ("abc", "0", "-3x", "12,x"):
+        res = run_cli("tasks", f"--pid={bad}")
+        assert res.returncode == 1, bad
+        assert "Traceback" not in res.stderr
+        assert "is not a process id (a positive integer" in res.stderr
