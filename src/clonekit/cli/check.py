@@ -1,0 +1,95 @@
+"""``clonekit check``: would the kernel accept these clone flags?  Prints "accepted" (exit 0) or
+"ERRNO: rule" (exit 1); bad input is one line on stderr (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+VIAS = ("clone3", "clone", "unshare")
+
+
+def add_common(parser: argparse.ArgumentParser, *, auto_signal: bool) -> None:
+    """The options check and explain share."""
+    parser.add_argument("--via", choices=VIAS, default="clone3",
+                        help="the system call whose rules apply (default: clone3)")
+    default = ("0 for CLONE_THREAD/CLONE_PARENT or a glibc set's own, else SIGCHLD" if auto_signal
+               else "SIGCHLD, or a glibc set's own")
+    parser.add_argument("--exit-signal", metavar="SIG", default=None,
+                        help=f"exit signal by name (SIGCHLD, chld, rtmin+1) or number (default: {default})")
+    parser.add_argument("flags", nargs="+", metavar="FLAGS",
+                        help="clone flags: 'CLONE_VM|CLONE_FS', 'vm,fs', 'newpid', 0x100, or a glibc "
+                             "entry point (fork, vfork, posix_spawn, pthread_create)")
+
+
+def parse_signal(text: str) -> int:
+    """A signal by name or number: "SIGCHLD", "chld", "17", "0", "none", "SIGRTMIN+2"."""
+    from clonekit.errors import UsageError
+
+    word = text.strip()
+    if word.lower() in ("none", "0"):
+        return 0
+    try:
+        return int(word, 0)
+    except ValueError:
+        pass
+    name = word.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    for base, sign in (("SIGRTMIN", "+"), ("SIGRTMAX", "-")):
+        if name.startswith(base + sign):
+            try:
+                offset = int(name[len(base) + 1:])
+            except ValueError:
+                break
+            value = getattr(signal, base) + (offset if sign == "+" else -offset)
+            if signal.SIGRTMIN <= value <= signal.SIGRTMAX:
+                return int(value)
+            break
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        names = ", ".join(s.name for s in signal.Signals)
+        raise UsageError(
+            f"unknown signal {text!r}: give a number (0..64) or one of {names} "
+            "(with or without SIG, any case; SIGRTMIN+N and SIGRTMAX-N also work)"
+        ) from None
+
+
+def resolve(args: argparse.Namespace, *, auto_signal: bool) -> tuple[object, int]:
+    """(flags, exit signal) from the command line; glibc entry points bring their own signal."""
+    from clonekit.explain import LIBC_SETS
+    from clonekit.flags import CloneFlag, parse_flags
+
+    text = "|".join(args.flags)
+    libc = LIBC_SETS.get(text.strip().lower())
+    flags = libc.flags if libc is not None else parse_flags(text)
+    if args.exit_signal is not None:
+        return flags, parse_signal(args.exit_signal)
+    if libc is not None:
+        return flags, libc.exit_signal
+    if auto_signal and flags & (CloneFlag.THREAD | CloneFlag.PARENT):
+        return flags, 0
+    return flags, int(signal.SIGCHLD)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser, auto_signal=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clonekit.errors import UsageError
+    from clonekit.rules import CloneFlagsError, check
+
+    try:
+        flags, sig = resolve(args, auto_signal=False)
+        check(flags, via=args.via, exit_signal=sig)  # type: ignore[arg-type]
+    except CloneFlagsError as refused:
+        print(refused)
+        return 1
+    except UsageError as bad:
+        print(f"clonekit check: {bad}", file=sys.stderr)
+        return 2
+    print("accepted")
+    return 0
