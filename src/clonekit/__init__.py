@@ -25,8 +25,8 @@ _EXPORTS = {
     "spawn": "process",
     "CloneRefused": "process",
     "Task": "task",
-    "probe": "probe",
-    "PRESETS": "probe",
+    "probe": "observe",
+    "PRESETS": "observe",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .errors import Error, KernelError, UsageError
     from .explain import Explanation, explain
     from .flags import CloneFlag, parse_flags
-    from .probe import PRESETS, probe
+    from .observe import PRESETS, probe
     from .process import CloneRefused, clone, spawn
     from .rules import CloneFlagsError, check
     from .task import Task

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clonekit.probe import PRESETS
+    from clonekit.observe import PRESETS
 
     parser.add_argument("flags", metavar="FLAGS|PRESET",
                         help=f"clone flags (e.g. 'vm|files|sighand') or a preset: {', '.join(PRESETS)}")
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clonekit.probe import probe
+    from clonekit.observe import probe
     from clonekit.signals import parse_signal
 
     sig = None if args.exit_signal is None else parse_signal(args.exit_signal)
