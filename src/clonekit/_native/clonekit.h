@@ -62,4 +62,17 @@ long probe_run(unsigned long long flags, int exit_signal, int cgroup_fd,
                struct probe_report *report);
 PyObject *probe_report_dict(const struct probe_report *report);
 
+
+/* sys.c: thin syscall wrappers (METH_VARARGS) */
+PyObject *sys_mount(PyObject *self, PyObject *args);
+PyObject *sys_umount2(PyObject *self, PyObject *args);
+PyObject *sys_pivot_root(PyObject *self, PyObject *args);
+PyObject *sys_setns(PyObject *self, PyObject *args);
+PyObject *sys_unshare(PyObject *self, PyObject *args);
+PyObject *sys_prctl(PyObject *self, PyObject *args);
+PyObject *sys_setdomainname(PyObject *self, PyObject *args);
+PyObject *sys_openat2(PyObject *self, PyObject *args);
+PyObject *sys_join_session_keyring(PyObject *self, PyObject *args);
+PyObject *sys_close_range(PyObject *self, PyObject *args);
+
 #endif

@@ -408,6 +408,18 @@ static PyMethodDef native_methods[] = {
       METH_VARARGS | METH_KEYWORDS,
       "kernel_verdict(flags, via, exit_signal, cgroup_fd=-1, in_place=False) -> errno or 0" },
     { "probe", native_probe, METH_VARARGS, "probe(flags, exit_signal, cgroup_fd=-1) -> dict of raw observations" },
+    { "mount", sys_mount, METH_VARARGS, "mount(source, target, fstype, flags, data)" },
+    { "umount2", sys_umount2, METH_VARARGS, "umount2(target, flags=0)" },
+    { "pivot_root", sys_pivot_root, METH_VARARGS, "pivot_root(new_root, put_old)" },
+    { "setns", sys_setns, METH_VARARGS, "setns(fd, nstype=0)" },
+    { "unshare", sys_unshare, METH_VARARGS, "unshare(flags)" },
+    { "prctl", sys_prctl, METH_VARARGS, "prctl(option, a2=0, a3=0, a4=0, a5=0) -> int" },
+    { "setdomainname", sys_setdomainname, METH_VARARGS, "setdomainname(name)" },
+    { "openat2", sys_openat2, METH_VARARGS,
+      "openat2(dirfd, path, flags, mode=0, resolve=0) -> fd (always O_CLOEXEC)" },
+    { "join_session_keyring", sys_join_session_keyring, METH_VARARGS,
+      "join_session_keyring(name=None) -> keyring serial" },
+    { "close_range", sys_close_range, METH_VARARGS, "close_range(first, last, flags=0)" },
     { NULL, NULL, 0, NULL },
 };
 

@@ -1,0 +1,142 @@
+/* Thin wrappers for syscalls Python's os module lacks (or lacks on 3.11): the runtime and the
+ * namespace code call them on their hot path, where importing ctypes would cost milliseconds.
+ * No policy here: each raises OSError with the kernel's errno and the path involved. */
+#define _GNU_SOURCE
+#include "clonekit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static PyObject *fail(const char *path)
+{
+    if (path)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+#define RUN_OR_FAIL(expr, path)              \
+    do {                                     \
+        long r_;                             \
+        Py_BEGIN_ALLOW_THREADS               \
+        r_ = (long)(expr);                   \
+        Py_END_ALLOW_THREADS                 \
+        if (r_ < 0)                          \
+            return fail(path);               \
+    } while (0)
+
+PyObject *sys_mount(PyObject *self, PyObject *args)
+{
+    const char *source, *target, *fstype, *data;
+    unsigned long flags;
+    if (!PyArg_ParseTuple(args, "zszkz", &source, &target, &fstype, &flags, &data))
+        return NULL;
+    RUN_OR_FAIL(mount(source, target, fstype, flags, data), target);
+    Py_RETURN_NONE;
+}
+
+PyObject *sys_umount2(PyObject *self, PyObject *args)
+{
+    const char *target;
+    int flags = 0;
+    if (!PyArg_ParseTuple(args, "s|i", &target, &flags))
+        return NULL;
+    RUN_OR_FAIL(umount2(target, flags), target);
+    Py_RETURN_NONE;
+}
+
+PyObject *sys_pivot_root(PyObject *self, PyObject *args)
+{
+    const char *new_root, *put_old;
+    if (!PyArg_ParseTuple(args, "ss", &new_root, &put_old))
+        return NULL;
+    RUN_OR_FAIL(syscall(SYS_pivot_root, new_root, put_old), new_root);
+    Py_RETURN_NONE;
+}
+
+PyObject *sys_setns(PyObject *self, PyObject *args)
+{
+    int fd, nstype = 0;
+    if (!PyArg_ParseTuple(args, "i|i", &fd, &nstype))
+        return NULL;
+    RUN_OR_FAIL(setns(fd, nstype), NULL);
+    Py_RETURN_NONE;
+}
+
+PyObject *sys_unshare(PyObject *self, PyObject *args)
+{
+    unsigned long long flags;
+    if (!PyArg_ParseTuple(args, "K", &flags))
+        return NULL;
+    RUN_OR_FAIL(syscall(SYS_unshare, flags), NULL);
+    Py_RETURN_NONE;
+}
+
+PyObject *sys_prctl(PyObject *self, PyObject *args)
+{
+    int option;
+    unsigned long a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+    if (!PyArg_ParseTuple(args, "i|kkkk", &option, &a2, &a3, &a4, &a5))
+        return NULL;
+    long r = prctl(option, a2, a3, a4, a5);
+    if (r < 0)
+        return fail(NULL);
+    return PyLong_FromLong(r);
+}
+
+PyObject *sys_setdomainname(PyObject *self, PyObject *args)
+{
+    const char *name;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "s#", &name, &len))
+        return NULL;
+    RUN_OR_FAIL(setdomainname(name, (size_t)len), NULL);
+    Py_RETURN_NONE;
+}
+
+/* openat2(dirfd, path, flags, mode, resolve) -> fd; resolve holds RESOLVE_* bits such as
+ * RESOLVE_IN_ROOT, which keeps every step of the lookup (symlinks and ".." included) inside
+ * dirfd: the kernel's answer to the symlink-escape class of container CVEs. */
+PyObject *sys_openat2(PyObject *self, PyObject *args)
+{
+    int dirfd;
+    const char *path;
+    unsigned long long flags, mode = 0, resolve = 0;
+    if (!PyArg_ParseTuple(args, "isK|KK", &dirfd, &path, &flags, &mode, &resolve))
+        return NULL;
+    struct open_how how = { .flags = flags | O_CLOEXEC, .mode = mode, .resolve = resolve };
+    long fd;
+    Py_BEGIN_ALLOW_THREADS
+    fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    Py_END_ALLOW_THREADS
+    if (fd < 0)
+        return fail(path);
+    return PyLong_FromLong(fd);
+}
+
+/* keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a container gets a session keyring of its own */
+PyObject *sys_join_session_keyring(PyObject *self, PyObject *args)
+{
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "|z", &name))
+        return NULL;
+    long r = syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name);
+    if (r < 0)
+        return fail(NULL);
+    return PyLong_FromLong(r);
+}
+
+PyObject *sys_close_range(PyObject *self, PyObject *args)
+{
+    unsigned int first, last, flags = 0;
+    if (!PyArg_ParseTuple(args, "II|I", &first, &last, &flags))
+        return NULL;
+    if (syscall(SYS_close_range, first, last, flags) < 0)
+        return fail(NULL);
+    Py_RETURN_NONE;
+}
