@@ -1,0 +1,133 @@
+"""A container as plain data: what ``spec`` builds from config.json, what the Python sandbox API
+will build directly, and what ``container`` executes.  Every value here is already validated:
+code that consumes a Plan never re-checks the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..flags import CloneFlag
+
+NAMESPACE_FLAGS: dict[str, CloneFlag] = {
+    # OCI linux.namespaces[].type -> clone flag
+    "pid": CloneFlag.NEWPID, "network": CloneFlag.NEWNET, "mount": CloneFlag.NEWNS,
+    "ipc": CloneFlag.NEWIPC, "uts": CloneFlag.NEWUTS, "user": CloneFlag.NEWUSER,
+    "cgroup": CloneFlag.NEWCGROUP, "time": CloneFlag.NEWTIME,
+}
+
+
+@dataclass(frozen=True)
+class IdMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass(frozen=True)
+class NamespacePlan:
+    kind: str                    # OCI type: pid network mount ipc uts user cgroup time
+    path: str | None = None      # join this one instead of creating a new one
+
+    @property
+    def flag(self) -> CloneFlag:
+        return NAMESPACE_FLAGS[self.kind]
+
+
+@dataclass(frozen=True)
+class MountPlan:
+    destination: str             # absolute, inside the container, normalised (no "..")
+    type: str | None             # "bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", ...
+    source: str | None
+    flags: int = 0               # MS_* bits to set (MS_BIND|MS_REC for rbind, MS_RDONLY, ...)
+    clear_flags: int = 0         # MS_* bits the options cleared ("rw", "suid", "dev", "exec", ...)
+    propagation: int = 0         # MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (| MS_REC), 0 = leave
+    data: str = ""               # filesystem options (mode=755,size=65536k,...)
+    recursive_set: int = 0       # MOUNT_ATTR_* for mount_setattr(AT_RECURSIVE): rro, rnosuid, ...
+    recursive_clear: int = 0     # MOUNT_ATTR_* cleared recursively: rrw, rsuid, ...
+    options: tuple[str, ...] = ()  # as written in config.json, for messages
+
+    @property
+    def is_bind(self) -> bool:
+        return bool(self.flags & 0x1000)  # MS_BIND
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    path: str                    # absolute, inside the container (e.g. /dev/fuse)
+    type: str                    # "c", "b", "u" or "p"
+    major: int
+    minor: int
+    file_mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Hook:
+    path: str
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    timeout: float | None = None  # seconds
+
+
+@dataclass(frozen=True)
+class Hooks:
+    prestart: tuple[Hook, ...] = ()          # deprecated by the spec, still run (as runc does)
+    create_runtime: tuple[Hook, ...] = ()
+    create_container: tuple[Hook, ...] = ()
+    start_container: tuple[Hook, ...] = ()
+    poststart: tuple[Hook, ...] = ()
+    poststop: tuple[Hook, ...] = ()
+
+
+@dataclass(frozen=True)
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessPlan:
+    args: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    cwd: str = "/"
+    user: User = field(default_factory=User)
+    terminal: bool = False
+    no_new_privileges: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    oci_version: str
+    root: str                    # absolute host path of the rootfs (bundle-relative resolved)
+    root_readonly: bool = False
+    process: ProcessPlan | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    mounts: tuple[MountPlan, ...] = ()
+    namespaces: tuple[NamespacePlan, ...] = ()
+    uid_mappings: tuple[IdMapping, ...] = ()
+    gid_mappings: tuple[IdMapping, ...] = ()
+    devices: tuple[DevicePlan, ...] = ()
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    rootfs_propagation: int = 0  # MS_* propagation for "/" (0: the runtime's default, rslave)
+    sysctl: tuple[tuple[str, str], ...] = ()
+    time_offsets: tuple[tuple[str, int, int], ...] = ()  # (clock, secs, nanosecs)
+    cgroups_path: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
+    hooks: Hooks = field(default_factory=Hooks)
+
+    def namespace(self, kind: str) -> NamespacePlan | None:
+        return next((ns for ns in self.namespaces if ns.kind == kind), None)
+
+    @property
+    def new_namespace_flags(self) -> CloneFlag:
+        """Flags of the namespaces to create (those without a path)."""
+        flags = CloneFlag(0)
+        for ns in self.namespaces:
+            if ns.path is None:
+                flags |= ns.flag
+        return flags
