@@ -77,7 +77,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clonekit.ns.newns import ExecError
+    from clonekit.ns._child import ExecError
     from clonekit.ns.setns import run as run_nsenter
 
     from .unshare import program_of

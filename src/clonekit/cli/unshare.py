@@ -121,21 +121,11 @@ def parse_signal(text: str) -> int:
         raise UsageError(f"unknown signal {text!r} (use a name like KILL or TERM, or a number)") from None
 
 
-def spec_from_args(args: argparse.Namespace) -> Any:
+def _id_maps(args: argparse.Namespace, spec: Any) -> None:
     import os
 
     from clonekit.ns.idmap import IdMap, IdRange, auto_map, parse_range, resolve_gid, resolve_uid
-    from clonekit.ns.kinds import Kind
-    from clonekit.ns.newns import UnshareSpec
 
-    spec = UnshareSpec()
-    kinds = []
-    for _short, _long, kind, _text in _KINDS:
-        path = getattr(args, f"{kind}_file")
-        if getattr(args, kind) or path is not None:
-            kinds.append(Kind(kind))
-            if path:
-                spec.persist[Kind(kind)] = os.path.abspath(path)
     uid_singles: list[IdRange] = []
     gid_singles: list[IdRange] = []
     euid, egid = os.geteuid(), os.getegid()
@@ -165,6 +155,25 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         spec.uid_map = IdMap(uid_singles + uid_ranges)
     if gid_singles or gid_ranges:
         spec.gid_map = IdMap(gid_singles + gid_ranges)
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    import os
+
+    from clonekit.ns.kinds import Kind
+    from clonekit.ns.newns import UnshareSpec
+
+    spec = UnshareSpec()
+    kinds = []
+    for _short, _long, kind, _text in _KINDS:
+        path = getattr(args, f"{kind}_file")
+        if getattr(args, kind) or path is not None:
+            kinds.append(Kind(kind))
+            if path:
+                spec.persist[Kind(kind)] = os.path.abspath(path)
+    if (args.map_root_user or args.map_current_user or args.map_user is not None or args.map_group is not None
+            or args.map_users or args.map_groups or args.map_auto):
+        _id_maps(args, spec)
     spec.kinds = tuple(kinds)
     spec.setgroups = args.setgroups
     spec.propagation = args.propagation
@@ -178,8 +187,11 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     spec.monotonic = args.monotonic
     spec.boottime = args.boottime
     spec.keep_caps = args.keep_caps
-    spec.uid = resolve_uid(args.setuid) if args.setuid is not None else None
-    spec.gid = resolve_gid(args.setgid) if args.setgid is not None else None
+    if args.setuid is not None or args.setgid is not None:
+        from clonekit.ns.idmap import resolve_gid, resolve_uid
+
+        spec.uid = resolve_uid(args.setuid) if args.setuid is not None else None
+        spec.gid = resolve_gid(args.setgid) if args.setgid is not None else None
     return spec
 
 
@@ -191,7 +203,7 @@ def program_of(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clonekit.ns.newns import ExecError
+    from clonekit.ns._child import ExecError
     from clonekit.ns.newns import run as run_unshared
 
     spec = spec_from_args(args)

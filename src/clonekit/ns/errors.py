@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from collections.abc import Iterable
 
 from ..errors import Error, KernelError, UsageError
@@ -236,6 +235,8 @@ def idmap_error(err: int, which: str, pid: int, lines: str, *, via: str) -> Kern
 
 
 def missing_helper(helper: str, ids: str) -> UsageError:
+    import shutil
+
     where = shutil.which(helper)
     if where:  # pragma: no cover
         return UsageError(f"{helper} is at {where} but could not be run")

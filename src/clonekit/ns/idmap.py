@@ -11,12 +11,13 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 from ..errors import UsageError
 from .errors import CAP_SETGID, CAP_SETUID, has_cap, idmap_error, missing_helper
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy reads this name as True
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 __all__ = [
     "IdMap",
@@ -34,21 +35,35 @@ SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
 
 
-@dataclass(frozen=True)
 class IdRange:
-    """``count`` ids starting at ``inside`` in the namespace are ``outside`` ... in its parent."""
+    """``count`` ids starting at ``inside`` in the namespace are ``outside`` ... in its parent.
+    Unpacks as (inside, outside, count)."""
 
-    inside: int
-    outside: int
-    count: int = 1
+    __slots__ = ("count", "inside", "outside")
 
-    def __post_init__(self) -> None:
-        for name in ("inside", "outside", "count"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0 or value > 0xFFFFFFFF:
+    def __init__(self, inside: int, outside: int, count: int = 1) -> None:
+        for name, value in (("inside", inside), ("outside", outside), ("count", count)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 0xFFFFFFFF:
                 raise UsageError(f"id range {name} must be an integer 0..4294967295, not {value!r}")
-        if self.count == 0:
+        if count == 0:
             raise UsageError("an id range must map at least one id (count 0)")
+        self.inside = inside
+        self.outside = outside
+        self.count = count
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self.inside, self.outside, self.count))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IdRange):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"IdRange(inside={self.inside}, outside={self.outside}, count={self.count})"
 
     def line(self) -> str:
         return f"{self.inside} {self.outside} {self.count}"
@@ -60,7 +75,7 @@ class IdMap(tuple[IdRange, ...]):
     def __new__(cls, ranges: Iterable[IdRange | tuple[int, int, int]] = ()) -> IdMap:
         items = []
         for r in ranges:
-            items.append(r if isinstance(r, IdRange) else IdRange(*r))
+            items.append(IdRange(*r))
         for i, a in enumerate(items):
             for b in items[i + 1:]:
                 if a.inside < b.inside + b.count and b.inside < a.inside + a.count:
@@ -247,6 +262,8 @@ def write_map(pid: int, which: str, idmap: IdMap, *, setgroups: str | None = Non
         raise missing_helper(helper, ids)
     if in_ns:
         raise UsageError(f"{which} {idmap.text().strip()!r} must be written from outside the namespace")
+    import subprocess
+
     proc = subprocess.run([path, str(pid), *idmap.helper_args()], capture_output=True, text=True,
                           check=False)
     if proc.returncode != 0:

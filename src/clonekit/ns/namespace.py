@@ -11,12 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import KernelError, UsageError
 from .errors import NoSuchProcessError, NotANamespaceError, WrongKindError, namespace_file_error
 from .kinds import Kind, kinds_from_flags
+
+TYPE_CHECKING = False  # typing/dataclasses cost milliseconds at start-up; mypy reads this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["NSFS_MAGIC", "Namespace", "namespaces_of", "nstype_of_fd"]
 
@@ -71,7 +73,6 @@ def nstype_of_fd(fd: int) -> Kind:
     return found[0]
 
 
-@dataclass(frozen=True)
 class Namespace:
     """One namespace: its kind and the (device, inode) of its nsfs file.
 
@@ -79,11 +80,27 @@ class Namespace:
     anywhere; a namespace obtained from an ioctl keeps an open descriptor instead.
     """
 
-    kind: Kind
-    inode: int
-    device: int
-    path: str | None = field(default=None, compare=False)
-    _handle: _Handle | None = field(default=None, compare=False, repr=False)
+    __slots__ = ("_handle", "device", "inode", "kind", "path")
+
+    def __init__(self, kind: Kind, inode: int, device: int, path: str | None = None,
+                 _handle: _Handle | None = None) -> None:
+        self.kind = kind
+        self.inode = inode
+        self.device = device
+        self.path = path
+        self._handle = _handle
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Namespace):
+            return NotImplemented
+        return (self.kind, self.inode, self.device) == (other.kind, other.inode, other.device)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.inode, self.device))
+
+    def __repr__(self) -> str:
+        return (f"Namespace(kind={self.kind.value!r}, inode={self.inode}, device={self.device}, "
+                f"path={self.path!r})")
 
     # ----------------------------------------------------------------- construction
     @classmethod

@@ -19,41 +19,53 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from ..errors import Error, KernelError, UsageError
-from .idmap import IdMap, writer_for
+from ..errors import KernelError, UsageError
+from ._child import ExecError
 from .kinds import Kind, kinds_to_flags, parse_kinds
 
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy reads this name as True
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from .helper import OutsideHelper
+    from .idmap import IdMap
 
-__all__ = ["UnshareSpec", "run", "unshare"]
+__all__ = ["ExecError", "UnshareSpec", "run", "unshare"]
 
 
-@dataclass
 class UnshareSpec:
-    """Everything ``clonekit unshare`` can be asked; see util-linux unshare(1)."""
+    """Everything ``clonekit unshare`` can be asked; see util-linux unshare(1).
 
-    kinds: tuple[Kind, ...] = ()
-    persist: dict[Kind, str] = field(default_factory=dict)
-    uid_map: IdMap | None = None
-    gid_map: IdMap | None = None
-    setgroups: str | None = None
-    propagation: str = "private"
-    monotonic: float | None = None
-    boottime: float | None = None
-    fork: bool = False
-    mount_proc: str | None = None
-    kill_child: int | None = None
-    root: str | None = None
-    wd: str | None = None
-    uid: int | None = None
-    gid: int | None = None
-    keep_caps: bool = False
+    (A plain class, not a dataclass: ``dataclasses`` costs the CLI several milliseconds.)"""
+
+    def __init__(self, *, kinds: tuple[Kind, ...] = (), persist: dict[Kind, str] | None = None,
+                 uid_map: IdMap | None = None, gid_map: IdMap | None = None,
+                 setgroups: str | None = None, propagation: str = "private",
+                 monotonic: float | None = None, boottime: float | None = None, fork: bool = False,
+                 mount_proc: str | None = None, kill_child: int | None = None, root: str | None = None,
+                 wd: str | None = None, uid: int | None = None, gid: int | None = None,
+                 keep_caps: bool = False) -> None:
+        self.kinds = kinds
+        self.persist: dict[Kind, str] = dict(persist or {})
+        self.uid_map = uid_map
+        self.gid_map = gid_map
+        self.setgroups = setgroups
+        self.propagation = propagation
+        self.monotonic = monotonic
+        self.boottime = boottime
+        self.fork = fork
+        self.mount_proc = mount_proc
+        self.kill_child = kill_child
+        self.root = root
+        self.wd = wd
+        self.uid = uid
+        self.gid = gid
+        self.keep_caps = keep_caps
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"UnshareSpec({fields})"
 
 
 def _normalise(spec: UnshareSpec) -> UnshareSpec:
@@ -83,6 +95,8 @@ class _Unsharer:
         self.maps_outside = False
         self.own = (os.geteuid(), os.getegid())
         if Kind.USER in spec.kinds and (spec.uid_map is not None or spec.gid_map is not None):
+            from .idmap import writer_for
+
             setgroups = spec.setgroups
             if setgroups is None and spec.gid_map is not None and \
                     writer_for("gid_map", spec.gid_map, setgroups="deny", in_ns=True,
@@ -176,6 +190,8 @@ def unshare(kinds: object = (), *, uid_map: IdMap | Sequence[tuple[int, int, int
 
     New pid and time namespaces apply to the children the caller makes afterwards.
     """
+    from .idmap import IdMap
+
     spec = UnshareSpec(
         kinds=parse_kinds(kinds),
         persist={parse_kinds(k)[0]: os.fspath(v) for k, v in (persist or {}).items()},
@@ -245,70 +261,12 @@ def _child_setup(spec: UnshareSpec) -> None:
         _sys.raise_ambient_caps()
 
 
-class ExecError(KernelError):
-    """The program could not be executed (exit status 126, or 127 when not found)."""
-
-    @property
-    def exit_status(self) -> int:
-        return 127 if self.errno == errno.ENOENT else 126
-
-
-def _exec(argv: Sequence[str]) -> None:
-    try:
-        os.execvp(argv[0], list(argv))
-    except OSError as exc:
-        raise ExecError(exc.errno or 0, f"cannot execute {argv[0]}: {exc.strerror}",
-                        step="exec") from None
-
-
-def default_command() -> list[str]:
-    return [os.environ.get("SHELL") or "/bin/sh"]
-
-
-def _report(fd: int, exc: BaseException) -> None:
-    import marshal
-
-    err = getattr(exc, "errno", 0) or 0
-    data = marshal.dumps((type(exc).__name__, err, str(exc), getattr(exc, "step", "") or ""))
-    with contextlib.suppress(OSError):
-        os.write(fd, data)
-
-
-def _raise_report(data: bytes) -> None:
-    import marshal
-
-    cls, err, message, step = marshal.loads(data)
-    if cls == "ExecError":
-        raise _ChildExecError(err, message, step)
-    if cls == "UsageError":
-        raise UsageError(message)
-    raise _ChildError(err, message, step)
-
-
-class _ChildError(KernelError):
-    def __init__(self, err: int, message: str, step: str) -> None:
-        super().__init__(err, message, step=step)
-        self._text = message
-
-    def __str__(self) -> str:
-        return self._text
-
-
-class _ChildExecError(_ChildError, ExecError):
-    pass
-
-
-def status_to_exit(status: int) -> int:
-    """A wait status as a shell would report it: the exit code, or 128+signal."""
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.waitstatus_to_exitcode(status)
-
-
 def run(argv: Sequence[str] | None, spec: UnshareSpec) -> int:
     """Do what ``clonekit unshare`` does: make the namespaces, then run ``argv`` (default: the
     user's shell).  Without ``spec.fork`` the calling process becomes the program (no return on
     success).  With it, returns the child's exit status (128+n when killed by signal n)."""
+    from ._child import default_command, exec_program, fork_exec
+
     argv = list(argv) if argv else default_command()
     spec = _normalise(spec)
     if Kind.PID in spec.persist and not spec.fork:
@@ -316,51 +274,12 @@ def run(argv: Sequence[str] | None, spec: UnshareSpec) -> int:
                          "exists once its first process does")
     job = _Unsharer(spec)
     job.start()
-    if not spec.fork:
-        job.close()
-        _child_setup(spec)
-        _exec(argv)
-        raise AssertionError("unreachable")  # pragma: no cover
     try:
-        rfd, wfd = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child; covered by the CLI tests
-            try:
-                os.close(rfd)
-                _child_setup(spec)
-                _exec(argv)
-            except BaseException as exc:
-                _report(wfd, exc)
-                os._exit(127 if isinstance(exc, ExecError) and exc.errno == errno.ENOENT else 126
-                         if isinstance(exc, ExecError) else 1)
-            os._exit(1)
-        os.close(wfd)
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            try:
-                job.after_fork(pid)
-            except BaseException:
-                os.kill(pid, signal.SIGKILL)  # our own child, not yet useful: do not leave it
-                os.waitpid(pid, 0)
-                raise
-            finally:
-                job.close()
-            data = b""
-            while True:
-                chunk = os.read(rfd, 65536)
-                if not chunk:
-                    break
-                data += chunk
-            os.close(rfd)
-            _, status = os.waitpid(pid, 0)
-        finally:
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
-        if data:
-            _raise_report(data)
-        return status_to_exit(status)
-    except Error:
-        raise
+        if not spec.fork:
+            job.close()
+            _child_setup(spec)
+            exec_program(argv)
+            raise AssertionError("unreachable")  # pragma: no cover
+        return fork_exec(argv, lambda: _child_setup(spec), job.after_fork)
     finally:
         job.close()

@@ -11,15 +11,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import KernelError, UsageError
 from .errors import NoSuchProcessError, setns_error
 from .kinds import KERNEL_ORDER, Kind, kinds_to_flags, parse_kinds
-from .namespace import Namespace
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy reads this name as True
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
+
+    from .namespace import Namespace
 
 __all__ = ["NsenterSpec", "enter", "run"]
 
@@ -70,6 +72,8 @@ def enter(target: Any = None, kinds: object = None, *, pidfd: int | None = None,
 
     Joining a pid namespace changes only where the caller's *children* go; fork afterwards.
     """
+    from .namespace import Namespace
+
     if files is not None or isinstance(target, (str, os.PathLike, Namespace)) or (
             isinstance(target, (list, tuple)) and target):
         return _enter_files(target, files, kinds)
@@ -147,12 +151,18 @@ def _enter_files(target: Any, files: Mapping[object, Any] | None, kinds: object)
     if target is not None:
         for value in (target if isinstance(target, (list, tuple)) else [target]):
             items.append((None, value))
+    from .namespace import Namespace
+
     wanted = None if kinds is None else set(parse_kinds(kinds))
     opened: dict[Kind, tuple[int, str]] = {}
     try:
         for kind, value in items:
             fd, shown = _open_ns(value)
-            opened_kind = Namespace.from_fd(fd, kind, _shown=shown).kind
+            try:
+                opened_kind = Namespace.from_fd(fd, kind, _shown=shown).kind
+            except BaseException:
+                os.close(fd)
+                raise
             if opened_kind in opened:
                 os.close(fd)
                 raise UsageError(f"two {opened_kind} namespaces given ({opened[opened_kind][1]} and {shown})")
@@ -168,6 +178,8 @@ def _enter_files(target: Any, files: Mapping[object, Any] | None, kinds: object)
 
 
 def _open_ns(value: Any) -> tuple[int, str]:
+    from .namespace import Namespace
+
     if isinstance(value, Namespace):
         return value.open(), str(value.path or value)
     path = os.fspath(value)
@@ -184,19 +196,28 @@ def _enter_paths(paths: Mapping[Kind, str], shown: str) -> tuple[Kind, ...]:
 
 
 # ------------------------------------------------------------------------------ run
-@dataclass
 class NsenterSpec:
-    """Everything ``clonekit nsenter`` can be asked; see util-linux nsenter(1)."""
+    """Everything ``clonekit nsenter`` can be asked; see util-linux nsenter(1).
 
-    target: int | None = None
-    all: bool = False
-    kinds: dict[Kind, str | None] = field(default_factory=dict)  # kind -> file, or None: target's
-    preserve_credentials: bool = False
-    root: str | None = None  # "" = the target's root
-    wd: str | None = None  # "" = the target's cwd
-    uid: int | None = None
-    gid: int | None = None
-    fork: bool = True
+    ``kinds`` maps a kind to a namespace file, or to None for the target's; ``root``/``wd`` ""
+    mean the target's root/cwd."""
+
+    def __init__(self, *, target: int | None = None, all: bool = False,
+                 kinds: dict[Kind, str | None] | None = None, preserve_credentials: bool = False,
+                 root: str | None = None, wd: str | None = None, uid: int | None = None,
+                 gid: int | None = None, fork: bool = True) -> None:
+        self.target = target
+        self.all = all
+        self.kinds: dict[Kind, str | None] = dict(kinds or {})
+        self.preserve_credentials = preserve_credentials
+        self.root = root
+        self.wd = wd
+        self.uid = uid
+        self.gid = gid
+        self.fork = fork
+
+    def __repr__(self) -> str:
+        return "NsenterSpec(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()) + ")"
 
 
 def _plan(spec: NsenterSpec) -> dict[Kind, str]:
@@ -239,7 +260,7 @@ def run(argv: Sequence[str] | None, spec: NsenterSpec) -> int:
     """Do what ``clonekit nsenter`` does: enter, set credentials/root/cwd, fork if a pid
     namespace was entered (unless ``spec.fork`` is False), exec ``argv`` (default: the shell).
     Returns the child's exit status (128+n when killed by signal n)."""
-    from .newns import _exec, _raise_report, _report, default_command, status_to_exit
+    from ._child import default_command, exec_program, fork_exec
 
     argv = list(argv) if argv else default_command()
     paths = _plan(spec)
@@ -275,33 +296,9 @@ def run(argv: Sequence[str] | None, spec: NsenterSpec) -> int:
             if fd >= 0:
                 os.close(fd)
     if Kind.PID not in entered or not spec.fork:
-        _exec(argv)
+        exec_program(argv)
         raise AssertionError("unreachable")  # pragma: no cover
-    rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.close(rfd)
-            _exec(argv)
-        except BaseException as exc:
-            _report(wfd, exc)
-            os._exit(127 if getattr(exc, "errno", 0) == errno.ENOENT else 126)
-        os._exit(1)
-    os.close(wfd)
-    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        data = b""
-        while chunk := os.read(rfd, 65536):
-            data += chunk
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(rfd)
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
-    if data:
-        _raise_report(data)
-    return status_to_exit(status)
+    return fork_exec(argv, lambda: None)
 
 
 def _set_ids(gid: int | None, uid: int | None) -> None:
