@@ -221,9 +221,20 @@ def _read_int(path: str) -> int | None:
 
 
 def _ns_differs(kind: str) -> bool:
+    """ns/<kind>_for_children differs from ns/<kind>.
+
+    Right after unshare(CLONE_NEWPID) the new namespace has no init yet and the kernel shows no
+    pid_for_children link at all (ENOENT): that, too, means it differs.
+    """
     for base in ("/proc/thread-self/ns", "/proc/self/ns"):
         try:
-            return os.readlink(f"{base}/{kind}") != os.readlink(f"{base}/{kind}_for_children")
+            own = os.readlink(f"{base}/{kind}")
+        except OSError:
+            continue
+        try:
+            return own != os.readlink(f"{base}/{kind}_for_children")
+        except FileNotFoundError:
+            return True
         except OSError:
             continue
     return False
@@ -289,25 +300,38 @@ def _chrooted() -> bool:
     fs_struct (unshare(CLONE_FS)) and setns()es into the caller's own mount namespace, which
     resets *its* root to the namespace root; if that differs from the caller's "/", the caller
     is chrooted.  Without the privilege for setns (CAP_SYS_ADMIN + CAP_SYS_CHROOT) it falls back
-    to /proc/self/mountinfo, where a root that is no mount point has no "/" entry.
+    to /proc/self/mountinfo, where a root that is no mount point has no "/" entry (and so
+    does it where no thread can be started: after unshare(CLONE_NEWPID), before the first fork).
     """
     try:
         mine = os.stat("/")
     except OSError:
         return False
     answer: list[object] = []
+    tids: list[int] = []
 
     def look() -> None:
+        tids.append(threading.get_native_id())
         try:
             answer.append(_stat_namespace_root())
         except OSError as exc:
             answer.append(exc)
 
     import threading
+    import time
 
     helper = threading.Thread(target=look, name="clonekit-chroot-probe", daemon=True)
-    helper.start()
-    helper.join()
+    try:
+        helper.start()  # fails while pid_for_children differs: CLONE_THREAD is refused then
+    except RuntimeError:
+        pass
+    else:
+        helper.join()
+        # join() returns before the kernel has released the task; until then the process is
+        # still multithreaded and unshare(CLONE_NEWUSER) right after check() would fail
+        deadline = time.monotonic() + 2.0
+        while tids and os.path.exists(f"/proc/self/task/{tids[0]}") and time.monotonic() < deadline:
+            time.sleep(0.00005)
     ns_root = answer[0] if answer else None
     if isinstance(ns_root, os.stat_result):
         return (ns_root.st_dev, ns_root.st_ino) != (mine.st_dev, mine.st_ino)
