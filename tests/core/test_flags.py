@@ -30,9 +30,12 @@ def test_every_bit_of_the_installed_sched_h_is_a_cloneflag_with_the_same_value()
 
 
 def test_issue_list_of_flags_is_complete_and_distinct():
-    names = ("VM FS FILES SIGHAND PIDFD PTRACE VFORK PARENT THREAD NEWNS SYSVSEM SETTLS PARENT_SETTID "
-             "CHILD_CLEARTID DETACHED UNTRACED CHILD_SETTID NEWCGROUP NEWUTS NEWIPC NEWUSER NEWPID "
-             "NEWNET IO CLEAR_SIGHAND INTO_CGROUP NEWTIME").split()
+    names = [
+        "VM", "FS", "FILES", "SIGHAND", "PIDFD", "PTRACE", "VFORK", "PARENT", "THREAD", "NEWNS",
+        "SYSVSEM", "SETTLS", "PARENT_SETTID", "CHILD_CLEARTID", "DETACHED", "UNTRACED", "CHILD_SETTID",
+        "NEWCGROUP", "NEWUTS", "NEWIPC", "NEWUSER", "NEWPID", "NEWNET", "IO", "CLEAR_SIGHAND",
+        "INTO_CGROUP", "NEWTIME",
+    ]
     values = [F[n].value for n in names]
     assert len(set(values)) == len(values) == 27
     assert all(v & (v - 1) == 0 for v in values)  # one bit each
