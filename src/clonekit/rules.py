@@ -60,7 +60,8 @@ UNSHARE_ACCEPTED = (
 PRIVILEGED_NS = F.NEWNS | F.NEWUTS | F.NEWIPC | F.NEWPID | F.NEWNET | F.NEWCGROUP | F.NEWTIME
 #: _NSIG on Linux: valid_signal() accepts 0..64.
 NSIG = 64
-#: MAX_PID_NS_LEVEL, and the deepest level a user namespace may have children at.
+#: MAX_PID_NS_LEVEL (a caller at level 32 gets ENOSPC for CLONE_NEWPID); create_user_ns()
+#: refuses a parent deeper than 32, so user namespaces reach level 33 (measured on 6.18).
 MAX_PID_NS_LEVEL = 32
 MAX_USER_NS_LEVEL = 32
 #: cgroup v2 controllers that may be enabled in a thread root (cgrp_dfl_threaded_ss_mask).
@@ -669,9 +670,9 @@ RULES: tuple[Rule, ...] = (
          since=(5, 6), until=(6, 1), where="copy_process"),
     # -- copy_creds()/unshare_userns() -> create_user_ns() ----------------------------------
     Rule("userns.depth", _ANY,
-         lambda c: c.any(F.NEWUSER) and c.state.user_ns_depth >= MAX_USER_NS_LEVEL, ENOSPC,
-         "CLONE_NEWUSER: user namespaces nest at most 32 deep, and the caller is already at "
-         "level {user_depth}", where="create_user_ns"),
+         lambda c: c.any(F.NEWUSER) and c.state.user_ns_depth > MAX_USER_NS_LEVEL, ENOSPC,
+         "CLONE_NEWUSER: user namespaces nest at most 33 levels below the initial one, and the "
+         "caller is already at level {user_depth}", where="create_user_ns"),
     Rule("userns.limit", _ANY, lambda c: c.any(F.NEWUSER) and c.limit("user"), ENOSPC,
          "CLONE_NEWUSER needs room for one more user namespace: /proc/sys/user/max_user_namespaces "
          "is 0", where="create_user_ns / inc_user_namespaces"),

@@ -147,7 +147,7 @@ CASES: list[tuple[Any, str, int, dict[str, Any], int, str, str]] = [
      "fork.pidfd_thread", "before Linux 6.9"),
     (F.VM, "clone3", SIGCHLD, {"kernel": (6, 0), "time_for_children_differs": True}, EINVAL,
      "fork.time_for_children", "time_for_children"),
-    (F.NEWUSER, "clone3", SIGCHLD, {"user_ns_depth": 32}, ENOSPC, "userns.depth", "level 32"),
+    (F.NEWUSER, "clone3", SIGCHLD, {"user_ns_depth": 33}, ENOSPC, "userns.depth", "level 33"),
     (F.NEWUSER, "unshare", 0, {"ns_limits": {"user": 0}}, ENOSPC, "userns.limit", "max_user_namespaces"),
     (F.NEWUSER, "unshare", 0, {"chrooted": True}, EPERM, "userns.chrooted", "chrooted"),
     (F.NEWUSER | F.NEWNET, "clone", SIGCHLD, {"ids_mapped": False}, EPERM, "userns.unmapped", "uid_map"),
@@ -193,7 +193,7 @@ def test_cases_cover_every_rule_except_the_cgroup_fd_ones_tested_on_real_fds():
     (F.PIDFD | F.VM | F.SIGHAND | F.THREAD, "clone3", 0, {"kernel": (6, 9)}),
     (F.NEWTIME, "clone3", SIGCHLD, {"kernel": (6, 3)}),
     (F.VM, "clone3", SIGCHLD, {"kernel": (6, 1), "time_for_children_differs": True}),
-    (F.NEWUSER, "clone3", SIGCHLD, {"user_ns_depth": 31}),
+    (F.NEWUSER, "clone3", SIGCHLD, {"user_ns_depth": 32}),
     (F.NEWPID, "unshare", 0, {"pid_ns_depth": 31}),
     (F.NEWUSER | F.NEWUTS | F.NEWNET, "clone3", SIGCHLD, {"cap_sys_admin": False}),
     (F.NEWIPC | F.SYSVSEM, "unshare", 0, {}),                  # unshare has no NEWIPC/SYSVSEM rule
@@ -216,7 +216,7 @@ def test_kernel_order_first_rule_wins():
     # the exit signal is validated while copying the struct, before the flags
     assert refusal(F.DETACHED, "clone3", 99)[1] == "clone3.exit_signal"
     # user namespace nesting (copy_creds) comes before CAP_SYS_ADMIN (copy_namespaces)
-    assert refusal(F.NEWUSER | F.NEWNET, "clone3", user_ns_depth=32, cap_sys_admin=False)[1] == "userns.depth"
+    assert refusal(F.NEWUSER | F.NEWNET, "clone3", user_ns_depth=33, cap_sys_admin=False)[1] == "userns.depth"
     # the mount namespace limit is met before the pid namespace's
     assert refusal(F.NEWNS | F.NEWPID, "clone3", ns_limits={"mnt": 0, "pid": 0})[1] == "mntns.limit"
 
