@@ -14,11 +14,12 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from ns_helpers import mounts_with  # noqa: E402
+from ns_helpers import mounts_with
 
 USER = "clonekit-test-user"
 SUBID_START = 610000
 SUBID_COUNT = 65536
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__import__("clonekit").__file__)))
 
 
 def _mount(*args: str) -> None:
@@ -54,16 +55,37 @@ class RootlessUser:
         self.gid = pw.pw_gid
         self.subuid = (SUBID_START, SUBID_COUNT)
         self.subgid = (SUBID_START, SUBID_COUNT)
+        self.python = sys.executable
+
+    def prefix(self) -> list[str]:
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
+                "--reset-env", "--", "env", "PYTHONUNBUFFERED=1", f"PYTHONPATH={SRC}"]
 
     def wrap(self, cmd: list[str]) -> list[str]:
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
-                "--reset-env", "--", "env", "PYTHONUNBUFFERED=1", *cmd]
+        if cmd and cmd[0] == sys.executable:
+            cmd = [self.python, *cmd[1:]]
+        return [*self.prefix(), *cmd]
+
+    def pick_python(self) -> None:
+        """The test interpreter may live where the user cannot read (e.g. under /root): then use
+        the system python of the same version with clonekit's source on PYTHONPATH."""
+        version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+            ok = subprocess.run([*self.prefix(), candidate, "-c", "import clonekit.process"],
+                                capture_output=True, check=False)
+            if ok.returncode == 0:
+                self.python = candidate
+                return
+        pytest.skip(f"no {version} with clonekit importable by an unprivileged user")
 
 
 def _edit_subid(path: str, line: str | None, original: str | None) -> str | None:
     """Append ``line`` (returns the previous content) or restore ``original``."""
     if line is not None:
-        before = open(path).read() if os.path.exists(path) else None
+        before = None
+        if os.path.exists(path):
+            with open(path) as f:
+                before = f.read()
         with open(path, "a") as f:
             f.write(line)
         return before
@@ -83,6 +105,12 @@ def rootless() -> Iterator[RootlessUser]:
     for tool in ("useradd", "userdel", "setpriv", "newuidmap", "newgidmap"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
+    saved = {}
+    for path in ("/etc/subuid", "/etc/subgid"):
+        saved[path] = None
+        if os.path.exists(path):
+            with open(path) as f:
+                saved[path] = f.read()
     existed = True
     try:
         pwd.getpwnam(USER)
@@ -90,14 +118,20 @@ def rootless() -> Iterator[RootlessUser]:
         existed = False
         subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", "--user-group", USER],
                        check=True, capture_output=True)
-    saved = {}
     try:
-        entry = f"{USER}:{SUBID_START}:{SUBID_COUNT}\n"
+        from clonekit.ns.idmap import subid_ranges
+
+        ranges = {}
         for path in ("/etc/subuid", "/etc/subgid"):
-            saved[path] = _edit_subid(path, entry, None)
-        yield RootlessUser(USER)
+            if not subid_ranges(USER, path):  # useradd adds ranges itself when login.defs says so
+                _edit_subid(path, f"{USER}:{SUBID_START}:{SUBID_COUNT}\n", None)
+            ranges[path] = subid_ranges(USER, path)[0]
+        user = RootlessUser(USER)
+        user.subuid, user.subgid = ranges["/etc/subuid"], ranges["/etc/subgid"]
+        user.pick_python()
+        yield user
     finally:
-        for path, content in saved.items():
-            _edit_subid(path, None, content)
         if not existed:
             subprocess.run(["userdel", USER], check=False, capture_output=True)
+        for path, content in saved.items():
+            _edit_subid(path, None, content)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import signal
@@ -43,10 +44,8 @@ def start(cmd: Sequence[str], user: Any = None) -> subprocess.Popen[str]:
 def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
     """End a process started by :func:`start` and everything it started (its own process group,
     made by start_new_session), reap it, return its output."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return proc.communicate(timeout=10)
 
 
@@ -101,7 +100,7 @@ def in_child(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
         os.close(r)
         try:
             result = ("ok", fn())
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             result = ("err", (type(exc).__name__, str(exc), getattr(exc, "errno", None)))
         try:
             data = marshal.dumps(result)
@@ -131,6 +130,14 @@ class ChildFailed(Exception):
         self.name = name
         self.message = message
         self.errno = err
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def ns_inode(pid: int | str, kind: str) -> int:

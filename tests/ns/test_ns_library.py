@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from ns_helpers import ChildFailed, descendant, in_child, ns_inode, start, stop
+from ns_helpers import ChildFailed, comm, descendant, in_child, ns_inode, start, stop, wait_for
 
 from clonekit import ns
 from clonekit.errors import UsageError
@@ -36,7 +36,7 @@ def test_parse_kinds_forms(value):
 
 
 def test_parse_kinds_rejects_unknown_names_and_flags():
-    with pytest.raises(UsageError, match="unknown namespace kind 'bogus'.*valid kinds are mnt"):
+    with pytest.raises(UsageError, match=r"unknown namespace kind 'bogus'.*valid kinds are mnt"):
         ns.parse_kinds("net,bogus")
     with pytest.raises(UsageError, match="not CLONE_NEW"):
         ns.parse_kinds(int(CloneFlag.VM))
@@ -135,13 +135,14 @@ def test_unshare_time_offsets_apply_to_children():
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.write(w, repr((time.clock_gettime(time.CLOCK_MONOTONIC),
-                              open("/proc/self/timens_offsets").read())).encode())
+            with open("/proc/self/timens_offsets") as f:
+                offsets = f.read()
+            os.write(w, repr((time.clock_gettime(time.CLOCK_MONOTONIC), offsets)).encode())
             os._exit(0)
         os.close(w)
         data = os.read(r, 4096)
         os.waitpid(pid, 0)
-        inner, offsets = eval(data)  # noqa: S307 - our own repr
+        inner, offsets = eval(data)
         return inner - time.clock_gettime(time.CLOCK_MONOTONIC), offsets.split()
 
     shift, offsets = in_child(child)
@@ -190,16 +191,10 @@ def uts_target():
         pytest.skip("needs root")
     proc = start(["unshare", "-u", "-n", "--", "sh", "-c", "hostname clonekit-target; exec sleep 30"])
     try:
-        yield descendant(proc.pid, "sleep") if False else _wait_exec(proc.pid)
+        wait_for(lambda: comm(proc.pid) == "sleep", what="sleep to start")
+        yield proc.pid
     finally:
         stop(proc)
-
-
-def _wait_exec(pid: int) -> int:
-    from ns_helpers import wait_for
-
-    wait_for(lambda: open(f"/proc/{pid}/comm").read().strip() == "sleep", what="sleep to start")
-    return pid
 
 
 @pytest.mark.parametrize("how", ["pid", "task", "pidfd", "files", "namespace", "path"])

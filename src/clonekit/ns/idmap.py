@@ -294,4 +294,11 @@ def write_maps(pid: int, uid_map: IdMap | None = None, gid_map: IdMap | None = N
     if uid_map is not None:
         write_map(pid, "uid_map", uid_map, setgroups=setgroups, in_ns=in_ns, own=uid)
     if gid_map is not None:
-        write_map(pid, "gid_map", gid_map, setgroups=setgroups, in_ns=in_ns, own=gid)
+        how = write_map(pid, "gid_map", gid_map, setgroups=setgroups, in_ns=in_ns, own=gid)
+        if how == "helper" and setgroups == "allow":
+            with open(f"/proc/{pid}/setgroups") as f:
+                if f.read().strip() != "allow":
+                    raise UsageError(
+                        "setgroups 'allow' was refused: newgidmap writes 'deny' when the gid map holds "
+                        "only your own gid (CVE-2018-7169); map subordinate gids too (--map-auto or "
+                        "--map-groups) or drop --setgroups allow")
