@@ -133,3 +133,8 @@ def test_tree_shows_user_and_pid_hierarchy():
         assert rows[("user", inner_user)].pns == ns_inode(proc.pid, "user")  # the outer unshare
     finally:
         stop(proc)
+
+
+def test_missing_pid_is_explained():
+    proc = run_cli("lsns", "-p", "4194304")
+    assert proc.returncode == 1 and "no process with pid 4194304" in proc.stderr

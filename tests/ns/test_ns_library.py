@@ -267,3 +267,54 @@ def test_subid_ranges_from_a_file(tmp_path):
     f = tmp_path / "subuid"
     f.write_text("someone:100000:65536\n# comment\nroot:200000:1000\n0:300000:10\n")
     assert ns.subid_ranges("root", str(f)) == [(200000, 1000), (300000, 10)]
+
+
+# ----------------------------------------------------------------------------- persist / release
+def test_persist_and_release_a_namespace(scratch, uts_target):
+    path = os.path.join(scratch, "uts")
+    original = ns.Namespace.of(uts_target, "uts")
+    assert ns.persist(original, path) == path
+    assert ns.Namespace.from_path(path) == original
+    assert (path, original) in [(p, n) for p, n in ns.persisted()]
+    with pytest.raises(ns.NotANamespaceError):
+        ns.release(scratch)  # a directory, not a persisted namespace: nothing is unmounted
+    ns.release(path, remove=True)
+    assert not os.path.exists(path)
+    assert all(p != path for p, _ in ns.persisted())
+
+
+def test_persist_a_pathless_namespace_from_an_ioctl(scratch):
+    proc = start(["unshare", "-U", "-r", "-u", "--", "sleep", "30"])
+    try:
+        wait_for(lambda: comm(proc.pid) == "sleep", what="sleep")
+        owner = ns.Namespace.of(proc.pid, "uts").owner()
+        assert owner is not None and owner.path is None
+        path = ns.persist(owner, os.path.join(scratch, "user"))
+        assert ns.Namespace.from_path(path, "user") == ns.Namespace.of(proc.pid, "user")
+        ns.release(path)
+        owner.close()
+    finally:
+        stop(proc)
+
+
+def test_enter_user_namespace_while_multithreaded_is_explained(uts_target):
+    proc = start(["unshare", "-U", "-r", "--", "sleep", "30"])
+    try:
+        wait_for(lambda: comm(proc.pid) == "sleep", what="sleep")
+
+        def child():
+            stop_event = threading.Event()
+            t = threading.Thread(target=stop_event.wait)
+            t.start()
+            try:
+                ns.enter(proc.pid, "user")
+            finally:
+                stop_event.set()
+                t.join()
+
+        with pytest.raises(ChildFailed) as info:
+            in_child(child)
+        assert info.value.errno == errno.EINVAL
+        assert "multithreaded process cannot enter a user namespace" in info.value.message
+    finally:
+        stop(proc)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 from ns_helpers import descendant, ns_inode, run_cli, start, stop
@@ -125,3 +126,19 @@ def test_no_subuid_entry_for_map_auto_is_explained(rootless):
             pytest.skip("root has /etc/subuid ranges on this machine")
     assert proc.returncode == 1
     assert "/etc/subuid has no range for user 'root'" in proc.stderr
+
+
+def test_missing_newuidmap_is_named(rootless):
+    # run with a PATH where newuidmap cannot be found
+    cmd = [*rootless.prefix(), "PATH=/nonexistent", rootless.python, "-m", "clonekit", "unshare",
+           "--map-auto", "/bin/true"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/")
+    assert proc.returncode == 1
+    assert "newuidmap" in proc.stderr and "apt install uidmap" in proc.stderr, proc.stderr
+
+
+def test_map_host_root_unprivileged_is_refused_with_the_reason(rootless):
+    proc = run_cli("unshare", "--map-users=0,0,1", "/bin/true", user=rootless)
+    assert proc.returncode == 1
+    assert "newuidmap" in proc.stderr and "/etc/subuid" in proc.stderr
+    assert "Traceback" not in proc.stderr

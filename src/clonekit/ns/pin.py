@@ -14,7 +14,7 @@ import os
 from ..errors import KernelError, UsageError
 from . import _sys
 from .kinds import Kind
-from .namespace import Namespace
+from .namespace import Namespace, _nsfs_device
 
 __all__ = ["mount_of", "persist", "persisted", "release"]
 
@@ -59,7 +59,7 @@ def persisted() -> list[tuple[str, Namespace]]:
                 inode = int(rest.rstrip("]"))
             except ValueError:
                 continue
-            out.append((point, Namespace(kind, inode, 0, point)))
+            out.append((point, Namespace(kind, inode, _nsfs_device(), point)))
     return out
 
 
