@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from proc_helpers import Family, free_pid, need, run_cli
+from proc_helpers import Family, free_pid, need, run_cli, stop, wait_exec
 
 
 def _ps(*args: str) -> list[list[str]]:
@@ -37,7 +37,7 @@ def test_table_matches_ps_eLf(family: Family) -> None:
     ps = _ps("-eLfww")  # ww: never cut CMD (ps cuts at 80 columns without a terminal)
     header = res.stdout.splitlines()[0].split()
     assert header == ps[0] == ["UID", "PID", "PPID", "LWP", "C", "NLWP", "STIME", "TTY", "TIME", "CMD"]
-    watched = {str(family.pid), *map(str, family.kids)}
+    watched = {str(family.pid), *map(str, family.kids), "2"}  # 2: kthreadd, a kernel thread
 
     def rows(table: list[list[str]]) -> list[tuple[str, ...]]:
         # UID PID PPID LWP NLWP STIME TTY CMD... (C and TIME are rates that move between runs)
@@ -45,7 +45,8 @@ def test_table_matches_ps_eLf(family: Family) -> None:
 
     ours = rows([line.split() for line in res.stdout.splitlines()[1:]])
     assert ours == rows(ps[1:])
-    assert len(ours) == 5 + 2
+    assert len(ours) == 5 + 2 + 1
+    assert next(r for r in ours if r[1] == "2")[-1] == "[kthreadd]"
     # and the whole listing: every long-lived task ps sees, we see too
     our_tasks = {(r[1], r[3]) for r in (line.split() for line in res.stdout.splitlines()[1:])}
     ps_tasks = {(r[1], r[3]) for r in ps[1:]}
@@ -85,3 +86,21 @@ def test_malformed_pid_is_a_clear_error() -> None:
         assert res.returncode == 1, bad
         assert "Traceback" not in res.stderr
         assert "is not a process id (a positive integer" in res.stderr
+
+
+def test_odd_command_lines_print_like_ps() -> None:
+    """Control characters, a newline and bytes that are not UTF-8, shown as ps shows them."""
+    argv = [b"sh", b"-c", b"sleep 600", b"a\tb\x01c \xc3\xa9\x7f\nz", b"bad\xffbyte"]
+    child = subprocess.Popen(argv)
+    try:
+        wait_exec(child.pid, "sh")
+        ps = subprocess.run(
+            ["ps", "-ww", "-o", "args=", "-p", str(child.pid)], capture_output=True, text=True
+        ).stdout.rstrip("\n")
+        ours = run_cli("tasks", "--no-headers", "-p", str(child.pid)).stdout.rstrip("\n")
+        assert ours.endswith(" " + ps)
+        assert ps == "sh -c sleep 600 a?b?c é? z bad?byte"
+        tasks = json.loads(run_cli("tasks", "--json", "-p", str(child.pid)).stdout)["tasks"]
+        assert tasks[0]["cmd"] == "sh -c sleep 600 a\tb\x01c é\x7f\nz bad\udcffbyte"
+    finally:
+        stop(child)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing costs more than a scan
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from clonekit.proc.tasks import TaskInfo
 
 HEADER = ("UID", "PID", "PPID", "LWP", "C", "NLWP", "STIME", "TTY", "TIME", "CMD")
 _MIN_WIDTH = (8, 5, 5, 5, 2, 4, 5, 8, 8)  # ps -eLf's column widths (CMD is last, unpadded)
 # like ps: control characters in a command line print as "?", a newline as a space
-_CONTROL = {i: "?" for i in (*range(32), *range(127, 160))} | {10: " "}
+# (and so do bytes that are not UTF-8, which reach us as surrogate escapes)
+_CONTROL = {i: "?" for i in (*range(32), *range(127, 160), *range(0xDC80, 0xDD00))} | {10: " "}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,47 +108,43 @@ def _print_table(tasks: list[TaskInfo], *, headers: bool) -> None:
     uptime = now - boot
     day_ago = now - 86400
     year_ago = now - 365 * 86400
-    stime_cache: dict[int, str] = {}
+    # ps's widths, grown to the widest value (numeric columns are right-aligned)
+    w_pid = max(5, len(str(max((t.tgid for t in tasks), default=0))))
+    w_ppid = max(5, len(str(max((t.ppid for t in tasks), default=0))))
+    w_lwp = max(5, len(str(max((t.tid for t in tasks), default=0))))
+    w_nlwp = max(4, len(str(max((t.nlwp for t in tasks), default=0))))
+    fmt = f"%-8s %{w_pid}d %{w_ppid}d %{w_lwp}d %2d %{w_nlwp}d %-5s %-8s %8s %s"
+    stimes: dict[int, str] = {}
     users: dict[int, str] = {}
-    rows: list[tuple[str, ...]] = []
+    ttys: dict[int, str] = {}
+    times: dict[int, str] = {}
+    out = []
+    if headers:
+        out.append(fmt.replace("d", "s") % HEADER)
+    append = out.append
     for t in tasks:
         start = t.starttime
-        stime = stime_cache.get(start)
+        stime = stimes.get(start)
         if stime is None:
             epoch = boot + start / hz
-            fmt = "%H:%M" if epoch > day_ago else "%b%d" if epoch > year_ago else "%Y"
-            stime = stime_cache[start] = time.strftime(fmt, time.localtime(epoch))
+            spec = "%H:%M" if epoch > day_ago else "%b%d" if epoch > year_ago else "%Y"
+            stime = stimes[start] = time.strftime(spec, time.localtime(epoch))
         user = users.get(t.uid)
         if user is None:
             user = users[t.uid] = _user(t.uid)
+        tty = ttys.get(t.tty_nr)
+        if tty is None:
+            tty = ttys[t.tty_nr] = _tty(t.tty_nr)
         ticks = t.utime + t.stime
+        cputime = times.get(ticks // hz)
+        if cputime is None:
+            cputime = times[ticks // hz] = _cputime(ticks, hz)
         elapsed = uptime - start / hz
         pcpu = int(ticks * 100 / hz / elapsed) if elapsed > 0 else 0
-        rows.append(
-            (
-                user,
-                str(t.tgid),
-                str(t.ppid),
-                str(t.tid),
-                str(min(pcpu, 99)),
-                str(t.nlwp),
-                stime,
-                _tty(t.tty_nr),
-                _cputime(ticks, hz),
-                (" ".join(t.cmdline) if t.cmdline else f"[{t.comm}]").translate(_CONTROL),
-            )
-        )
-    widths = list(_MIN_WIDTH)
-    for row in rows:
-        for i in range(1, 6):  # numeric columns grow like ps's do
-            if len(row[i]) > widths[i]:
-                widths[i] = len(row[i])
-    w = widths
-    fmt = f"{{:<{w[0]}}} {{:>{w[1]}}} {{:>{w[2]}}} {{:>{w[3]}}} {{:>{w[4]}}} {{:>{w[5]}}} " + (
-        f"{{:<{w[6]}}} {{:<{w[7]}}} {{:>{w[8]}}} {{}}"
-    )
-    out = [fmt.format(*HEADER)] if headers else []
-    out.extend(fmt.format(*row) for row in rows)
+        cmd = " ".join(t.cmdline) if t.cmdline else f"[{t.comm}]"
+        if not cmd.isprintable():
+            cmd = cmd.translate(_CONTROL)
+        append(fmt % (user, t.tgid, t.ppid, t.tid, min(pcpu, 99), t.nlwp, stime, tty, cputime, cmd))
     out.append("")
     sys.stdout.write("\n".join(out))
 
@@ -175,5 +175,7 @@ def _print_json(tasks: list[TaskInfo]) -> None:
         }
         for t in tasks
     ]
-    json.dump({"tasks": rows}, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    # one task per line: readable, and json's C encoder (indent= would use the slow Python one)
+    dumps = json.JSONEncoder().encode
+    body = ",\n".join("    " + dumps(row) for row in rows)
+    sys.stdout.write('{\n  "tasks": [\n' + body + ("\n" if rows else "") + "  ]\n}\n")

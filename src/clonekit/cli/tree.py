@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing costs more than a scan
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from clonekit.proc.tree import TreeNode
 
 # (single child, first of several, middle, last, vertical bar)
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.pid.isdigit() or int(args.pid) <= 0:
         raise UsageError(f"{args.pid!r} is not a process id (a positive integer, e.g. `clonekit tree 1`)")
     root = build_tree(int(args.pid), ns=args.ns)
+    if hasattr(sys.stdout, "reconfigure"):  # a comm that is not UTF-8 must not crash the drawing
+        sys.stdout.reconfigure(errors="backslashreplace")
     if args.hide_threads or not args.thread_names:
         for node in root.walk():
             if args.hide_threads:

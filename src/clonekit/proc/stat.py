@@ -52,8 +52,11 @@ def read_bytes(path: str, pid: int | None = None) -> bytes:
         os.close(fd)
 
 
-# (comm, state, ppid, tty_nr, utime, stime, num_threads, starttime)
-StatTuple = tuple[str, str, int, int, int, int, int, int]
+# (comm, state, ppid, tty_nr, utime, stime, num_threads, starttime, flags)
+StatTuple = tuple[str, str, int, int, int, int, int, int, int]
+
+#: PF_KTHREAD in the flags field of stat: a kernel thread (no cmdline, uid 0, init pid ns).
+PF_KTHREAD = 0x00200000
 
 
 def parse_stat(data: bytes) -> StatTuple:
@@ -65,8 +68,8 @@ def parse_stat(data: bytes) -> StatTuple:
     lpar = data.find(b"(")
     rpar = data.rfind(b")")
     comm = data[lpar + 1 : rpar].decode("utf-8", "surrogateescape")
-    f = data[rpar + 2 :].split()
-    # f[0]=state(3) f[1]=ppid(4) f[4]=tty_nr(7) f[11]=utime(14) f[12]=stime(15)
+    f = data[rpar + 2 :].split(None, 20)  # fields past starttime are not needed
+    # f[0]=state(3) f[1]=ppid(4) f[4]=tty_nr(7) f[6]=flags(9) f[11]=utime(14) f[12]=stime(15)
     # f[17]=num_threads(20) f[19]=starttime(22)
     return (
         comm,
@@ -77,6 +80,7 @@ def parse_stat(data: bytes) -> StatTuple:
         int(f[12]),
         int(f[17]),
         int(f[19]),
+        int(f[6]),
     )
 
 
@@ -94,16 +98,41 @@ def _line(data: bytes, key: bytes) -> bytes | None:
 StatusTuple = tuple[int, int, list[int], list[int]]
 
 
+def _ids(line: bytes) -> list[int]:
+    return [int(line)] if b"\t" not in line else [int(x) for x in line.split()]
+
+
 def parse_status(data: bytes) -> StatusTuple:
-    """Tgid, effective uid, and the NStgid/NSpid chains (outermost namespace first)."""
-    tgid_s = _line(data, b"\nTgid:")
-    uid_s = _line(data, b"\nUid:")
-    tgid = int(tgid_s) if tgid_s is not None else -1
-    euid = int(uid_s.split()[1]) if uid_s is not None else -1
-    nspid_s = _line(data, b"\nNSpid:")
-    nstgid_s = _line(data, b"\nNStgid:")
-    nspid = [int(x) for x in nspid_s.split()] if nspid_s is not None else []
-    nstgid = [int(x) for x in nstgid_s.split()] if nstgid_s is not None else []
+    """Tgid, effective uid, and the NStgid/NSpid chains (outermost namespace first).
+
+    The lines come in the kernel's order (Tgid, ..., Uid, ..., NStgid, NSpid), so each search
+    starts where the previous one ended.
+    """
+    find = data.find
+    i = find(b"\nTgid:\t")
+    if i < 0:
+        return -1, -1, [], []
+    i += 7
+    end = find(b"\n", i)
+    tgid = int(data[i:end])
+    i = find(b"\nUid:\t", end)
+    euid = -1
+    if i >= 0:
+        i = find(b"\t", i + 6) + 1  # past the real uid
+        end = find(b"\t", i)
+        euid = int(data[i:end])
+        i = end
+    else:
+        i = 0
+    nstgid: list[int] = []
+    nspid: list[int] = []
+    i = find(b"\nNStgid:\t", i)
+    if i >= 0:
+        end = find(b"\n", i + 9)
+        nstgid = _ids(data[i + 9 : end])
+        if data.startswith(b"\nNSpid:\t", end):
+            i = end + 8
+            nspid = _ids(data[i : find(b"\n", i)])
     return tgid, euid, nstgid, nspid
 
 

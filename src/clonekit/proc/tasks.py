@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from clonekit.errors import UsageError
 from clonekit.proc.errors import AccessDenied, NoSuchProcess, ProcError
 from clonekit.proc.stat import (
     NS_FOR_CHILDREN,
     NS_KINDS,
+    PF_KTHREAD,
     StatTuple,
     StatusTuple,
     boot_time,
@@ -103,7 +103,6 @@ def namespaces(pid: int, tid: int | None = None, kinds: Iterable[str] = NS_KINDS
     return out
 
 
-@dataclass(slots=True, eq=True)
 class TaskInfo:
     """One task (thread) of a process, as ``ps -eLf`` shows it.
 
@@ -113,20 +112,71 @@ class TaskInfo:
     line of its status; ``nstgid`` is the same for its thread-group id).
     """
 
-    tid: int
-    tgid: int
-    ppid: int
-    nlwp: int
-    state: str
-    comm: str
-    cmdline: list[str]
-    tty_nr: int
-    starttime: int
-    utime: int
-    stime: int
-    uid: int
-    nspid: list[int]
-    nstgid: list[int]
+    # a plain slotted class, not a dataclass: importing dataclasses costs more than a scan
+    __slots__ = (
+        "cmdline",
+        "comm",
+        "nlwp",
+        "nspid",
+        "nstgid",
+        "ppid",
+        "starttime",
+        "state",
+        "stime",
+        "tgid",
+        "tid",
+        "tty_nr",
+        "uid",
+        "utime",
+    )
+    _FIELDS = ("tid", "tgid", "ppid", "nlwp", "state", "comm", "cmdline", "tty_nr", "starttime",
+               "utime", "stime", "uid", "nspid", "nstgid")  # fmt: skip
+
+    def __init__(
+        self,
+        tid: int,
+        tgid: int,
+        ppid: int,
+        nlwp: int,
+        state: str,
+        comm: str,
+        cmdline: list[str],
+        tty_nr: int,
+        starttime: int,
+        utime: int,
+        stime: int,
+        uid: int,
+        nspid: list[int],
+        nstgid: list[int],
+    ) -> None:
+        self.tid = tid
+        self.tgid = tgid
+        self.ppid = ppid
+        self.nlwp = nlwp
+        self.state = state
+        self.comm = comm
+        self.cmdline = cmdline
+        self.tty_nr = tty_nr
+        self.starttime = starttime
+        self.utime = utime
+        self.stime = stime
+        self.uid = uid
+        self.nspid = nspid
+        self.nstgid = nstgid
+
+    def _astuple(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"TaskInfo({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TaskInfo):
+            return NotImplemented
+        return self._astuple() == other._astuple()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable record, like a dataclass with eq
 
     @property
     def pid(self) -> int:
@@ -168,7 +218,7 @@ class TaskInfo:
 
 
 def _task(tid: int, tgid: int, st: StatTuple, status: StatusTuple | None, cmdline: list[str]) -> TaskInfo:
-    comm, state, ppid, tty_nr, utime, stime, nlwp, starttime = st
+    comm, state, ppid, tty_nr, utime, stime, nlwp, starttime, _flags = st
     if status is None:
         uid, nstgid, nspid = -1, [tgid], [tid]
     else:
@@ -272,6 +322,11 @@ class Process:
         return self._stat[7]
 
     @property
+    def is_kernel_thread(self) -> bool:
+        """True for a kernel thread (PF_KTHREAD): no cmdline, no user space."""
+        return bool(self._stat[8] & PF_KTHREAD)
+
+    @property
     def start_time(self) -> float:
         """Start time in epoch seconds."""
         return boot_time() + self._stat[7] / clock_ticks()
@@ -333,23 +388,41 @@ class Process:
 
     def threads(self) -> list[TaskInfo]:
         """Every thread of the process, leader first; threads that exit meanwhile are skipped."""
-        cmdline = self.cmdline
-        out = [t for t in _tasks_of(self.pid, cmdline, True) if t is not None]
+        out = list(_tasks_of(self.pid, self.cmdline, True))
         if not out:
             raise NoSuchProcess(self.pid, self._path("task"))
         return out
 
 
-def _tasks_of(pid: int, cmdline: list[str], status: bool) -> Iterator[TaskInfo | None]:
+_GONE = (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError)
+
+
+def _read(path: str) -> bytes:
+    """One file in one read (a loop only for long ones); errors are the caller's to skip."""
+    fd = os.open(path, _O_RDONLY)
+    try:
+        data = os.read(fd, 8192)
+        if len(data) == 8192:
+            chunks = [data]
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    finally:
+        os.close(fd)
+
+
+_O_RDONLY = os.O_RDONLY | os.O_CLOEXEC
+
+
+def _tasks_of(pid: int, cmdline: list[str], status: bool) -> Iterator[TaskInfo]:
     base = f"{procfs()}/{pid}/task"
-    tids = sorted(iter_tids(pid))
-    for tid in tids:
+    for tid in sorted(iter_tids(pid)):
         d = f"{base}/{tid}"
         try:
-            st = parse_stat(read_bytes(f"{d}/stat", pid))
-            stt = parse_status(read_bytes(f"{d}/status", pid)) if status else None
-        except NoSuchProcess:
-            yield None
+            st = parse_stat(_read(f"{d}/stat"))
+            stt = parse_status(_read(f"{d}/status")) if status else None
+        except _GONE:  # the thread exited meanwhile
             continue
         yield _task(tid, pid, st, stt, cmdline)
 
@@ -359,29 +432,31 @@ def iter_tasks(
 ) -> Iterator[TaskInfo]:
     """Every task of every process (or of ``pids``), as :class:`TaskInfo`, process by process.
 
-    Processes and threads that exit during the scan are skipped.  ``status=False`` saves the read
-    of each ``status`` (uid is then -1 and nspid just ``[tid]``); ``cmdline=False`` that of
-    ``cmdline``.  For a single-threaded process the process's own files are read (they are the
-    thread's), which spares listing its ``task`` directory.
+    Processes and threads that exit during the scan (or that we may not read) are skipped.
+    ``status=False`` saves the read of each ``status`` (uid is then -1, nspid just ``[tid]``);
+    ``cmdline=False`` that of ``cmdline``.  For a single-threaded process the process's own
+    files are read (they are the thread's), which spares listing its ``task`` directory.
     """
     root = procfs()
+    read, p_stat, p_status, p_cmdline, make = _read, parse_stat, parse_status, parse_cmdline, _task
     for pid in iter_pids() if pids is None else pids:
         d = f"{root}/{pid}"
         try:
-            st = parse_stat(read_bytes(f"{d}/stat", pid))
+            st = p_stat(read(f"{d}/stat"))
+            if st[8] & PF_KTHREAD:  # kernel thread: uid 0, no cmdline, init pid ns; no more reads
+                yield make(pid, pid, st, (pid, 0, [pid], [pid]), [])
+                continue
             single = st[6] == 1
-            stt = parse_status(read_bytes(f"{d}/status", pid)) if status and single else None
+            stt = p_status(read(f"{d}/status")) if status and single else None
             args: list[str] = []
             if cmdline:
-                with contextlib.suppress(AccessDenied):
-                    args = parse_cmdline(read_bytes(f"{d}/cmdline", pid))
+                with contextlib.suppress(PermissionError):
+                    args = p_cmdline(read(f"{d}/cmdline"))
             if single:
-                yield _task(pid, pid, st, stt, args)
-                continue
-            for task in _tasks_of(pid, args, status):
-                if task is not None:
-                    yield task
-        except (NoSuchProcess, AccessDenied):
+                yield make(pid, pid, st, stt, args)
+            else:
+                yield from _tasks_of(pid, args, status)
+        except (*_GONE, NoSuchProcess, AccessDenied):
             continue
 
 

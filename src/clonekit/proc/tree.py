@@ -8,31 +8,36 @@ inodes and records, on each node, which kinds differ from its parent (``pstree -
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from clonekit.proc.errors import AccessDenied, NoSuchProcess
 from clonekit.proc.stat import NS_KINDS
 from clonekit.proc.tasks import _check_pid, iter_tasks, namespaces
 
 
-@dataclass(slots=True)
 class TreeNode:
     """A process (or, with ``is_thread``, a thread) in the tree.
 
     ``children`` are processes sorted like pstree sorts them (by name, then pid); ``threads``
     the other threads of the process; ``ns`` maps kind -> inode (only with ``ns=True``) and
     ``ns_changed`` lists the kinds in which this node differs from its parent (for a thread:
-    from its process).
+    from its process).  For a thread, ``pid`` is its TID and ``ppid`` its process's pid.
     """
 
-    pid: int
-    ppid: int
-    comm: str
-    is_thread: bool = False
-    threads: list[TreeNode] = field(default_factory=list)
-    children: list[TreeNode] = field(default_factory=list)
-    ns: dict[str, int] = field(default_factory=dict)
-    ns_changed: list[str] = field(default_factory=list)
+    __slots__ = ("children", "comm", "is_thread", "ns", "ns_changed", "pid", "ppid", "threads")
+
+    def __init__(self, pid: int, ppid: int, comm: str, is_thread: bool = False) -> None:
+        self.pid = pid
+        self.ppid = ppid
+        self.comm = comm
+        self.is_thread = is_thread
+        self.threads: list[TreeNode] = []
+        self.children: list[TreeNode] = []
+        self.ns: dict[str, int] = {}
+        self.ns_changed: list[str] = []
+
+    def __repr__(self) -> str:
+        kind = "thread" if self.is_thread else "process"
+        return f"TreeNode({kind} {self.pid} {self.comm!r}, {len(self.children)} children)"
 
     @property
     def name(self) -> str:
