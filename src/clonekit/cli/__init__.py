@@ -1,7 +1,9 @@
 """The ``clonekit`` command: parses, calls the library, prints.  No logic lives here.
 
 Each subcommand is a module of this package with ``add_arguments(parser)`` and
-``run(args) -> int``; it is imported only when chosen, so start-up stays small.
+``run(args) -> int`` (or, for a module serving several verbs such as ``oci``, ``VERBS`` mapping
+each verb to its pair); it is imported only when chosen, so start-up stays small.  The global
+options are runc's (and crun's ``--cgroup-manager``), so clonekit is a drop-in for either.
 """
 
 from __future__ import annotations
@@ -20,19 +22,46 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lsns": ("lsns", "list namespaces (like util-linux lsns)"),
     "tasks": ("tasks", "every task of every process (like ps -eLf)"),
     "tree": ("tree", "the process tree with threads and namespace borders (like pstree -p)"),
+    # the OCI runtime, runc's command line
+    "create": ("oci", "create a container from a bundle (it waits for `start`)"),
+    "start": ("oci", "run the user's program in a created container"),
+    "state": ("oci", "print a container's state (runtime-spec JSON)"),
+    "kill": ("oci", "send a signal to a container's init (or --all its processes)"),
+    "delete": ("oci", "remove a stopped container (--force: also a running one)"),
+    "run": ("oci", "create and start a container, wait for it, delete it"),
+    "list": ("oci", "list containers"),
+    "ps": ("oci", "list a container's processes"),
+    "features": ("oci", "print the OCI features document"),
+    "spec": ("oci", "write a default config.json"),
 }
+
+# global options that take a value: skipped when looking for the subcommand
+_GLOBAL_VALUES = {"--root", "--log", "--log-format", "--rootless", "--cgroup-manager", "--criu"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clonekit", description="Linux clone()/clone3(), namespaces and containers for Python."
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", "-v", action="version", version=_version())
+    g = parser.add_argument_group("runtime options (runc's and crun's)")
+    g.add_argument("--root", metavar="DIR", help="state directory (default /run/clonekit, or "
+                   "$XDG_RUNTIME_DIR/clonekit when rootless)")
+    g.add_argument("--log", metavar="FILE", help="also write errors (and --debug lines) to FILE")
+    g.add_argument("--log-format", choices=("text", "json"), default="text")
+    g.add_argument("--debug", action="store_true", help="log what is done, step by step")
+    g.add_argument("--systemd-cgroup", action="store_true",
+                   help="use systemd for cgroups (not supported: clonekit manages cgroupfs itself)")
+    g.add_argument("--cgroup-manager", choices=("cgroupfs", "systemd", "disabled"), default="cgroupfs")
+    g.add_argument("--rootless", choices=("auto", "true", "false"), default="auto")
+    g.add_argument("--criu", metavar="PATH", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:  # only the chosen subcommand pays for its imports
-            importlib.import_module(f".{module}", __name__).add_arguments(sp)
+            mod = importlib.import_module(f".{module}", __name__)
+            add = mod.VERBS[name][0] if hasattr(mod, "VERBS") else mod.add_arguments
+            add(sp)
     return parser
 
 
@@ -43,8 +72,13 @@ def _version() -> str:
 
 
 def _chosen(argv: list[str]) -> str | None:
+    skip = False
     for arg in argv:
-        if not arg.startswith("-"):
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_VALUES:
+            skip = True
+        elif not arg.startswith("-"):
             return arg if arg in COMMANDS else None
     return None
 
@@ -57,14 +91,39 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().print_help()
         return 2
     module = importlib.import_module(f".{COMMANDS[args.command][0]}", __name__)
+    run = module.VERBS[args.command][1] if hasattr(module, "VERBS") else module.run
     from clonekit.errors import Error
 
     try:
-        return int(module.run(args) or 0)
+        return int(run(args) or 0)
     except Error as exc:  # user-facing failures: one clear line, no traceback
-        print(f"clonekit {args.command}: {exc}", file=sys.stderr)
+        message = f"clonekit {args.command}: {exc}"
+        print(message, file=sys.stderr)
+        _log(args, "error", message)
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _log(args: argparse.Namespace, level: str, message: str) -> None:
+    """--log FILE: containerd and podman read the runtime's errors from there (JSON lines with
+    --log-format json: level, msg, time)."""
+    path = getattr(args, "log", None)
+    if not path:
+        return
+    import time
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if getattr(args, "log_format", "text") == "json":
+        import json
+
+        line = json.dumps({"level": level, "msg": message, "time": stamp})
+    else:
+        line = f'time="{stamp}" level={level} msg="{message}"'
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError as exc:
+        print(f"clonekit: cannot write the log {path}: {exc.strerror}", file=sys.stderr)

@@ -1,0 +1,273 @@
+"""The OCI runtime verbs with runc's command line: create start state kill delete run list ps
+features spec.  Parsing and printing only; clonekit.runtime does the work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _states(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from clonekit.runtime.state import StateDir
+
+    return StateDir(args.root)
+
+
+def _rootless(args: argparse.Namespace) -> bool:
+    if args.rootless == "auto":
+        return os.geteuid() != 0
+    return args.rootless == "true"
+
+
+def _check_cgroup_manager(args: argparse.Namespace) -> bool:
+    """True when cgroups are managed (cgroupfs); systemd is refused with the reason."""
+    if args.systemd_cgroup or args.cgroup_manager == "systemd":
+        from clonekit.errors import UsageError
+
+        raise UsageError("the systemd cgroup manager is not supported: clonekit places containers "
+                         "with cgroupfs itself; drop --systemd-cgroup (or use --cgroup-manager "
+                         "cgroupfs, or disabled)")
+    return args.cgroup_manager != "disabled"
+
+
+def _container_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("container_id", metavar="CONTAINER_ID")
+
+
+def _create_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", "-b", default=".", help="the bundle directory (default: .)")
+    parser.add_argument("--config", "-f", metavar="FILE",
+                        help="config file (crun; default: BUNDLE/config.json)")
+    parser.add_argument("--pid-file", metavar="FILE", help="write the init's pid to FILE")
+    parser.add_argument("--console-socket", metavar="PATH",
+                        help="AF_UNIX socket for the pty master (process.terminal true: not supported yet)")
+    parser.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                        help="pass fds 3 .. 3+N-1 to the container")
+    parser.add_argument("--no-pivot", action="store_true", help="MS_MOVE + chroot instead of pivot_root")
+    parser.add_argument("--no-new-keyring", action="store_true",
+                        help="keep the caller's session keyring")
+    _container_id(parser)
+
+
+def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from clonekit.runtime.container import CreateOptions, create
+    from clonekit.runtime.spec import load_plan
+
+    managed = _check_cgroup_manager(args)
+    rootless = _rootless(args)
+    plan = load_plan(args.bundle, args.config, rootless=rootless)
+    if plan.process is not None and plan.process.terminal:
+        from clonekit.errors import UsageError
+
+        raise UsageError("process.terminal is true, but clonekit cannot give a container a terminal "
+                         "yet: set it to false (`clonekit spec` writes true, like runc)")
+    if args.preserve_fds < 0:
+        from clonekit.errors import UsageError
+
+        raise UsageError("--preserve-fds must be 0 or more")
+    opts = CreateOptions(pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_pivot=args.no_pivot,
+                         no_new_keyring=args.no_new_keyring, rootless=rootless, cgroups=managed)
+    return create(_states(args), args.container_id, args.bundle, plan, opts)
+
+
+# -- verbs ---------------------------------------------------------------------------------------
+
+
+def add_create(parser: argparse.ArgumentParser) -> None:
+    _create_options(parser)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    task = _do_create(args)
+    task._is_child = False  # the init outlives us: its parent is whoever reaps our orphans
+    task.close()
+    return 0
+
+
+def add_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
+    parser.add_argument("--keep", action="store_true", help="do not delete the container when it ends")
+    _create_options(parser)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import delete, start
+
+    task = _do_create(args)
+    states = _states(args)
+    try:
+        start(states, args.container_id)
+    except BaseException:
+        delete(states, args.container_id, force=True)
+        task.wait()
+        task.close()
+        raise
+    if args.detach:
+        task._is_child = False
+        task.close()
+        return 0
+    import signal
+
+    # forward the usual termination signals to the container, like runc does
+    def forward(sig: int, _frame: object) -> None:
+        task.send_signal(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, forward)
+    with task:
+        code = task.wait()
+    if not args.keep:
+        delete(states, args.container_id, force=True)
+    return code if code >= 0 else 128 - code
+
+
+def add_start(parser: argparse.ArgumentParser) -> None:
+    _container_id(parser)
+
+
+def run_start(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import start
+
+    start(_states(args), args.container_id)
+    return 0
+
+
+def add_state(parser: argparse.ArgumentParser) -> None:
+    _container_id(parser)
+
+
+def run_state(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import state
+
+    print(json.dumps(state(_states(args), args.container_id), indent=2))
+    return 0
+
+
+def add_kill(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all", "-a", action="store_true", help="signal every process of the container")
+    _container_id(parser)
+    parser.add_argument("signal", nargs="?", default="SIGTERM", help="name or number (default SIGTERM)")
+
+
+def run_kill(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import kill
+    from clonekit.signals import parse_signal
+
+    kill(_states(args), args.container_id, parse_signal(args.signal), all_processes=args.all)
+    return 0
+
+
+def add_delete(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", "-f", action="store_true", help="kill the container if it runs")
+    _container_id(parser)
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import delete
+
+    delete(_states(args), args.container_id, force=args.force)
+    return 0
+
+
+def add_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    parser.add_argument("--quiet", "-q", action="store_true", help="only the ids")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import list_states
+
+    docs = list_states(_states(args))
+    if args.quiet:
+        for d in docs:
+            print(d["id"])
+    elif args.format == "json":
+        print(json.dumps(docs))
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(str(d["id"]), str(d["pid"]), str(d["status"]), str(d["bundle"]), str(d["created"]),
+                  _owner(d)) for d in docs]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _owner(doc: dict[str, object]) -> str:
+    owner = str(doc.get("owner") or "0")
+    try:
+        import pwd
+
+        return pwd.getpwuid(int(owner)).pw_name
+    except (KeyError, ValueError):
+        return owner
+
+
+def add_ps(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    _container_id(parser)
+
+
+def run_ps(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import pids
+
+    found = pids(_states(args), args.container_id)
+    if args.format == "json":
+        print(json.dumps(found))
+        return 0
+    from clonekit.proc import Process
+
+    print(f"{'UID':<8} {'PID':>7} {'PPID':>7} {'STAT':<4} CMD")
+    for pid in found:
+        try:
+            p = Process(pid)
+            cmd = " ".join(p.cmdline) or f"[{p.comm}]"
+            print(f"{p.user:<8} {pid:>7} {p.ppid:>7} {p.state:<4} {cmd}")
+        except Exception:
+            continue
+    return 0
+
+
+def add_features(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from clonekit.runtime.features import features_document
+
+    print(json.dumps(features_document(), indent=2))
+    return 0
+
+
+def add_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", "-b", default=".", help="where to write config.json")
+    parser.add_argument("--rootless", action="store_true", dest="spec_rootless",
+                        help="a config for an unprivileged user")
+
+
+def run_spec(args: argparse.Namespace) -> int:
+    from clonekit.runtime.defaults import write_spec
+
+    write_spec(args.bundle, rootless=args.spec_rootless)
+    return 0
+
+
+VERBS = {
+    "create": (add_create, run_create),
+    "start": (add_start, run_start),
+    "state": (add_state, run_state),
+    "kill": (add_kill, run_kill),
+    "delete": (add_delete, run_delete),
+    "run": (add_run, run_run),
+    "list": (add_list, run_list),
+    "ps": (add_ps, run_ps),
+    "features": (add_features, run_features),
+    "spec": (add_spec, run_spec),
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: clonekit VERB ...")

@@ -1,0 +1,417 @@
+"""The container lifecycle: create, start, state, kill, delete, run, list.
+
+``create`` makes the init with one clone3 carrying every new-namespace flag (and
+CLONE_INTO_CGROUP where a cgroup2 group exists), writes its id maps, runs the runtime-side
+hooks when the init says its mounts are ready, and leaves it blocked on the exec fifo.
+``start`` opens the fifo, which releases the init into execve.  Every step that fails in the
+container comes back with its step, path and errno; every failure of ``create`` removes what
+was made (init, cgroup, state dir).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+from datetime import UTC
+
+from ..errors import KernelError, UsageError
+from ..flags import CloneFlag
+from ..task import Task
+from .errors import ContainerStateError
+from .hooks import HookFailed, run_hook, run_hooks
+from .plan import Hook, Plan
+from .state import FIFO, ContainerState, StateDir, process_start_time
+
+__all__ = ["CreateOptions", "create", "delete", "kill", "list_states", "pids", "start", "state"]
+
+# setns order when joining existing namespaces: user first, so the others are entered with
+# the capabilities of the joined user namespace (the order nsenter and runc use)
+_JOIN_ORDER = ("user", "mount", "uts", "ipc", "network", "pid", "cgroup", "time")
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    pid_file: str | None = None
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    rootless: bool = False
+    cgroups: bool = True       # --cgroup-manager disabled turns placement off
+
+
+def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
+           opts: CreateOptions = CreateOptions()) -> Task:
+    """Create the container; returns the init (our child) for callers that wait (``run``)."""
+    if plan.process is None:
+        raise UsageError("config.json has no `process`: there is nothing to run (add process.args)")
+    if plan.namespace("mount") is None:
+        raise UsageError("config.json has no mount namespace (linux.namespaces[].type \"mount\"): "
+                         "the rootfs would be mounted on the host; add it")
+    path = states.create(container_id)
+    cgroup = None
+    task: Task | None = None
+    try:
+        with states.lock(container_id):
+            st = ContainerState(id=container_id, bundle=os.path.abspath(bundle), rootfs=plan.root,
+                                created=_now(), annotations=dict(plan.annotations),
+                                owner=os.geteuid(), rootless=opts.rootless,
+                                hooks={"poststart": [_hook_doc(h) for h in plan.hooks.poststart],
+                                       "poststop": [_hook_doc(h) for h in plan.hooks.poststop]},
+                                oci_version=plan.oci_version)
+            os.mkfifo(os.path.join(path, FIFO), 0o622)
+            if opts.cgroups:
+                cgroup = _make_cgroup(plan, container_id, opts.rootless)
+                st.cgroup = cgroup.to_state()
+            task = _make_init(plan, st, path, cgroup, opts)
+            st.pid = task.pid
+            st.pid_start = process_start_time(task.pid) or 0
+            states.save(st)
+            if opts.pid_file:
+                _write_pid_file(opts.pid_file, task.pid)
+        return task
+    except BaseException:
+        if task is not None:
+            task.kill()
+            task.wait()
+            task.close()
+        if cgroup is not None:
+            cgroup.remove()
+        states.remove(container_id)
+        raise
+
+
+def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: object | None,
+               opts: CreateOptions) -> Task:
+    from . import init
+    from .channel import Channel
+
+    ours, theirs = Channel.pair()
+    fifo_fd = os.open(os.path.join(path, FIFO), os.O_PATH | os.O_CLOEXEC)
+    new_user = plan.namespace("user") is not None and plan.namespace("user").path is None  # type: ignore[union-attr]
+    init_opts = init.InitOptions(
+        container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
+        no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
+        new_user_ns=new_user,
+    )
+    v2_fd = cgroup.v2_dir_fd() if cgroup is not None else -1  # type: ignore[attr-defined]
+    try:
+        with _time_offsets(plan):
+            task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts))
+        theirs.close()
+        os.close(fifo_fd)
+        if cgroup is not None:
+            cgroup.add(task.pid)  # type: ignore[attr-defined]
+        if new_user:
+            _write_id_maps(plan, task.pid, opts.rootless)
+        ours.send("maps")
+        ours.expect("mounted", task_fd=task.fileno())
+        oci = st.oci(path, "creating") | {"pid": task.pid}
+        try:
+            run_hooks("prestart", plan.hooks.prestart, oci)
+            run_hooks("createRuntime", plan.hooks.create_runtime, oci)
+        except HookFailed as exc:
+            task.kill()
+            raise exc from None
+        ours.send("hooks-done", pid=task.pid)
+        ours.expect("created", task_fd=task.fileno())
+        return task
+    except KernelError as exc:
+        if "task" in locals():
+            task.kill()
+            task.wait()
+            task.close()
+        raise _in_container(exc) from None
+    finally:
+        ours.close()
+
+
+def _clone_init(plan: Plan, v2_fd: int, body: object) -> Task:
+    """clone3 the init with every new-namespace flag; join existing ones first if asked."""
+    from ..process import clone
+
+    flags = plan.new_namespace_flags
+    if plan.time_offsets:
+        flags &= ~CloneFlag.NEWTIME  # the time namespace was unshared by _time_offsets
+    joins = sorted((ns for ns in plan.namespaces if ns.path), key=lambda ns: _JOIN_ORDER.index(ns.kind))
+    cgroup = v2_fd if v2_fd >= 0 else None
+    if not joins:
+        task = clone(flags, cgroup=cgroup)
+        if task == 0:
+            body()  # type: ignore[operator]  # never returns
+            os._exit(127)
+        assert isinstance(task, Task)
+        return task
+    # An intermediate joins the namespaces, then makes the init as our sibling's... our child:
+    # CLONE_PARENT makes the init a child of the runtime, which can then wait for it.
+    r, w = os.pipe()
+    helper = clone(0)
+    if helper == 0:
+        try:
+            os.close(r)
+            from .. import _native
+
+            _native.prctl(4, 0)  # PR_SET_DUMPABLE: before touching container namespaces
+            for ns in joins:
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)  # type: ignore[arg-type]
+                try:
+                    _native.setns(fd, int(ns.flag))
+                finally:
+                    os.close(fd)
+            init = clone(flags | CloneFlag.PARENT, exit_signal=0, cgroup=cgroup)
+            if init == 0:
+                os.close(w)
+                body()  # type: ignore[operator]
+                os._exit(127)
+            os.write(w, str(init.pid).encode())  # type: ignore[union-attr]
+            os._exit(0)
+        except BaseException as exc:
+            os.write(w, f"!{getattr(exc, 'errno', 0) or 0}:{exc}".encode())
+            os._exit(1)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        answer = f.read().decode()
+    assert isinstance(helper, Task)
+    with helper:
+        helper.wait()
+    if not answer or answer.startswith("!"):
+        err, _, text = answer[1:].partition(":")
+        raise KernelError(int(err or 0), text or "the intermediate process died",
+                          step="join the container's namespaces")
+    return Task.from_pid(int(answer))
+
+
+class _time_offsets:
+    """With timeOffsets, the time namespace is unshared by the runtime itself: offsets can only
+    be written before the first task enters it.  clone3 then puts the init there, and the
+    runtime returns to its own time namespace for the hooks it still runs."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.saved = -1
+
+    def __enter__(self) -> None:
+        if not self.plan.time_offsets:
+            return
+        from .. import _native
+
+        self.saved = os.open("/proc/self/ns/time", os.O_RDONLY | os.O_CLOEXEC)
+        _native.unshare(int(CloneFlag.NEWTIME))
+        with open("/proc/self/timens_offsets", "w") as f:
+            for clock, secs, nsecs in self.plan.time_offsets:
+                f.write(f"{clock} {secs} {nsecs}\n")
+                f.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved >= 0:
+            from .. import _native
+
+            _native.setns(self.saved, int(CloneFlag.NEWTIME))
+            os.close(self.saved)
+
+
+def _write_id_maps(plan: Plan, pid: int, rootless: bool) -> None:
+    from ..ns.idmap import IdMap, write_maps
+
+    def idmap(maps: tuple) -> IdMap:  # type: ignore[type-arg]
+        return IdMap((m.container_id, m.host_id, m.size) for m in maps)
+
+    write_maps(pid, idmap(plan.uid_mappings), idmap(plan.gid_mappings),
+               setgroups="deny" if rootless and os.geteuid() != 0 else None)
+
+
+def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> object:
+    from ..cgroups import Cgroup
+
+    return Cgroup.create(plan.cgroups_path, container_id=container_id, rootless=rootless)
+
+
+def _load_cgroup(st: ContainerState) -> object | None:
+    if not st.cgroup:
+        return None
+    from ..cgroups import Cgroup
+
+    return Cgroup.load(st.cgroup)
+
+
+def _in_container(exc: KernelError) -> KernelError:
+    step = f"create container: {exc.step}" if exc.step else "create container"
+    out = KernelError(exc.errno or 0, exc.strerror or str(exc), step=step,
+                      filename=exc.filename)  # type: ignore[arg-type]
+    return out
+
+
+# -- start ------------------------------------------------------------------------------------
+def start(states: StateDir, container_id: str) -> None:
+    with states.lock(container_id):
+        st = states.load(container_id)
+        path = states.path(container_id)
+        status = st.status(path)
+        if status != "created":
+            raise ContainerStateError(
+                f"cannot start container {container_id!r}: it is {status}; only a created "
+                "container can be started (`clonekit run` creates and starts)")
+        _release(path, st)
+        st.started = True
+        states.save(st)
+    oci = st.oci(path, "running")
+    _run_warning_hooks("poststart", st, oci)
+
+
+def _release(path: str, st: ContainerState) -> None:
+    """Open the exec fifo: the init, blocked opening its other end, writes one byte and goes on."""
+    fifo = os.path.join(path, FIFO)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        pidfd = os.pidfd_open(st.pid)
+    except ProcessLookupError:
+        os.close(fd)
+        raise ContainerStateError(f"container {st.id!r} has stopped before it was started") from None
+    try:
+        if process_start_time(st.pid) != st.pid_start:
+            raise ContainerStateError(f"container {st.id!r} has stopped before it was started")
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            events = dict(poller.poll(1000))
+            if events.get(fd, 0) & select.POLLIN and os.read(fd, 1) == b"0":
+                os.unlink(fifo)
+                return
+            if pidfd in events:
+                raise ContainerStateError(f"container {st.id!r} stopped while starting")
+        raise ContainerStateError(f"container {st.id!r}: its init did not take the start signal in 30 s")
+    finally:
+        os.close(fd)
+        os.close(pidfd)
+
+
+# -- state, kill, delete, list ------------------------------------------------------------------
+def state(states: StateDir, container_id: str) -> dict[str, object]:
+    st = states.load(container_id)
+    return st.oci(states.path(container_id))
+
+
+def list_states(states: StateDir) -> list[dict[str, object]]:
+    out = []
+    for cid in states.ids():
+        try:
+            out.append(state(states, cid))
+        except Exception:
+            continue
+    return out
+
+
+def pids(states: StateDir, container_id: str) -> list[int]:
+    """The container's processes: its cgroup's members, else the init and its descendants."""
+    st = states.load(container_id)
+    if not st.init_alive():
+        return []
+    cgroup = _load_cgroup(st)
+    if cgroup is not None:
+        return sorted(cgroup.pids())  # type: ignore[attr-defined]
+    found, todo = [], [st.pid]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def kill(states: StateDir, container_id: str, sig: int, *, all_processes: bool = False) -> None:
+    with states.lock(container_id):
+        st = states.load(container_id)
+        status = st.status(states.path(container_id))
+        if status not in ("created", "running"):
+            raise ContainerStateError(f"cannot kill container {container_id!r}: it is {status} "
+                                      "(`clonekit delete` removes it)")
+        if all_processes:
+            cgroup = _load_cgroup(st)
+            if cgroup is not None:
+                cgroup.signal_all(sig)  # type: ignore[attr-defined]
+                return
+        _signal_init(st, sig)
+
+
+def _signal_init(st: ContainerState, sig: int) -> None:
+    """Signal the init through a pidfd, after checking the pidfd's process is still ours."""
+    try:
+        pidfd = os.pidfd_open(st.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if process_start_time(st.pid) == st.pid_start:  # not a reused pid
+            signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def delete(states: StateDir, container_id: str, *, force: bool = False) -> None:
+    with states.lock(container_id):
+        st = states.load(container_id)
+        path = states.path(container_id)
+        status = st.status(path)
+        if status == "running" and not force:
+            raise ContainerStateError(f"cannot delete container {container_id!r}: it is running; "
+                                      "stop it (`clonekit kill`) or use --force")
+        cgroup = _load_cgroup(st)
+        if status in ("created", "running"):
+            if cgroup is not None and force:
+                cgroup.signal_all(signal.SIGKILL)  # type: ignore[attr-defined]
+            _signal_init(st, signal.SIGKILL)
+            _wait_gone(st)
+        if cgroup is not None:
+            cgroup.remove()  # type: ignore[attr-defined]
+        oci = st.oci(path, "stopped")
+        states.remove(container_id)
+    _run_warning_hooks("poststop", st, oci)
+
+
+def _wait_gone(st: ContainerState, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while st.init_alive():
+        if time.monotonic() > deadline:
+            raise KernelError(errno.EBUSY, f"container {st.id!r}: its init (pid {st.pid}) did not "
+                              "die after SIGKILL", step="delete")
+        time.sleep(0.002)
+
+
+def _run_warning_hooks(kind: str, st: ContainerState, oci: dict[str, object]) -> None:
+    """poststart and poststop failures are warnings (runtime-spec): the lifecycle goes on."""
+    for index, h in enumerate(st.hooks.get(kind, [])):
+        hook = Hook(path=str(h["path"]), args=tuple(h.get("args") or ()),  # type: ignore[call-overload]
+                    env=tuple(h.get("env") or ()), timeout=h.get("timeout"))  # type: ignore[call-overload,arg-type]
+        try:
+            run_hook(f"{kind}[{index}]", hook, oci)
+        except HookFailed as exc:
+            import sys
+
+            print(f"clonekit: warning: {exc}", file=sys.stderr)
+
+
+def _hook_doc(h: Hook) -> dict[str, object]:
+    return {"path": h.path, "args": list(h.args), "env": list(h.env), "timeout": h.timeout}
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def _now() -> str:
+    from datetime import datetime
+
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

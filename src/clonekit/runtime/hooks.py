@@ -1,0 +1,74 @@
+"""OCI hooks: each runs with the container's state JSON on stdin, within its timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from ..errors import KernelError
+from .plan import Hook
+
+__all__ = ["HookFailed", "run_hook", "run_hooks"]
+
+
+class HookFailed(KernelError):
+    pass
+
+
+def run_hooks(kind: str, hooks: tuple[Hook, ...], state: dict[str, object]) -> None:
+    """Run ``hooks`` in order; the first failure raises HookFailed (with the hook's output)."""
+    if not hooks:
+        return
+    payload = json.dumps(state).encode()
+    for index, hook in enumerate(hooks):
+        _run_one(f"{kind}[{index}]", hook, payload)
+
+
+def run_hook(name: str, hook: Hook, state: dict[str, object]) -> None:
+    """Run one hook, named ``name`` in messages (e.g. "poststop[1]")."""
+    _run_one(name, hook, json.dumps(state).encode())
+
+
+def _run_one(name: str, hook: Hook, payload: bytes) -> None:
+    from ..process import spawn
+
+    out = os.memfd_create("clonekit-hook-output", os.MFD_CLOEXEC)
+    r, w = os.pipe()
+    try:
+        try:
+            task = spawn(list(hook.args) or [hook.path], executable=hook.path, env=_env(hook.env),
+                         stdin=r, stdout=out, stderr=out)
+        except OSError as exc:
+            raise HookFailed(exc.errno or 0, f"hook {name} {hook.path!r} cannot be run: {exc.strerror}",
+                             step=f"{name} hook", filename=hook.path) from None
+        os.close(r)
+        r = -1
+        try:
+            os.write(w, payload)
+        except BrokenPipeError:
+            pass  # the hook need not read its stdin
+        os.close(w)
+        w = -1
+        with task:
+            try:
+                code = task.wait(timeout=hook.timeout)
+            except TimeoutError:
+                task.send_signal(signal.SIGKILL)
+                task.wait()
+                raise HookFailed(62, f"hook {name} {hook.path!r} timed out after {hook.timeout} s "
+                                 "and was killed", step=f"{name} hook") from None  # ETIME
+        if code != 0:
+            os.lseek(out, 0, os.SEEK_SET)
+            output = os.read(out, 4096).decode(errors="replace").strip()
+            how = f"exit status {code}" if code > 0 else f"signal {-code}"
+            raise HookFailed(0, f"hook {name} {hook.path!r} failed with {how}"
+                             + (f": {output}" if output else ""), step=f"{name} hook")
+    finally:
+        for fd in (r, w, out):
+            if fd >= 0:
+                os.close(fd)
+
+
+def _env(env: tuple[str, ...]) -> dict[str, str]:
+    return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)

@@ -1,0 +1,212 @@
+"""The container's init: what runs inside the new namespaces before the user's program.
+
+It is a Python process made by :func:`clonekit.clone` with the container's namespace flags.
+It follows the runtime's lead over the channel, prepares the filesystem, waits on the exec
+fifo until ``start``, then becomes the user's program with execve.  It never returns into
+the runtime's code: every path ends in execve or ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+from .. import _native
+from .channel import Channel
+from .hooks import run_hooks
+from .plan import Plan
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+CLOSE_RANGE_CLOEXEC = 4
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    container_id: str
+    bundle: str
+    fifo_fd: int             # O_PATH fd of the state dir's exec fifo
+    preserve_fds: int = 0    # fds 3 .. 3+N-1 go to the container (runc's --preserve-fds)
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    rootless: bool = False
+    new_user_ns: bool = False  # the runtime writes our id maps; then we take root of the ns
+
+
+def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
+    """The init's whole life. Never returns."""
+    step = "init"
+    try:
+        # nothing of the host may be read through our /proc entries (CVE-2019-5736 class);
+        # execve of the user's program makes it dumpable again
+        _native.prctl(PR_SET_DUMPABLE, 0)
+        _native.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the runtime during setup
+        step = "wait for the runtime"  # cgroup placement and id maps come first
+        chan.expect("maps")
+        if opts.new_user_ns:
+            _become_root()
+        step = "set hostname"
+        if plan.hostname is not None:
+            import socket
+
+            socket.sethostname(plan.hostname)
+        if plan.domainname is not None:
+            _native.setdomainname(plan.domainname)
+        if not opts.no_new_keyring:
+            step = "join a new session keyring"
+            _join_keyring(opts.container_id)
+        step = "prepare the rootfs"
+        from ..rootfs import mount_rootfs
+
+        mount_rootfs(plan, rootless=opts.rootless)
+        chan.send("mounted")
+        host_pid = int(chan.expect("hooks-done")["pid"])  # type: ignore[call-overload]
+        step = "createContainer hooks"
+        run_hooks("createContainer", plan.hooks.create_container, _state(plan, opts, "created", host_pid))
+        step = "pivot into the rootfs"
+        from ..rootfs import finish_rootfs
+
+        finish_rootfs(plan, rootless=opts.rootless, no_pivot=opts.no_pivot)
+        step = "write sysctls"
+        _write_sysctls(plan)
+        process = plan.process
+        assert process is not None
+        step = "find the program"
+        program = _find_program(process.args[0], process.env)
+        step = "close fds"
+        _close_fds(opts)
+        chan.send("created")
+        _native.prctl(PR_SET_PDEATHSIG, 0)  # `create` ends now; we outlive it
+        chan.close()
+    except BaseException as exc:
+        _report_and_die(chan, exc, step)
+
+    # the second half: from here on nobody listens on the channel; errors go to stderr
+    try:
+        step = "wait for start"
+        fifo = os.open(f"/proc/self/fd/{opts.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fifo, b"0")
+        os.close(fifo)
+        os.close(opts.fifo_fd)
+        step = "startContainer hooks"
+        run_hooks("startContainer", plan.hooks.start_container, _state(plan, opts, "running", host_pid))
+        step = "set the process's user"
+        _set_user(plan)
+        step = f"chdir {process.cwd}"
+        os.chdir(process.cwd)
+        _verify_cwd(process.cwd)
+        if process.no_new_privileges:
+            _native.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        step = f"exec {process.args[0]}"
+        os.execve(program, list(process.args), _env_dict(process.env))
+    except BaseException as exc:
+        _die(f"clonekit init: {step}: {exc}")
+
+
+def _become_root() -> None:
+    # our ids were unmapped when the namespace was made; now that the maps exist, take root
+    # of the namespace (we already hold its capabilities)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def _join_keyring(container_id: str) -> None:
+    try:
+        _native.join_session_keyring(f"_ses.{container_id}"[:64])
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EDQUOT):
+            raise  # no keyrings, or quota: runc goes on too
+
+
+def _write_sysctls(plan: Plan) -> None:
+    for key, value in plan.sysctl:
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise OSError(exc.errno, f"sysctl {key}: {exc.strerror}", path) from None
+        try:
+            os.write(fd, value.encode())
+        except OSError as exc:
+            raise OSError(exc.errno, f"sysctl {key}={value}: {exc.strerror}", path) from None
+        finally:
+            os.close(fd)
+
+
+def _find_program(name: str, env: tuple[str, ...]) -> str:
+    """Resolve the program inside the container now, so a missing one fails `create`."""
+    if "/" in name:
+        if not os.access(name, os.X_OK):
+            raise FileNotFoundError(2, f"exec: {name!r}: no such executable file in the container", name)
+        return name
+    path = _env_dict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(2, f"exec: {name!r}: executable file not found in $PATH ({path})", name)
+
+
+def _close_fds(opts: InitOptions) -> None:
+    """Only stdio, --preserve-fds and our own working fds survive; ours close at execve.
+    (The CVE-2024-21626 class: a leaked host fd, e.g. of /sys/fs/cgroup, used as cwd.)"""
+    first_free = 3 + opts.preserve_fds
+    for fd in range(3, first_free):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    _native.close_range(first_free, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+
+
+def _verify_cwd(cwd: str) -> None:
+    here = os.getcwd()  # raises if the cwd is unreachable from our root (a leaked host dir)
+    if not here.startswith("/"):
+        raise OSError(1, f"cwd {cwd!r} is outside the container's root")
+
+
+def _set_user(plan: Plan) -> None:
+    assert plan.process is not None
+    user = plan.process.user
+    try:
+        os.setgroups(list(user.additional_gids))
+    except PermissionError:
+        if user.additional_gids:
+            raise  # setgroups is denied in this user namespace and groups were asked for
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    if user.umask is not None:
+        os.umask(user.umask)
+
+
+def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+
+
+def _state(plan: Plan, opts: InitOptions, status: str, host_pid: int) -> dict[str, object]:
+    doc: dict[str, object] = {"ociVersion": plan.oci_version, "id": opts.container_id,
+                              "status": status, "pid": host_pid, "bundle": opts.bundle}
+    if plan.annotations:
+        doc["annotations"] = dict(plan.annotations)
+    return doc
+
+
+def _report_and_die(chan: Channel, exc: BaseException, step: str) -> None:
+    try:
+        chan.send_error(exc, step)
+    except OSError:
+        _die(f"clonekit init: {step}: {exc}")
+    os._exit(1)
+
+
+def _die(message: str) -> None:
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(127)

@@ -1,0 +1,161 @@
+"""The state directory: one subdirectory per container under --root, written atomically,
+locked per container, readable by any later clonekit process.
+
+The container's init is identified by pid *and* start time (field 22 of /proc/PID/stat), so a
+PID that was reused after the container ended is never taken for the container.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+
+from .errors import ContainerExists, InvalidId, NoSuchContainer
+
+__all__ = ["ContainerState", "StateDir", "default_root", "process_start_time"]
+
+_ID = re.compile(r"^[\w+\-.]+$")
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+
+
+def default_root() -> str:
+    """/run/clonekit as root; $XDG_RUNTIME_DIR/clonekit rootless (like runc's /run/user/UID)."""
+    if os.geteuid() == 0:
+        return "/run/clonekit"
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    return os.path.join(base, "clonekit")
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot; None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class ContainerState:
+    id: str
+    bundle: str
+    rootfs: str
+    pid: int = 0
+    pid_start: int = 0
+    created: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    owner: int = 0
+    rootless: bool = False
+    cgroup: dict[str, object] = field(default_factory=dict)   # Cgroup.to_state()
+    hooks: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # poststart, poststop
+    started: bool = False
+    oci_version: str = "1.2.0"
+
+    def init_alive(self) -> bool:
+        return self.pid > 0 and process_start_time(self.pid) == self.pid_start
+
+    def status(self, state_dir: str) -> str:
+        if not self.pid:
+            return "creating"
+        if not self.init_alive():
+            return "stopped"
+        return "created" if os.path.exists(os.path.join(state_dir, FIFO)) else "running"
+
+    def oci(self, state_dir: str, status: str | None = None) -> dict[str, object]:
+        """The runtime-spec state document, plus runc's `created`, `rootfs` and `owner`."""
+        status = status or self.status(state_dir)
+        doc: dict[str, object] = {"ociVersion": self.oci_version, "id": self.id, "status": status,
+                                  "pid": self.pid if status in ("created", "running", "creating") else 0,
+                                  "bundle": self.bundle}
+        if self.annotations:
+            doc["annotations"] = self.annotations
+        doc.update(rootfs=self.rootfs, created=self.created, owner="" if self.owner == 0 else str(self.owner))
+        return doc
+
+
+class StateDir:
+    """--root: where containers are remembered."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = os.path.abspath(root or default_root())
+
+    def path(self, container_id: str) -> str:
+        check_id(container_id)
+        return os.path.join(self.root, container_id)
+
+    def create(self, container_id: str) -> str:
+        """Make the container's directory; fails if the id is taken."""
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        path = self.path(container_id)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(container_id) from None
+        return path
+
+    def lock(self, container_id: str, *, must_exist: bool = True) -> Lock:
+        path = self.path(container_id)
+        if must_exist and not os.path.isdir(path):
+            raise NoSuchContainer(container_id, self.root)
+        return Lock(path)
+
+    def save(self, state: ContainerState) -> None:
+        path = self.path(state.id)
+        tmp = os.path.join(path, f".{STATE_FILE}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(asdict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(path, STATE_FILE))  # atomic: readers see old or new
+
+    def load(self, container_id: str) -> ContainerState:
+        try:
+            with open(os.path.join(self.path(container_id), STATE_FILE)) as f:
+                doc = json.load(f)
+        except FileNotFoundError:
+            raise NoSuchContainer(container_id, self.root) from None
+        return ContainerState(**doc)
+
+    def ids(self) -> list[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if os.path.exists(os.path.join(self.root, n, STATE_FILE))]
+
+    def remove(self, container_id: str) -> None:
+        path = self.path(container_id)
+        for name in os.listdir(path) if os.path.isdir(path) else ():
+            os.unlink(os.path.join(path, name))
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+
+
+class Lock:
+    """An exclusive flock on the container's directory, held for one operation."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def __enter__(self) -> Lock:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)  # closing drops the lock
+
+
+def check_id(container_id: str) -> None:
+    if not isinstance(container_id, str) or not _ID.match(container_id) or container_id in (".", ".."):
+        raise InvalidId(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' "
+                        "and '.' only (it names a directory in the state dir)")

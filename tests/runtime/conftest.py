@@ -1,0 +1,123 @@
+"""Fixtures for real containers: a busybox rootfs (Debian's busybox-static) and bundles."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+BUSYBOX = "/bin/busybox"
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory):
+    """A tiny root filesystem: /bin/busybox and its applets, /etc/passwd, empty mount points."""
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed (scripts/bootstrap installs it)")
+    root = tmp_path_factory.mktemp("clonekit-rootfs")
+    build_rootfs(str(root))
+    return str(root)
+
+
+def build_rootfs(root: str) -> None:
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "root", "mnt", "run", "var"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for name in applets:
+        link = os.path.join(root, "bin", name)
+        if not os.path.lexists(link):
+            os.symlink("busybox", link)
+    with open(os.path.join(root, "etc", "passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+    with open(os.path.join(root, "etc", "group"), "w") as f:
+        f.write("root:x:0:\nnogroup:x:65534:\n")
+    os.chmod(os.path.join(root, "tmp"), 0o1777)
+
+
+def base_config(rootfs: str, args: list[str], container_id: str) -> dict:
+    """A config like `runc spec` writes, pointed at our rootfs and a clonekit-owned cgroup."""
+    return {
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/", "noNewPrivileges": True,
+        },
+        "root": {"path": rootfs, "readonly": True},
+        "hostname": "clonekit-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "cgroupsPath": f"/clonekit-test/{container_id}",
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware",
+                            "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    }
+
+
+class Bundles:
+    """Writes bundles, runs the clonekit CLI against a private --root, cleans up what it made."""
+
+    def __init__(self, tmp_path, rootfs: str) -> None:
+        self.tmp = tmp_path
+        self.rootfs = rootfs
+        self.root = str(tmp_path / "state")
+        self.ids: list[str] = []
+
+    def new(self, args: list[str], **edits) -> tuple[str, str, dict]:
+        cid = f"ck-{uuid.uuid4().hex[:10]}"
+        self.ids.append(cid)
+        bundle = self.tmp / cid
+        bundle.mkdir()
+        config = base_config(self.rootfs, args, cid)
+        for edit in edits.get("edit", ()):
+            edit(config)
+        (bundle / "config.json").write_text(json.dumps(config))
+        return cid, str(bundle), config
+
+    def cli(self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 60):
+        cmd = [sys.executable, "-m", "clonekit", "--root", self.root, *argv]
+        proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    def cleanup(self) -> None:
+        for cid in self.ids:
+            self.cli("delete", "--force", cid, check=False)
+
+
+@pytest.fixture
+def bundles(tmp_path, rootfs):
+    b = Bundles(tmp_path, rootfs)
+    try:
+        yield b
+    finally:
+        b.cleanup()
+        for top in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"):
+            leftovers = [d for d in _walk(os.path.join(top, "clonekit-test")) if d]
+            assert not leftovers or leftovers == [os.path.join(top, "clonekit-test")], leftovers
+
+
+def _walk(top: str) -> list[str]:
+    return [dirpath for dirpath, _, _ in os.walk(top)] if os.path.isdir(top) else []
