@@ -85,14 +85,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     table = []
     order = tree if tree is not None else [(0, r) for r in rows]
-    for depth, row in order:
+    prefixes = tree_prefixes([d for d, _ in order])
+    for (_depth, row), prefix in zip(order, prefixes, strict=True):
         cells = []
-        for key in keys:
+        for i, key in enumerate(keys):
             value = getattr(row, key)
             text = "" if value is None else str(value)
-            if key == "ns" and tree is not None and depth:
-                text = "  " * (depth - 1) + "└─" + text
-            cells.append(text)
+            cells.append(prefix + text if i == 0 else text)
         table.append(cells)
     out = sys.stdout
     if args.raw:
@@ -113,6 +112,27 @@ def run(args: argparse.Namespace) -> int:
                 parts.append(cell if last else cell.ljust(widths[i]))
         out.write(" ".join(parts).rstrip() + "\n")
     return 0
+
+
+def tree_prefixes(depths: list[int]) -> list[str]:
+    """The "├─", "└─" and "│ " drawing in front of each line of a tree given in pre-order."""
+    n = len(depths)
+    last = []
+    for i, d in enumerate(depths):
+        j = i + 1
+        while j < n and depths[j] > d:
+            j += 1
+        last.append(j >= n or depths[j] < d)
+    out = []
+    open_levels: list[bool] = []  # per level: does the ancestor at that level have later siblings
+    for d, is_last in zip(depths, last, strict=True):
+        del open_levels[max(d - 1, 0):]
+        if d == 0:
+            out.append("")
+            continue
+        out.append("".join("│ " if more else "  " for more in open_levels) + ("└─" if is_last else "├─"))
+        open_levels.append(not is_last)
+    return out
 
 
 def _print_json(rows: list[Any], keys: list[str], tree: list[tuple[int, Any]] | None) -> None:
