@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -128,3 +129,52 @@ def test_missing_and_malformed_pids_are_clear_errors() -> None:
         res = run_cli("tree", bad)
         assert res.returncode == 1 and "Traceback" not in res.stderr
         assert f"clonekit tree: '{bad}' is not a process id" in res.stderr
+
+
+_NAMED_THREADS = r"""
+import ctypes, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+done = threading.Event()
+ready = threading.Barrier(3)
+def worker(name, uts):
+    libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: the thread's own comm
+    if uts:
+        assert libc.unshare(0x04000000) == 0, ctypes.get_errno()  # CLONE_NEWUTS, this thread only
+    ready.wait()
+    done.wait()
+threads = [threading.Thread(target=worker, args=a) for a in (("zeta", False), ("beta", True))]
+for t in threads:
+    t.start()
+ready.wait()
+print("ready", flush=True)
+sys.stdin.read()
+done.set()
+for t in threads:
+    t.join()
+"""
+
+
+@pytest.fixture
+def named_threads() -> Iterator[int]:
+    """A python process with threads named zeta and beta; beta has its own UTS namespace."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _NAMED_THREADS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline() == "ready\n"
+        yield child.pid
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+        child.stdout.close()
+
+
+def test_thread_names_and_thread_namespaces_match_pstree(named_threads: int) -> None:
+    pid = str(named_threads)
+    for ours, theirs in (([], "-p"), (["-t"], "-pt"), (["--ns"], "-pS"), (["--ns", "-t"], "-pSt")):
+        assert run_cli("tree", *ours, pid).stdout == _pstree(theirs, pid), theirs
+    drawing = run_cli("tree", "--ns", "-t", pid).stdout
+    assert "-+-{beta}(" in drawing and ",uts)" in drawing and "`-{zeta}(" in drawing
+    nodes = _nodes(drawing)
+    assert sum(1 for thread, _, marks in nodes if thread and marks == ",uts") == 1

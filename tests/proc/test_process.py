@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from proc_helpers import Family, free_pid, stop, wait_exec
+from proc_helpers import Family, free_pid, run_cli, stop, wait_exec
 
 import clonekit
 from clonekit import proc
@@ -197,8 +197,11 @@ def test_scans_survive_processes_vanishing() -> None:
             assert any(t.tgid == me for t in proc.iter_tasks())
             assert me in proc.process_snapshot()
             assert me in {p.pid for p in proc.iter_processes(status=True, cmdline=True)}
-            assert proc.build_tree(me).pid == me
+            assert proc.build_tree(me, ns=True).pid == me
             rounds += 1
+        for args in (["tasks"], ["tasks", "--json"], ["tree", "--ns", str(me)]):  # the CLI too
+            res = run_cli(*args)
+            assert res.returncode == 0 and res.stderr == "", res.stderr
     finally:
         stop_churn.set()
         thread.join()

@@ -417,7 +417,7 @@ _O_RDONLY = os.O_RDONLY | os.O_CLOEXEC
 
 def _tasks_of(pid: int, cmdline: list[str], status: bool) -> Iterator[TaskInfo]:
     base = f"{procfs()}/{pid}/task"
-    for tid in sorted(iter_tids(pid)):
+    for tid in sorted(iter_tids(pid), key=lambda tid: (tid != pid, tid)):  # leader first
         d = f"{base}/{tid}"
         try:
             st = parse_stat(_read(f"{d}/stat"))
