@@ -164,8 +164,14 @@ class CallerState:
     shares_memory: bool = False
 
     @classmethod
-    def current(cls) -> CallerState:
-        """The calling thread's situation, read from /proc (and one ioctl)."""
+    def current(cls, for_flags: int | None = None) -> CallerState:
+        """The calling thread's situation, read from /proc (and one ioctl).
+
+        With ``for_flags`` (the flags about to be checked), what only CLONE_NEWUSER's rules read
+        (chroot, user namespace depth, id mapping) is looked at only if that flag is among them,
+        and is otherwise left at its default: it saves a helper thread (about 0.7 ms).
+        """
+        userns = for_flags is None or bool(for_flags & F.NEWUSER)
         status = _read_status()
         caps = int(status.get("CapEff", "0"), 16)
         nspid = status.get("NSpid", "").split()
@@ -174,7 +180,7 @@ class CallerState:
             value = _read_int(f"/proc/sys/user/max_{kind}_namespaces")
             if value is not None:
                 limits[kind] = value
-        depth, exact = _user_ns_depth()
+        depth, exact = _user_ns_depth() if userns else (0, True)
         nr_threads = 0
         try:
             with open("/proc/loadavg") as f:
@@ -191,8 +197,8 @@ class CallerState:
             user_ns_depth=depth,
             user_ns_depth_exact=exact,
             cap_sys_admin=bool(caps & (1 << 21)),
-            chrooted=_chrooted(),
-            ids_mapped=_ids_mapped(),
+            chrooted=_chrooted() if userns else False,
+            ids_mapped=_ids_mapped() if userns else True,
             ns_limits=limits,
             nr_threads=nr_threads,
             threads_max=_read_int("/proc/sys/kernel/threads-max") or (1 << 30),
@@ -784,7 +790,7 @@ def first_refusal(
         kernel_flags = unshare_effective_flags(kernel_flags)
         sig = 0
     target = CgroupTarget.inspect(cgroup) if parsed & F.INTO_CGROUP else None
-    call = Call(via, parsed, kernel_flags, sig, state or CallerState.current(), target)
+    call = Call(via, parsed, kernel_flags, sig, state or CallerState.current(kernel_flags), target)
     kernel = call.state.kernel
     for rule in RULES:
         if via in rule.vias and rule.exists_in(kernel) and rule.applies(call):

@@ -352,7 +352,11 @@ def _chroot_child(kind: str) -> Callable[[], tuple[bool, bool]]:
         if kind == "unprivileged":
             os.setresgid(65534, 65534, 65534)
             os.setresuid(65534, 65534, 65534)
-        return before, CallerState.current().chrooted
+        full, for_newuser = CallerState.current(), CallerState.current(for_flags=F.NEWUSER | F.NEWNS)
+        # without CLONE_NEWUSER no rule reads it, so it is not looked at
+        assert CallerState.current(for_flags=F.NEWNS).chrooted is False
+        assert full.chrooted == for_newuser.chrooted
+        return before, full.chrooted
 
     return child
 
