@@ -1,0 +1,187 @@
+"""Mount options of config.json, as runc and crun read them, translated to mount(2) and
+mount_setattr(2) bits.
+
+A ``mounts[].options`` word is one of:
+
+* a mount flag (``ro``, ``nosuid``, ``relatime``, ...): sets or clears an ``MS_*`` bit;
+* a propagation (``private``, ``rslave``, ...): applied by a separate mount(2) call;
+* ``bind`` / ``rbind``: a bind mount (recursive for ``rbind``);
+* a recursive attribute (``rro``, ``rnosuid``, ``rnoatime``, ...): an ``MOUNT_ATTR_*`` bit for
+  ``mount_setattr(AT_RECURSIVE)``, which reaches every submount of a recursive bind;
+* a word clonekit recognises but does not implement yet (``idmap``, ``ridmap``, ``tmpcopyup``):
+  see :data:`UNSUPPORTED`;
+* anything else is filesystem data, passed to mount(2) as is (``mode=755``, ``size=65536k``,
+  ``newinstance``, ``ptmxmode=0666``, ...).
+
+Pure data and one pure function; no syscalls.
+"""
+
+from __future__ import annotations
+
+# mount(2) flags (include/uapi/linux/mount.h)
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_POSIXACL = 0x10000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_I_VERSION = 0x800000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+
+PROPAGATION_MASK = MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE
+
+# mount_setattr(2) attributes (include/uapi/linux/mount.h)
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70          # the atime field: one of the three values below
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+#: word -> (clear?, MS_* bit). ``clear`` words undo the bit ("rw" clears MS_RDONLY).
+FLAGS: dict[str, tuple[bool, int]] = {
+    "defaults": (False, 0),
+    "ro": (False, MS_RDONLY), "rw": (True, MS_RDONLY),
+    "nosuid": (False, MS_NOSUID), "suid": (True, MS_NOSUID),
+    "nodev": (False, MS_NODEV), "dev": (True, MS_NODEV),
+    "noexec": (False, MS_NOEXEC), "exec": (True, MS_NOEXEC),
+    "sync": (False, MS_SYNCHRONOUS), "async": (True, MS_SYNCHRONOUS),
+    "dirsync": (False, MS_DIRSYNC),
+    "remount": (False, MS_REMOUNT),
+    "mand": (False, MS_MANDLOCK), "nomand": (True, MS_MANDLOCK),
+    "noatime": (False, MS_NOATIME), "atime": (True, MS_NOATIME),
+    "nodiratime": (False, MS_NODIRATIME), "diratime": (True, MS_NODIRATIME),
+    "relatime": (False, MS_RELATIME), "norelatime": (True, MS_RELATIME),
+    "strictatime": (False, MS_STRICTATIME), "nostrictatime": (True, MS_STRICTATIME),
+    "lazytime": (False, MS_LAZYTIME), "nolazytime": (True, MS_LAZYTIME),
+    "silent": (False, MS_SILENT), "loud": (True, MS_SILENT),
+    "iversion": (False, MS_I_VERSION), "noiversion": (True, MS_I_VERSION),
+    "acl": (False, MS_POSIXACL), "noacl": (True, MS_POSIXACL),
+    "nosymfollow": (False, MS_NOSYMFOLLOW), "symfollow": (True, MS_NOSYMFOLLOW),
+}
+
+#: word -> MS_* propagation bits (with MS_REC for the r* forms)
+PROPAGATION: dict[str, int] = {
+    "private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC,
+    "shared": MS_SHARED, "rshared": MS_SHARED | MS_REC,
+    "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
+    "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
+}
+
+#: word -> MS_* bits of a bind mount
+BIND: dict[str, int] = {"bind": MS_BIND, "rbind": MS_BIND | MS_REC}
+
+#: word -> (clear?, MOUNT_ATTR_* bit) for mount_setattr(AT_RECURSIVE)
+RECURSIVE: dict[str, tuple[bool, int]] = {
+    "rro": (False, MOUNT_ATTR_RDONLY), "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID), "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV), "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC), "rexec": (True, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, MOUNT_ATTR_NODIRATIME), "rdiratime": (True, MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (False, MOUNT_ATTR_NOSYMFOLLOW), "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
+}
+
+#: recursive atime words -> the atime value they select.  The atime field is an enum, not a
+#: bitmap: the kernel wants the whole MOUNT_ATTR__ATIME field in attr_clr and the value in
+#: attr_set (clearing a single atime bit is EINVAL), so every word selects a value.  The
+#: "negative" words select what the kernel picks when the positive one is absent.
+RECURSIVE_ATIME: dict[str, int] = {
+    "rrelatime": MOUNT_ATTR_RELATIME, "rnorelatime": MOUNT_ATTR_STRICTATIME,
+    "rnoatime": MOUNT_ATTR_NOATIME, "ratime": MOUNT_ATTR_RELATIME,
+    "rstrictatime": MOUNT_ATTR_STRICTATIME, "rnostrictatime": MOUNT_ATTR_RELATIME,
+}
+
+#: words clonekit recognises but does not implement yet -> why
+UNSUPPORTED: dict[str, str] = {
+    "idmap": "id-mapped mounts are not implemented yet",
+    "ridmap": "id-mapped mounts are not implemented yet",
+    "tmpcopyup": "tmpcopyup (crun's copy of the image's directory into a tmpfs) is not implemented yet",
+}
+
+
+def recognised() -> list[str]:
+    """Every option word clonekit translates (for the features document), sorted."""
+    words = {*FLAGS, *PROPAGATION, *BIND, *RECURSIVE, *RECURSIVE_ATIME}
+    return sorted(words)
+
+
+class Translated:
+    """The result of :func:`translate` (plain attributes; the caller builds the MountPlan)."""
+
+    __slots__ = ("clear_flags", "data", "flags", "propagation", "recursive_clear",
+                 "recursive_set", "unsupported")
+
+    def __init__(self) -> None:
+        self.flags = 0
+        self.clear_flags = 0
+        self.propagation = 0
+        self.data: list[str] = []
+        self.recursive_set = 0
+        self.recursive_clear = 0
+        self.unsupported: list[tuple[int, str]] = []  # (index in options, word)
+
+
+def translate(options: list[str] | tuple[str, ...]) -> Translated:
+    """Fold ``options`` in order into flags; later words win over earlier ones ("ro" then "rw"
+    leaves the mount writable), as with mount(8).  For propagation the last word wins."""
+    out = Translated()
+    for index, word in enumerate(options):
+        flag = FLAGS.get(word)
+        if flag is not None:
+            clear, bit = flag
+            if clear:
+                out.flags &= ~bit
+                out.clear_flags |= bit
+            else:
+                out.flags |= bit
+                out.clear_flags &= ~bit
+            continue
+        bits = BIND.get(word)
+        if bits is not None:
+            out.flags |= bits
+            continue
+        prop = PROPAGATION.get(word)
+        if prop is not None:
+            out.propagation = prop
+            continue
+        rec = RECURSIVE.get(word)
+        if rec is not None:
+            clear, bit = rec
+            if clear:
+                out.recursive_set &= ~bit
+                out.recursive_clear |= bit
+            else:
+                out.recursive_set |= bit
+                out.recursive_clear &= ~bit
+            continue
+        atime = RECURSIVE_ATIME.get(word)
+        if atime is not None:
+            out.recursive_set = (out.recursive_set & ~MOUNT_ATTR__ATIME) | atime
+            out.recursive_clear |= MOUNT_ATTR__ATIME
+            continue
+        if word in UNSUPPORTED:
+            out.unsupported.append((index, word))
+            continue
+        out.data.append(word)
+    return out

@@ -1,0 +1,908 @@
+"""config.json -> a validated :class:`~clonekit.runtime.plan.Plan`.
+
+Everything is checked here, before the runtime creates anything: JSON types, unknown fields, paths,
+namespaces (a ``path`` must be a namespace file of that kind), id maps, sysctls (only namespaced
+ones), devices, hooks, mount options.  A problem raises :class:`SpecError`, which names the JSON path
+of the bad value (``$.mounts[2].destination``), says what is wrong, why, and what to do.
+
+Sections of the OCI runtime-spec 1.2 that clonekit knows but does not apply yet (capabilities,
+rlimits, seccomp, resources, ...) are accepted; :func:`ignored_fields` lists those a config uses.
+
+Only ``json``, ``os``, ``stat`` and ``posixpath`` are imported (this runs on every ``create``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import stat
+
+from ..errors import UsageError
+from . import options as _opts
+from .plan import (
+    NAMESPACE_FLAGS,
+    DevicePlan,
+    Hook,
+    Hooks,
+    IdMapping,
+    MountPlan,
+    NamespacePlan,
+    Plan,
+    ProcessPlan,
+    User,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+__all__ = ["SpecError", "ignored_fields", "load_plan", "plan_from_dict"]
+
+UINT32_MAX = (1 << 32) - 1
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+HOST_NAME_MAX = 64            # __NEW_UTS_LEN: the kernel's limit for hostname and domainname
+MAX_ID_MAP_LINES = 340        # the kernel's limit of lines in uid_map / gid_map (4.15+)
+NS_GET_NSTYPE = 0xB703        # ioctl on an nsfs file: its CLONE_NEW* type
+
+SPEC = "the OCI runtime-spec"
+
+
+class SpecError(UsageError):
+    """config.json is wrong.  ``json_path`` names the value (``$.mounts[2].destination``)."""
+
+    def __init__(self, json_path: str, message: str) -> None:
+        super().__init__(f"{json_path}: {message}")
+        self.json_path = json_path
+        self.message = message
+
+
+# --------------------------------------------------------------------------------------------
+# the fields of each object.  KNOWN: parsed and applied.  IGNORED: part of the runtime-spec 1.2,
+# accepted, not applied yet (each with the JSON type it must have).
+
+TOP_KNOWN = frozenset({"ociVersion", "root", "process", "hostname", "domainname", "mounts", "hooks",
+                       "annotations", "linux"})
+TOP_IGNORED: dict[str, type] = {"solaris": dict, "windows": dict, "vm": dict, "zos": dict}
+ROOT_KNOWN = frozenset({"path", "readonly"})
+PROCESS_KNOWN = frozenset({"args", "env", "cwd", "user", "terminal", "noNewPrivileges"})
+PROCESS_IGNORED: dict[str, type] = {
+    "capabilities": dict, "rlimits": list, "apparmorProfile": str, "selinuxLabel": str,
+    "oomScoreAdj": int, "ioPriority": dict, "scheduler": dict, "execCPUAffinity": dict,
+    "consoleSize": dict, "commandLine": str,
+}
+USER_KNOWN = frozenset({"uid", "gid", "umask", "additionalGids"})
+USER_IGNORED: dict[str, type] = {"username": str}
+MOUNT_KNOWN = frozenset({"destination", "source", "type", "options"})
+MOUNT_IGNORED: dict[str, type] = {"uidMappings": list, "gidMappings": list}
+LINUX_KNOWN = frozenset({"namespaces", "uidMappings", "gidMappings", "devices", "maskedPaths",
+                         "readonlyPaths", "rootfsPropagation", "sysctl", "timeOffsets",
+                         "cgroupsPath"})
+LINUX_IGNORED: dict[str, type] = {
+    "resources": dict, "seccomp": dict, "mountLabel": str, "intelRdt": dict, "personality": dict,
+    "netDevices": dict,
+}
+NAMESPACE_KNOWN = frozenset({"type", "path"})
+IDMAP_KNOWN = frozenset({"containerID", "hostID", "size"})
+DEVICE_KNOWN = frozenset({"type", "path", "major", "minor", "fileMode", "uid", "gid"})
+HOOKS_KNOWN = {  # config.json name -> Hooks field
+    "prestart": "prestart", "createRuntime": "create_runtime", "createContainer": "create_container",
+    "startContainer": "start_container", "poststart": "poststart", "poststop": "poststop",
+}
+HOOK_KNOWN = frozenset({"path", "args", "env", "timeout"})
+TIME_CLOCKS = ("monotonic", "boottime")
+TIME_KNOWN = frozenset({"secs", "nanosecs"})
+
+ROOTFS_PROPAGATION = {
+    "private": _opts.MS_PRIVATE, "rprivate": _opts.MS_PRIVATE | _opts.MS_REC,
+    "slave": _opts.MS_SLAVE, "rslave": _opts.MS_SLAVE | _opts.MS_REC,
+    "shared": _opts.MS_SHARED, "rshared": _opts.MS_SHARED | _opts.MS_REC,
+    "unbindable": _opts.MS_UNBINDABLE, "runbindable": _opts.MS_UNBINDABLE | _opts.MS_REC,
+}
+
+#: IPC sysctls (kernel/ipc/ipc_sysctl.c): per IPC namespace.  Plus everything under fs.mqueue.
+IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                         "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"})
+
+_NS_KIND_OF_FLAG = {int(flag): kind for kind, flag in NAMESPACE_FLAGS.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers: JSON paths and types
+
+def _key(path: str, key: str) -> str:
+    if key.isidentifier():
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key)}]"
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {json.dumps(shown)}"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+_TYPE_WORDS = {dict: "an object ({...})", list: "an array ([...])", str: "a string",
+               bool: "a boolean (true or false)", int: "an integer"}
+
+
+def _wrong_type(path: str, value: object, expected: str) -> SpecError:
+    return SpecError(path, f"expected {expected}, got {_describe(value)}: {SPEC} defines this field "
+                           f"as {expected}; write it that way")
+
+
+def _obj(value: object, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong_type(path, value, _TYPE_WORDS[dict])
+    return value
+
+
+def _list(value: object, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _wrong_type(path, value, _TYPE_WORDS[list])
+    return value
+
+
+def _str(value: object, path: str) -> str:
+    if not isinstance(value, str):
+        raise _wrong_type(path, value, _TYPE_WORDS[str])
+    if "\0" in value:
+        raise SpecError(path, "contains a NUL character (\\u0000): the kernel reads strings up to the "
+                              "first NUL, so the value would be cut short; remove it")
+    return value
+
+
+def _bool(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong_type(path, value, _TYPE_WORDS[bool])
+    return value
+
+
+def _int(value: object, path: str, lo: int, hi: int, what: str = "an integer") -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _wrong_type(path, value, what)
+    if not lo <= value <= hi:
+        raise SpecError(path, f"{value} is out of range: {what} must be between {lo} and {hi}; "
+                              "use a value in that range")
+    return value
+
+
+def _uint32(value: object, path: str) -> int:
+    return _int(value, path, 0, UINT32_MAX, "an unsigned 32-bit integer")
+
+
+def _str_list(value: object, path: str) -> tuple[str, ...]:
+    items = _list(value, path)
+    return tuple(_str(item, f"{path}[{i}]") for i, item in enumerate(items))
+
+
+def _fields(obj: dict[str, Any], path: str, known: frozenset[str] | dict[str, str],
+            ignored: dict[str, type] | None = None, what: str = "") -> None:
+    """Unknown keys are errors; known-but-not-applied keys must at least have the right type."""
+    for key, value in obj.items():
+        if key in known:
+            continue
+        if ignored is not None and key in ignored:
+            expected = ignored[key]
+            if value is not None and not (isinstance(value, expected) and not
+                                          (expected is int and isinstance(value, bool))):
+                raise _wrong_type(_key(path, key), value, _TYPE_WORDS[expected])
+            continue
+        names = sorted({*known, *(ignored or {})})
+        import difflib  # only on this error path
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SpecError(_key(path, key),
+                        f"unknown field {key!r}: {SPEC} 1.2 has no such field in {what or 'this object'}"
+                        f" (known: {', '.join(names)}); {hint}fix the name or remove the field")
+
+
+def _get(obj: dict[str, Any], key: str) -> Any:
+    """The value, with JSON null read as absent (as Go's decoder and runc do)."""
+    return obj.get(key)
+
+
+def _abs_path(value: object, path: str, what: str, *, allow_root: bool = True) -> str:
+    """An absolute container path, normalised; ".." is refused (it could step out of the rootfs
+    once symlinks are resolved in the container)."""
+    text = _str(value, path)
+    if not text.startswith("/"):
+        raise SpecError(path, f"{what} {json.dumps(text)} is not absolute: {SPEC} requires absolute "
+                              f"paths inside the container; write it as \"/{text}\"")
+    if ".." in text.split("/"):
+        raise SpecError(path, f"{what} {json.dumps(text)} contains \"..\": paths are resolved inside "
+                              "the rootfs, where \"..\" after a symlink can lead elsewhere; write the "
+                              "path without \"..\"")
+    norm = posixpath.normpath(text)
+    if norm.startswith("//"):
+        norm = "/" + norm.lstrip("/")
+    if norm == "/" and not allow_root:
+        raise SpecError(path, f"{what} is \"/\", the container's root itself: the root comes from "
+                              "root.path; use another destination")
+    return norm
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+
+def _oci_version(doc: dict[str, Any]) -> str:
+    value = _get(doc, "ociVersion")
+    if value is None:
+        raise SpecError("$.ociVersion", "missing: every config.json must say which runtime-spec version "
+                                        "it follows; add \"ociVersion\": \"1.2.0\"")
+    text = _str(value, "$.ociVersion")
+    core = text.split("+", 1)[0].split("-", 1)[0]
+    parts = core.split(".")
+    if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts):
+        raise SpecError("$.ociVersion", f"{json.dumps(text)} is not a SemVer version (MAJOR.MINOR.PATCH): "
+                                        f"{SPEC} requires SemVer 2.0.0; write e.g. \"1.2.0\"")
+    if parts[0] != "1":
+        raise SpecError("$.ociVersion", f"version {text} is not 1.x: clonekit implements {SPEC} 1.x "
+                                        "(1.0.0 to 1.2.0); write a 1.x config")
+    return text
+
+
+def _root(doc: dict[str, Any], bundle: str) -> tuple[str, bool]:
+    value = _get(doc, "root")
+    if value is None:
+        raise SpecError("$.root", "missing: on Linux the container needs a root filesystem; add "
+                                  "\"root\": {\"path\": \"rootfs\"} (a directory, relative to the bundle)")
+    root = _obj(value, "$.root")
+    _fields(root, "$.root", ROOT_KNOWN, what="root")
+    if _get(root, "path") is None:
+        raise SpecError("$.root.path", "missing: the path of the root filesystem (relative to the "
+                                       "bundle or absolute); add \"path\": \"rootfs\"")
+    text = _str(root["path"], "$.root.path")
+    if not text:
+        raise SpecError("$.root.path", "is empty: name the root filesystem's directory, e.g. \"rootfs\"")
+    full = os.path.join(bundle, text)
+    try:
+        st = os.stat(full)
+    except FileNotFoundError:
+        raise SpecError("$.root.path", f"{full} does not exist: the root filesystem must be a directory "
+                                       "before create; unpack an image there or fix the path") from None
+    except OSError as exc:
+        raise SpecError("$.root.path", f"cannot stat {full}: {exc.strerror}; check the path and its "
+                                       "permissions") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise SpecError("$.root.path", f"{full} is not a directory: the root filesystem must be a "
+                                       "directory (pivot_root needs one); point root.path at one")
+    readonly = False
+    if _get(root, "readonly") is not None:
+        readonly = _bool(root["readonly"], "$.root.readonly")
+    return os.path.realpath(full), readonly
+
+
+def _process(value: object) -> ProcessPlan:
+    proc = _obj(value, "$.process")
+    _fields(proc, "$.process", PROCESS_KNOWN, PROCESS_IGNORED, "process")
+    args_v = _get(proc, "args")
+    if args_v is None:
+        raise SpecError("$.process.args", "missing: the program to run (args[0]) and its arguments; "
+                                          "add \"args\": [\"sh\"]")
+    args = _str_list(args_v, "$.process.args")
+    if not args:
+        raise SpecError("$.process.args", "is empty: args[0] is the program to run and is required on "
+                                          "Linux; add at least one element")
+    if not args[0]:
+        raise SpecError("$.process.args[0]", "is empty: it names the program to run; write its path")
+    cwd_v = _get(proc, "cwd")
+    if cwd_v is None:
+        raise SpecError("$.process.cwd", f"missing: {SPEC} requires the working directory; add "
+                                         "\"cwd\": \"/\"")
+    cwd = _str(cwd_v, "$.process.cwd")
+    if not cwd.startswith("/"):
+        raise SpecError("$.process.cwd", f"{json.dumps(cwd)} is not absolute: {SPEC} requires an "
+                                         "absolute path inside the container; e.g. \"/\"")
+    cwd = posixpath.normpath(cwd)
+    if cwd.startswith("//"):
+        cwd = "/" + cwd.lstrip("/")
+    env: tuple[str, ...] = ()
+    if _get(proc, "env") is not None:
+        env = _str_list(proc["env"], "$.process.env")
+        for i, item in enumerate(env):
+            name = item.partition("=")[0]
+            if "=" not in item or not name:
+                raise SpecError(f"$.process.env[{i}]", f"{json.dumps(item)} is not NAME=VALUE: "
+                                                       "environment entries need a name and \"=\"; "
+                                                       "write e.g. \"TERM=xterm\"")
+    terminal = False
+    if _get(proc, "terminal") is not None:
+        terminal = _bool(proc["terminal"], "$.process.terminal")
+    nnp = False
+    if _get(proc, "noNewPrivileges") is not None:
+        nnp = _bool(proc["noNewPrivileges"], "$.process.noNewPrivileges")
+    user = User()
+    if _get(proc, "user") is not None:
+        user = _user(proc["user"])
+    return ProcessPlan(args=args, env=env, cwd=cwd, user=user, terminal=terminal,
+                       no_new_privileges=nnp)
+
+
+def _user(value: object) -> User:
+    u = _obj(value, "$.process.user")
+    _fields(u, "$.process.user", USER_KNOWN, USER_IGNORED, "process.user")
+    uid = _uint32(u["uid"], "$.process.user.uid") if _get(u, "uid") is not None else 0
+    gid = _uint32(u["gid"], "$.process.user.gid") if _get(u, "gid") is not None else 0
+    umask = None
+    if _get(u, "umask") is not None:
+        umask = _int(u["umask"], "$.process.user.umask", 0, 0o777,
+                     "a umask (permission bits, 0 to 0o777 = 511)")
+    gids: tuple[int, ...] = ()
+    if _get(u, "additionalGids") is not None:
+        items = _list(u["additionalGids"], "$.process.user.additionalGids")
+        gids = tuple(_uint32(g, f"$.process.user.additionalGids[{i}]") for i, g in enumerate(items))
+    return User(uid=uid, gid=gid, umask=umask, additional_gids=gids)
+
+
+def _hostname(doc: dict[str, Any], key: str) -> str | None:
+    if _get(doc, key) is None:
+        return None
+    text = _str(doc[key], f"$.{key}")
+    if len(text.encode()) > HOST_NAME_MAX:
+        raise SpecError(f"$.{key}", f"is {len(text.encode())} bytes long: the kernel keeps at most "
+                                    f"{HOST_NAME_MAX} bytes (__NEW_UTS_LEN); shorten it")
+    return text or None
+
+
+def _mounts(value: object, bundle: str) -> tuple[MountPlan, ...]:
+    items = _list(value, "$.mounts")
+    return tuple(_mount(item, f"$.mounts[{i}]", bundle) for i, item in enumerate(items))
+
+
+def _mount(value: object, path: str, bundle: str) -> MountPlan:
+    m = _obj(value, path)
+    _fields(m, path, MOUNT_KNOWN, MOUNT_IGNORED, "a mount")
+    if _get(m, "destination") is None:
+        raise SpecError(f"{path}.destination", "missing: where the mount goes in the container; add "
+                                               "\"destination\": \"/...\"")
+    dest = _abs_path(m["destination"], f"{path}.destination", "the mount destination",
+                     allow_root=False)
+    words: tuple[str, ...] = ()
+    if _get(m, "options") is not None:
+        words = _str_list(m["options"], f"{path}.options")
+        for i, word in enumerate(words):
+            if not word:
+                raise SpecError(f"{path}.options[{i}]", "is an empty option: mount options are words "
+                                                        "like \"ro\" or \"mode=755\"; remove it")
+    fstype = None
+    if _get(m, "type") is not None:
+        fstype = _str(m["type"], f"{path}.type") or None
+    source = None
+    if _get(m, "source") is not None:
+        source = _str(m["source"], f"{path}.source") or None
+    tr = _opts.translate(words)
+    is_bind = fstype == "bind" or bool(tr.flags & _opts.MS_BIND)
+    if is_bind:
+        tr.flags |= _opts.MS_BIND
+        if source is None:
+            raise SpecError(f"{path}.source", "missing: a bind mount needs the host path to bind; add "
+                                              "\"source\": \"/host/path\"")
+        source = posixpath.normpath(os.path.join(bundle, source))
+        fstype = "bind"
+    elif fstype is None or fstype == "none":
+        raise SpecError(f"{path}.type", "missing: a mount that is not a bind mount needs a filesystem "
+                                        "type for mount(2); add \"type\": \"tmpfs\" (or proc, sysfs, "
+                                        "...), or the option \"bind\"/\"rbind\" for a bind mount")
+    return MountPlan(destination=dest, type=fstype, source=source, flags=tr.flags,
+                     clear_flags=tr.clear_flags, propagation=tr.propagation, data=",".join(tr.data),
+                     recursive_set=tr.recursive_set, recursive_clear=tr.recursive_clear,
+                     options=words)
+
+
+def _hooks(value: object) -> Hooks:
+    h = _obj(value, "$.hooks")
+    _fields(h, "$.hooks", HOOKS_KNOWN, what="hooks")
+    kinds: dict[str, tuple[Hook, ...]] = {}
+    for name, attr in HOOKS_KNOWN.items():
+        if _get(h, name) is None:
+            continue
+        items = _list(h[name], f"$.hooks.{name}")
+        kinds[attr] = tuple(_hook(item, f"$.hooks.{name}[{i}]") for i, item in enumerate(items))
+    return Hooks(**kinds)
+
+
+def _hook(value: object, path: str) -> Hook:
+    h = _obj(value, path)
+    _fields(h, path, HOOK_KNOWN, what="a hook")
+    if _get(h, "path") is None:
+        raise SpecError(f"{path}.path", "missing: the program the hook runs; add \"path\": \"/usr/bin/...\"")
+    exe = _str(h["path"], f"{path}.path")
+    if not exe.startswith("/"):
+        raise SpecError(f"{path}.path", f"{json.dumps(exe)} is not absolute: {SPEC} requires an "
+                                        "absolute path for hooks (no $PATH search); write the full path")
+    args = _str_list(h["args"], f"{path}.args") if _get(h, "args") is not None else ()
+    env = _str_list(h["env"], f"{path}.env") if _get(h, "env") is not None else ()
+    timeout = None
+    if _get(h, "timeout") is not None:
+        timeout = float(_int(h["timeout"], f"{path}.timeout", 1, INT64_MAX,
+                             "a timeout in whole seconds, greater than zero"))
+    return Hook(path=exe, args=args, env=env, timeout=timeout)
+
+
+def _annotations(value: object) -> tuple[tuple[str, str], ...]:
+    a = _obj(value, "$.annotations")
+    out = []
+    for key, val in a.items():
+        if not key:
+            raise SpecError("$.annotations", "has an empty key: annotation keys must be non-empty "
+                                             "(reverse-domain names like \"org.example.key\")")
+        out.append((key, _str(val, _key("$.annotations", key))))
+    return tuple(out)
+
+
+def _namespaces(value: object) -> tuple[NamespacePlan, ...]:
+    items = _list(value, "$.linux.namespaces")
+    seen: dict[str, int] = {}
+    out = []
+    for i, item in enumerate(items):
+        path = f"$.linux.namespaces[{i}]"
+        ns = _obj(item, path)
+        _fields(ns, path, NAMESPACE_KNOWN, what="a namespace")
+        if _get(ns, "type") is None:
+            raise SpecError(f"{path}.type", f"missing: one of {', '.join(NAMESPACE_FLAGS)}")
+        kind = _str(ns["type"], f"{path}.type")
+        if kind not in NAMESPACE_FLAGS:
+            raise SpecError(f"{path}.type", f"{json.dumps(kind)} is not a namespace type: {SPEC} names "
+                                            f"them {', '.join(NAMESPACE_FLAGS)}; use one of those")
+        if kind in seen:
+            raise SpecError(f"{path}.type", f"namespace {kind!r} is listed twice (also at "
+                                            f"$.linux.namespaces[{seen[kind]}]): {SPEC} requires each "
+                                            "type at most once; remove one")
+        seen[kind] = i
+        ns_path = None
+        if _get(ns, "path") is not None:
+            ns_path = _str(ns["path"], f"{path}.path") or None
+        if ns_path is not None:
+            _check_ns_file(ns_path, kind, f"{path}.path")
+        out.append(NamespacePlan(kind=kind, path=ns_path))
+    return tuple(out)
+
+
+def _check_ns_file(ns_path: str, kind: str, path: str) -> None:
+    """``ns_path`` must be an nsfs file of ``kind`` (NS_GET_NSTYPE says which kind it is)."""
+    if not ns_path.startswith("/"):
+        raise SpecError(path, f"{json.dumps(ns_path)} is not absolute: {SPEC} requires an absolute "
+                              "path to a namespace file (e.g. /proc/PID/ns/net or /run/netns/NAME)")
+    try:
+        st = os.stat(ns_path)
+    except OSError as exc:
+        raise SpecError(path, f"cannot use {ns_path} to join a {kind} namespace: {exc.strerror}; give "
+                              "the path of an existing namespace file (/proc/PID/ns/... or a bind "
+                              "mount of one)") from None
+    if not stat.S_ISREG(st.st_mode):
+        proc_name = {"network": "net", "mount": "mnt"}.get(kind, kind)
+        raise SpecError(path, f"{ns_path} is not a namespace file (not even a regular file): name "
+                              f"/proc/PID/ns/{proc_name} or a bind mount of it")
+    import fcntl  # small C module, only when a config joins a namespace
+    try:
+        fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SpecError(path, f"cannot open {ns_path}: {exc.strerror}; the runtime must be allowed to "
+                              "open the namespace file (ptrace access to its process)") from None
+    try:
+        found = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        found = None
+    finally:
+        os.close(fd)
+    if found is None:
+        raise SpecError(path, f"{ns_path} is not a namespace file: the kernel does not know it as one "
+                              f"(NS_GET_NSTYPE fails); name /proc/PID/ns/... of a process in the {kind} "
+                              "namespace to join, or a bind mount of it")
+    if found != int(NAMESPACE_FLAGS[kind]):
+        other = _NS_KIND_OF_FLAG.get(found, hex(found))
+        raise SpecError(path, f"{ns_path} is a {other} namespace, not a {kind} namespace: setns() would "
+                              f"refuse it (EINVAL); give a {kind} namespace file here")
+
+
+def _id_mappings(value: object, path: str, what: str) -> tuple[IdMapping, ...]:
+    items = _list(value, path)
+    if len(items) > MAX_ID_MAP_LINES:
+        raise SpecError(path, f"has {len(items)} entries: the kernel accepts at most {MAX_ID_MAP_LINES} "
+                              f"lines in {what}_map; merge adjacent ranges")
+    out: list[IdMapping] = []
+    for i, item in enumerate(items):
+        p = f"{path}[{i}]"
+        m = _obj(item, p)
+        _fields(m, p, IDMAP_KNOWN, what="an id mapping")
+        for key in ("containerID", "hostID", "size"):
+            if _get(m, key) is None:
+                raise SpecError(f"{p}.{key}", "missing: an id mapping needs containerID, hostID and size")
+        cid = _uint32(m["containerID"], f"{p}.containerID")
+        hid = _uint32(m["hostID"], f"{p}.hostID")
+        size = _int(m["size"], f"{p}.size", 1, UINT32_MAX, "a range size of at least 1")
+        for key, start in (("containerID", cid), ("hostID", hid)):
+            if start + size - 1 > UINT32_MAX - 1:
+                raise SpecError(f"{p}.size", f"{key} {start} + size {size} passes {UINT32_MAX - 1}, the "
+                                             "largest id (4294967295 is the invalid id -1); shrink it")
+        for j, prev in enumerate(out):
+            if cid < prev.container_id + prev.size and prev.container_id < cid + size:
+                raise SpecError(f"{p}.containerID", f"container ids {cid}..{cid + size - 1} overlap "
+                                                    f"{path}[{j}]: the kernel refuses overlapping "
+                                                    f"ranges in {what}_map (EINVAL); make them disjoint")
+            if hid < prev.host_id + prev.size and prev.host_id < hid + size:
+                raise SpecError(f"{p}.hostID", f"host ids {hid}..{hid + size - 1} overlap {path}[{j}]: "
+                                               f"the kernel refuses overlapping ranges in {what}_map "
+                                               "(EINVAL); make them disjoint")
+        out.append(IdMapping(container_id=cid, host_id=hid, size=size))
+    return tuple(out)
+
+
+def _devices(value: object) -> tuple[DevicePlan, ...]:
+    items = _list(value, "$.linux.devices")
+    out = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        p = f"$.linux.devices[{i}]"
+        d = _obj(item, p)
+        _fields(d, p, DEVICE_KNOWN, what="a device")
+        if _get(d, "path") is None:
+            raise SpecError(f"{p}.path", "missing: where the device node goes, e.g. \"/dev/fuse\"")
+        dpath = _abs_path(d["path"], f"{p}.path", "the device path", allow_root=False)
+        if dpath in seen:
+            raise SpecError(f"{p}.path", f"{dpath} is listed twice (also at $.linux.devices[{seen[dpath]}]"
+                                         "): one path can hold one device node; remove one")
+        seen[dpath] = i
+        if _get(d, "type") is None:
+            raise SpecError(f"{p}.type", "missing: \"c\" (character), \"b\" (block), \"u\" (unbuffered "
+                                         "character) or \"p\" (FIFO)")
+        dtype = _str(d["type"], f"{p}.type")
+        if dtype not in ("c", "b", "u", "p"):
+            raise SpecError(f"{p}.type", f"{json.dumps(dtype)} is not a device type: {SPEC} knows \"c\", "
+                                         "\"b\", \"u\" and \"p\"; use one of those")
+        major = minor = 0
+        if dtype != "p":
+            for key in ("major", "minor"):
+                if _get(d, key) is None:
+                    raise SpecError(f"{p}.{key}", f"missing: a {'block' if dtype == 'b' else 'character'}"
+                                                  " device needs its major and minor numbers (ls -l "
+                                                  "/dev/... shows them)")
+            major = _int(d["major"], f"{p}.major", 0, (1 << 12) - 1, "a major number (0 to 4095)")
+            minor = _int(d["minor"], f"{p}.minor", 0, (1 << 20) - 1, "a minor number (0 to 1048575)")
+        else:
+            for key in ("major", "minor"):
+                if _get(d, key) is not None:
+                    _int(d[key], f"{p}.{key}", 0, INT64_MAX)
+        mode = 0o666
+        if _get(d, "fileMode") is not None:
+            mode = _uint32(d["fileMode"], f"{p}.fileMode") & 0o7777
+        uid = _uint32(d["uid"], f"{p}.uid") if _get(d, "uid") is not None else 0
+        gid = _uint32(d["gid"], f"{p}.gid") if _get(d, "gid") is not None else 0
+        out.append(DevicePlan(path=dpath, type=dtype, major=major, minor=minor, file_mode=mode,
+                              uid=uid, gid=gid))
+    return tuple(out)
+
+
+def _paths(value: object, path: str, what: str) -> tuple[str, ...]:
+    items = _list(value, path)
+    return tuple(_abs_path(item, f"{path}[{i}]", what, allow_root=False) for i, item in enumerate(items))
+
+
+def _sysctl_name(name: str) -> str:
+    """sysctl(8)'s dotted form; "/"-separated names are converted (dots inside then become "/")."""
+    first = next((c for c in name if c in "./"), ".")
+    if first == "/":
+        return name.translate(str.maketrans("./", "/."))
+    return name
+
+
+def _sysctls(value: object) -> tuple[tuple[str, str], ...]:
+    s = _obj(value, "$.linux.sysctl")
+    out: dict[str, str] = {}
+    for key, val in s.items():
+        p = _key("$.linux.sysctl", key)
+        _str(key, p)
+        text = _str(val, p)
+        name = _sysctl_name(key)
+        # the file is /proc/sys/ + the dotted name with "." -> "/" (and "/" inside a word -> ".")
+        if any(part.replace("/", ".") in ("", ".", "..") for part in name.split(".")):
+            raise SpecError(p, f"{json.dumps(key)} is not a sysctl name: names are dot-separated words "
+                               "under /proc/sys (e.g. \"net.ipv4.ip_forward\"); fix the name")
+        if name in out:
+            raise SpecError(p, f"sysctl {name} is given twice (once with \"/\" separators): keep one")
+        out[name] = text
+    return tuple(out.items())
+
+
+def _time_offsets(value: object) -> tuple[tuple[str, int, int], ...]:
+    t = _obj(value, "$.linux.timeOffsets")
+    out = []
+    for clock, entry in t.items():
+        p = _key("$.linux.timeOffsets", clock)
+        if clock not in TIME_CLOCKS:
+            raise SpecError(p, f"{json.dumps(clock)} is not a clock a time namespace can offset: the "
+                               "kernel offsets only \"monotonic\" and \"boottime\"; use those")
+        e = _obj(entry, p)
+        _fields(e, p, TIME_KNOWN, what="a time offset")
+        secs = _int(e["secs"], f"{p}.secs", INT64_MIN, INT64_MAX) if _get(e, "secs") is not None else 0
+        nsecs = 0
+        if _get(e, "nanosecs") is not None:
+            nsecs = _int(e["nanosecs"], f"{p}.nanosecs", 0, 999_999_999, "nanoseconds (0 to 999999999)")
+        out.append((clock, secs, nsecs))
+    return tuple(out)
+
+
+def _cgroups_path(value: object) -> str | None:
+    text = _str(value, "$.linux.cgroupsPath")
+    if not text:
+        return None
+    if ".." in text.replace(":", "/").split("/"):
+        raise SpecError("$.linux.cgroupsPath", f"{json.dumps(text)} contains \"..\": a container's cgroup "
+                                               "must stay inside the cgroup tree it names; write the "
+                                               "path without \"..\"")
+    return text
+
+
+def _linux(value: object) -> dict[str, Any]:
+    linux = _obj(value, "$.linux")
+    _fields(linux, "$.linux", LINUX_KNOWN, LINUX_IGNORED, "linux")
+    out: dict[str, Any] = {}
+    g = linux.get
+    if g("namespaces") is not None:
+        out["namespaces"] = _namespaces(linux["namespaces"])
+    if g("uidMappings") is not None:
+        out["uid_mappings"] = _id_mappings(linux["uidMappings"], "$.linux.uidMappings", "uid")
+    if g("gidMappings") is not None:
+        out["gid_mappings"] = _id_mappings(linux["gidMappings"], "$.linux.gidMappings", "gid")
+    if g("devices") is not None:
+        out["devices"] = _devices(linux["devices"])
+    if g("maskedPaths") is not None:
+        out["masked_paths"] = _paths(linux["maskedPaths"], "$.linux.maskedPaths", "a masked path")
+    if g("readonlyPaths") is not None:
+        out["readonly_paths"] = _paths(linux["readonlyPaths"], "$.linux.readonlyPaths",
+                                       "a read-only path")
+    if g("rootfsPropagation") is not None:
+        prop = _str(linux["rootfsPropagation"], "$.linux.rootfsPropagation")
+        if prop:
+            if prop not in ROOTFS_PROPAGATION:
+                raise SpecError("$.linux.rootfsPropagation",
+                                f"{json.dumps(prop)} is not a propagation: use one of "
+                                f"{', '.join(ROOTFS_PROPAGATION)}")
+            out["rootfs_propagation"] = ROOTFS_PROPAGATION[prop]
+    if g("sysctl") is not None:
+        out["sysctl"] = _sysctls(linux["sysctl"])
+    if g("timeOffsets") is not None:
+        out["time_offsets"] = _time_offsets(linux["timeOffsets"])
+    if g("cgroupsPath") is not None:
+        out["cgroups_path"] = _cgroups_path(linux["cgroupsPath"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# rules across sections
+
+def _in_map(ident: int, mappings: tuple[IdMapping, ...]) -> bool:
+    return any(m.container_id <= ident < m.container_id + m.size for m in mappings)
+
+
+def _cross_check(plan: Plan, doc: dict[str, Any], rootless: bool) -> None:
+    ns = {n.kind: n for n in plan.namespaces}
+    ns_path = "$.linux.namespaces"
+    if "mount" not in ns:
+        raise SpecError(ns_path, "has no \"mount\" namespace: without one, the container's mounts and "
+                                 "pivot_root would change the host's mount table; add {\"type\": \"mount\"}")
+    user = ns.get("user")
+    has_maps = bool(plan.uid_mappings or plan.gid_mappings)
+    if user is None:
+        if has_maps:
+            which = "uidMappings" if plan.uid_mappings else "gidMappings"
+            raise SpecError(f"$.linux.{which}", "id mappings are given but there is no user namespace: "
+                                                "mappings belong to a new user namespace; add "
+                                                "{\"type\": \"user\"} to linux.namespaces or drop them")
+        if rootless:
+            raise SpecError(ns_path, "has no \"user\" namespace, but the runtime runs rootless: an "
+                                     "unprivileged user can create the other namespaces only inside a "
+                                     "user namespace it owns; add {\"type\": \"user\"} with uidMappings "
+                                     "and gidMappings (`clonekit spec --rootless` writes them)")
+    elif user.path is not None:
+        if has_maps:
+            which = "uidMappings" if plan.uid_mappings else "gidMappings"
+            raise SpecError(f"$.linux.{which}", f"the user namespace is joined ({user.path}), and a joined "
+                                                "namespace already has its mappings; drop the mappings or "
+                                                "create a new user namespace (no path)")
+    else:
+        for which, maps in (("uidMappings", plan.uid_mappings), ("gidMappings", plan.gid_mappings)):
+            if not maps:
+                raise SpecError(f"$.linux.{which}", "missing: a new user namespace needs "
+                                                    f"{which} (without them every id in it is the "
+                                                    "overflow id 65534 and setuid fails); add e.g. "
+                                                    "[{\"containerID\": 0, \"hostID\": 1000, \"size\": 1}]")
+        proc = plan.process
+        if proc is not None:
+            if not _in_map(proc.user.uid, plan.uid_mappings):
+                raise SpecError("$.process.user.uid", f"uid {proc.user.uid} is not mapped in "
+                                                      "linux.uidMappings: the kernel refuses to switch "
+                                                      "to an unmapped uid (EINVAL); map it or pick a "
+                                                      "mapped uid")
+            gids = (("$.process.user.gid", proc.user.gid),
+                    *((f"$.process.user.additionalGids[{i}]", g)
+                      for i, g in enumerate(proc.user.additional_gids)))
+            for p, gid in gids:
+                if not _in_map(gid, plan.gid_mappings):
+                    raise SpecError(p, f"gid {gid} is not mapped in linux.gidMappings: the kernel "
+                                       "refuses unmapped gids (EINVAL); map it or pick a mapped gid")
+    for key in ("hostname", "domainname"):
+        if getattr(plan, key) is not None and "uts" not in ns:
+            raise SpecError(f"$.{key}", f"is set but there is no \"uts\" namespace: setting it would change "
+                                        f"the host's {key}; add {{\"type\": \"uts\"}} to linux.namespaces "
+                                        f"or remove {key}")
+    if plan.time_offsets:
+        time_ns = ns.get("time")
+        if time_ns is None or time_ns.path is not None:
+            raise SpecError("$.linux.timeOffsets", "needs a new \"time\" namespace: offsets can be set only "
+                                                   "in a time namespace created for the container (no "
+                                                   "path); add {\"type\": \"time\"} or drop timeOffsets")
+    linux = doc.get("linux") or {}
+    for raw in linux.get("sysctl") or {}:
+        name = _sysctl_name(raw)
+        p = _key("$.linux.sysctl", raw)
+        if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
+            if "ipc" not in ns:
+                raise SpecError(p, f"sysctl {name} belongs to an IPC namespace and there is none: it "
+                                   "would change the host's value; add {\"type\": \"ipc\"}")
+        elif name.startswith("net."):
+            net = ns.get("network")
+            if net is None:
+                raise SpecError(p, f"sysctl {name} belongs to a network namespace and there is none: it "
+                                   "would change the host's value; add {\"type\": \"network\"}")
+            if net.path is not None and _same_file(net.path, "/proc/self/ns/net"):
+                raise SpecError(p, f"sysctl {name} would change the runtime's own network namespace "
+                                   f"({net.path} is the host's): use a network namespace of the container")
+        elif name == "kernel.domainname" and "uts" in ns:
+            pass
+        elif name == "kernel.hostname" and "uts" in ns:
+            raise SpecError(p, "sysctl kernel.hostname conflicts with the \"hostname\" field; set the "
+                               "hostname there instead")
+        else:
+            raise SpecError(p, f"sysctl {name} is not namespaced (or its namespace is not in the config): "
+                               "writing it from a container would change the whole host; only IPC "
+                               "(kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*), network (net.*) and "
+                               "UTS (kernel.domainname) sysctls are allowed")
+    if rootless and plan.uid_mappings:
+        for i, m in enumerate(plan.mounts):
+            for word in m.options:
+                key, _, num = word.partition("=")
+                if key not in ("uid", "gid") or not num.isdigit():
+                    continue
+                maps = plan.uid_mappings if key == "uid" else plan.gid_mappings
+                if not _in_map(int(num), maps):
+                    raise SpecError(f"$.mounts[{i}].options", f"option {word} names a {key} that is not "
+                                                              "mapped in the container's user namespace: "
+                                                              "the kernel refuses it (EINVAL); map it or "
+                                                              "drop the option")
+    hooks = plan.hooks
+    if not hooks.prestart and not hooks.create_runtime:
+        for i, m in enumerate(plan.mounts):
+            if m.is_bind and m.source is not None and not os.path.lexists(m.source):
+                raise SpecError(f"$.mounts[{i}].source", f"{m.source} does not exist: a bind mount needs an "
+                                                         "existing host path (relative paths are read "
+                                                         "from the bundle); create it or fix the path")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+def plan_from_dict(doc: object, bundle: str, *, rootless: bool = False) -> Plan:
+    """Validate a parsed config.json and return its Plan.  ``bundle`` is the directory relative
+    paths (root.path, bind sources) are read from.  Raises :class:`SpecError`."""
+    d = _obj(doc, "$")
+    _fields(d, "$", TOP_KNOWN, TOP_IGNORED, "the top level")
+    bundle = os.path.abspath(bundle)
+    version = _oci_version(d)
+    root, readonly = _root(d, bundle)
+    process = _process(d["process"]) if _get(d, "process") is not None else None
+    hostname = _hostname(d, "hostname")
+    domainname = _hostname(d, "domainname")
+    mounts = _mounts(d["mounts"], bundle) if _get(d, "mounts") is not None else ()
+    hooks = _hooks(d["hooks"]) if _get(d, "hooks") is not None else Hooks()
+    annotations = _annotations(d["annotations"]) if _get(d, "annotations") is not None else ()
+    linux = _linux(d["linux"]) if _get(d, "linux") is not None else {}
+    plan = Plan(oci_version=version, root=root, root_readonly=readonly, process=process,
+                hostname=hostname, domainname=domainname, mounts=mounts, hooks=hooks,
+                annotations=annotations, **linux)
+    _cross_check(plan, d, rootless)
+    return plan
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def load_plan(bundle: str, config_path: str | None = None, *, rootless: bool = False) -> Plan:
+    """Read ``config_path`` (default ``<bundle>/config.json``) once, validate it, return the Plan."""
+    if config_path is None:
+        if not os.path.isdir(bundle):
+            what = "does not exist" if not os.path.lexists(bundle) else "is not a directory"
+            raise SpecError("$", f"bundle {bundle} {what}: a bundle is a directory holding config.json "
+                                 "and the rootfs; pass --bundle DIR (or run in the bundle)")
+        config_path = os.path.join(bundle, "config.json")
+    try:
+        with open(config_path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise SpecError("$", f"{config_path} does not exist: the bundle needs a config.json; "
+                             "`clonekit spec` writes a starting one") from None
+    except OSError as exc:
+        raise SpecError("$", f"cannot read {config_path}: {exc.strerror}; check the path and its "
+                             "permissions") from None
+    doc = parse_json(data, config_path)
+    return plan_from_dict(doc, bundle, rootless=rootless)
+
+
+def parse_json(data: bytes | str, name: str = "config.json") -> Any:
+    """``json.loads`` with errors as SpecError: not JSON, not UTF-8, duplicate keys, too deep."""
+    try:
+        return json.loads(data, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise SpecError("$", f"{name}: key {json.dumps(exc.args[0])} appears twice in one object: JSON "
+                             "readers disagree on which one wins, so the config is ambiguous; keep one"
+                        ) from None
+    except json.JSONDecodeError as exc:
+        raise SpecError("$", f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                             f"{exc.colno}; fix the syntax (e.g. `python3 -m json.tool {name}` shows it)"
+                        ) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError("$", f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start}): JSON must "
+                             "be UTF-8; re-encode the file") from None
+    except RecursionError:
+        raise SpecError("$", f"{name} is nested too deeply to read; no config.json needs that") from None
+
+
+def ignored_fields(doc: object) -> list[str]:
+    """JSON paths of the fields this config uses that clonekit accepts but does not apply yet
+    (capabilities, rlimits, seccomp, cgroup resources, idmap mounts, ...).  For a warning; never
+    raises, whatever ``doc`` holds."""
+    out: list[str] = []
+    if not isinstance(doc, dict):
+        return out
+
+    def present(obj: object, base: str, names: dict[str, type]) -> None:
+        if isinstance(obj, dict):
+            out.extend(_key(base, k) for k in names if obj.get(k) is not None)
+
+    present(doc, "$", TOP_IGNORED)
+    proc = doc.get("process")
+    present(proc, "$.process", PROCESS_IGNORED)
+    if isinstance(proc, dict):
+        present(proc.get("user"), "$.process.user", USER_IGNORED)
+    mounts = doc.get("mounts")
+    if isinstance(mounts, list):
+        for i, m in enumerate(mounts):
+            if not isinstance(m, dict):
+                continue
+            present(m, f"$.mounts[{i}]", MOUNT_IGNORED)
+            words = m.get("options")
+            if isinstance(words, list):
+                out.extend(f"$.mounts[{i}].options[{j}]" for j, w in enumerate(words)
+                           if isinstance(w, str) and w in _opts.UNSUPPORTED)
+    present(doc.get("linux"), "$.linux", LINUX_IGNORED)
+    return out
