@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+
 from . import _native
 from .errors import UsageError
 from .flags import CloneFlag, parse_flags
@@ -20,10 +21,10 @@ __all__ = ["CloneRefused", "clone", "spawn"]
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the typing module costs more to import than all of clonekit's core
     from collections.abc import Iterable, Mapping, Sequence
-    from typing import IO, Union
+    from typing import IO
 
-    FlagsLike = Union[int, str, CloneFlag]
-    FdLike = Union[int, IO[bytes], IO[str], None]
+    FlagsLike = int | str | CloneFlag
+    FdLike = int | IO[bytes] | IO[str] | None
 
 # A Python child cannot live in its parent's address space or thread group: the interpreter's
 # state (GIL, thread states, allocator) would be shared by two tasks without a thread state.
@@ -109,9 +110,9 @@ def spawn(
     flags = _SPAWN_DEFAULT if flags == 0 else parse_flags(flags)
     if flags.value & _NOT_FOR_SPAWN.value:
         raise CloneRefused(
-            f"spawn() does not take {flags & _NOT_FOR_SPAWN}: until execve the child runs on the parent's memory, "
-            "so it must not share cwd, fd table, signal handlers or thread group with it (spawn "
-            "adds VM, VFORK, PIDFD and CLEAR_SIGHAND itself)"
+            f"spawn() does not take {flags & _NOT_FOR_SPAWN}: until execve the child runs on the "
+            "parent's memory, so it must not share cwd, fd table, signal handlers or thread group "
+            "with it (spawn adds VM, VFORK, PIDFD and CLEAR_SIGHAND itself)"
         )
     if isinstance(argv, (str, bytes)) or not argv:
         raise UsageError("argv must be a non-empty list of arguments, e.g. ['ls', '-l']")
@@ -145,7 +146,7 @@ def spawn(
 def _exec_candidates(program: bytes, env: Mapping[str, str] | None) -> list[bytes]:
     if b"/" in program:
         return [program]
-    dirs = os.get_exec_path(env)  # type: ignore[arg-type]
+    dirs = os.get_exec_path(env)
     return [os.path.join(os.fsencode(d), program) for d in dirs] or [program]
 
 

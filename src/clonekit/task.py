@@ -91,7 +91,11 @@ class Task:
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
         fd = self.fileno()
-        loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
+        def readable() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        loop.add_reader(fd, readable)
         try:
             await ended
         finally:

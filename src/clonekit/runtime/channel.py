@@ -53,10 +53,10 @@ class Channel:
         doc = json.loads(data)
         if doc.get("msg") == "error":
             raise KernelError(int(doc.get("errno") or 0), str(doc.get("text")),
-                              step=str(doc.get("step") or ""), filename=doc.get("path"))  # type: ignore[arg-type]
+                              step=str(doc.get("step") or ""), filename=doc.get("path"))
         if doc.get("msg") != msg:
             raise KernelError(0, f"protocol error: expected {msg!r}, got {doc.get('msg')!r}", step="create")
-        return doc  # type: ignore[no-any-return]
+        return doc
 
     def close(self) -> None:
         self.sock.close()

@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -23,8 +24,12 @@ from ..flags import CloneFlag
 from ..task import Task
 from .errors import ContainerStateError
 from .hooks import HookFailed, run_hook, run_hooks
-from .plan import Hook, Plan
+from .plan import Hook, IdMapping, Plan
 from .state import FIFO, ContainerState, StateDir, process_start_time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..cgroups import Cgroup
 
 __all__ = ["CreateOptions", "create", "delete", "kill", "list_states", "pids", "start", "state"]
 
@@ -52,7 +57,7 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
         raise UsageError("config.json has no mount namespace (linux.namespaces[].type \"mount\"): "
                          "the rootfs would be mounted on the host; add it")
     path = states.create(container_id)
-    cgroup = None
+    cgroup: Cgroup | None = None
     task: Task | None = None
     try:
         with states.lock(container_id):
@@ -65,7 +70,7 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
             os.mkfifo(os.path.join(path, FIFO), 0o622)
             if opts.cgroups:
                 cgroup = _make_cgroup(plan, container_id, opts.rootless)
-                st.cgroup = cgroup.to_state()
+                st.cgroup = cgroup.to_state() if cgroup.enabled else {}
             task = _make_init(plan, st, path, cgroup, opts)
             st.pid = task.pid
             st.pid_start = process_start_time(task.pid) or 0
@@ -84,27 +89,33 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
         raise
 
 
-def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: object | None,
+def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
                opts: CreateOptions) -> Task:
     from . import init
     from .channel import Channel
 
     ours, theirs = Channel.pair()
     fifo_fd = os.open(os.path.join(path, FIFO), os.O_PATH | os.O_CLOEXEC)
-    new_user = plan.namespace("user") is not None and plan.namespace("user").path is None  # type: ignore[union-attr]
+    user_ns = plan.namespace("user")
+    new_user = user_ns is not None and user_ns.path is None
     init_opts = init.InitOptions(
         container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
         no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
         new_user_ns=new_user,
     )
-    v2_fd = cgroup.v2_dir_fd() if cgroup is not None else -1  # type: ignore[attr-defined]
+    # born in its cgroup2 group (CLONE_INTO_CGROUP): no migration, no window outside it
+    v2_fd = cgroup.v2_dir_fd() if cgroup is not None and cgroup.enabled else None
     try:
-        with _time_offsets(plan):
-            task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts))
+        try:
+            with _time_offsets(plan):
+                task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts))
+        finally:
+            if v2_fd is not None:
+                os.close(v2_fd)
         theirs.close()
         os.close(fifo_fd)
-        if cgroup is not None:
-            cgroup.add(task.pid)  # type: ignore[attr-defined]
+        if cgroup is not None and cgroup.enabled:
+            cgroup.add(task.pid, v2=v2_fd is None)  # the v1 hierarchies of a hybrid host
         if new_user:
             _write_id_maps(plan, task.pid, opts.rootless)
         ours.send("maps")
@@ -129,7 +140,7 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: object | None,
         ours.close()
 
 
-def _clone_init(plan: Plan, v2_fd: int, body: object) -> Task:
+def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None]) -> Task:
     """clone3 the init with every new-namespace flag; join existing ones first if asked."""
     from ..process import clone
 
@@ -137,11 +148,11 @@ def _clone_init(plan: Plan, v2_fd: int, body: object) -> Task:
     if plan.time_offsets:
         flags &= ~CloneFlag.NEWTIME  # the time namespace was unshared by _time_offsets
     joins = sorted((ns for ns in plan.namespaces if ns.path), key=lambda ns: _JOIN_ORDER.index(ns.kind))
-    cgroup = v2_fd if v2_fd >= 0 else None
+    cgroup = v2_fd
     if not joins:
         task = clone(flags, cgroup=cgroup)
         if task == 0:
-            body()  # type: ignore[operator]  # never returns
+            body()  # never returns
             os._exit(127)
         assert isinstance(task, Task)
         return task
@@ -156,7 +167,8 @@ def _clone_init(plan: Plan, v2_fd: int, body: object) -> Task:
 
             _native.prctl(4, 0)  # PR_SET_DUMPABLE: before touching container namespaces
             for ns in joins:
-                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)  # type: ignore[arg-type]
+                assert ns.path is not None
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
                     _native.setns(fd, int(ns.flag))
                 finally:
@@ -164,9 +176,10 @@ def _clone_init(plan: Plan, v2_fd: int, body: object) -> Task:
             init = clone(flags | CloneFlag.PARENT, exit_signal=0, cgroup=cgroup)
             if init == 0:
                 os.close(w)
-                body()  # type: ignore[operator]
+                body()
                 os._exit(127)
-            os.write(w, str(init.pid).encode())  # type: ignore[union-attr]
+            assert isinstance(init, Task)
+            os.write(w, str(init.pid).encode())
             os._exit(0)
         except BaseException as exc:
             os.write(w, f"!{getattr(exc, 'errno', 0) or 0}:{exc}".encode())
@@ -216,20 +229,25 @@ class _time_offsets:
 def _write_id_maps(plan: Plan, pid: int, rootless: bool) -> None:
     from ..ns.idmap import IdMap, write_maps
 
-    def idmap(maps: tuple) -> IdMap:  # type: ignore[type-arg]
+    def idmap(maps: tuple[IdMapping, ...]) -> IdMap:
         return IdMap((m.container_id, m.host_id, m.size) for m in maps)
 
     write_maps(pid, idmap(plan.uid_mappings), idmap(plan.gid_mappings),
                setgroups="deny" if rootless and os.geteuid() != 0 else None)
 
 
-def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> object:
+def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> Cgroup:
     from ..cgroups import Cgroup
 
-    return Cgroup.create(plan.cgroups_path, container_id=container_id, rootless=rootless)
+    cgroup = Cgroup.create(plan.cgroups_path, container_id=container_id, rootless=rootless)
+    if not cgroup.enabled:
+        import sys
+
+        print(f"clonekit: notice: {cgroup.reason}", file=sys.stderr)
+    return cgroup
 
 
-def _load_cgroup(st: ContainerState) -> object | None:
+def _load_cgroup(st: ContainerState) -> Cgroup | None:
     if not st.cgroup:
         return None
     from ..cgroups import Cgroup
@@ -239,9 +257,7 @@ def _load_cgroup(st: ContainerState) -> object | None:
 
 def _in_container(exc: KernelError) -> KernelError:
     step = f"create container: {exc.step}" if exc.step else "create container"
-    out = KernelError(exc.errno or 0, exc.strerror or str(exc), step=step,
-                      filename=exc.filename)  # type: ignore[arg-type]
-    return out
+    return KernelError(exc.errno or 0, exc.strerror or str(exc), step=step, filename=exc.filename)
 
 
 # -- start ------------------------------------------------------------------------------------
@@ -313,7 +329,7 @@ def pids(states: StateDir, container_id: str) -> list[int]:
         return []
     cgroup = _load_cgroup(st)
     if cgroup is not None:
-        return sorted(cgroup.pids())  # type: ignore[attr-defined]
+        return sorted(cgroup.pids())
     found, todo = [], [st.pid]
     while todo:
         pid = todo.pop()
@@ -337,7 +353,7 @@ def kill(states: StateDir, container_id: str, sig: int, *, all_processes: bool =
         if all_processes:
             cgroup = _load_cgroup(st)
             if cgroup is not None:
-                cgroup.signal_all(sig)  # type: ignore[attr-defined]
+                cgroup.signal_all(sig)
                 return
         _signal_init(st, sig)
 
@@ -368,11 +384,11 @@ def delete(states: StateDir, container_id: str, *, force: bool = False) -> None:
         cgroup = _load_cgroup(st)
         if status in ("created", "running"):
             if cgroup is not None and force:
-                cgroup.signal_all(signal.SIGKILL)  # type: ignore[attr-defined]
+                cgroup.signal_all(signal.SIGKILL)
             _signal_init(st, signal.SIGKILL)
             _wait_gone(st)
         if cgroup is not None:
-            cgroup.remove()  # type: ignore[attr-defined]
+            cgroup.remove()
         oci = st.oci(path, "stopped")
         states.remove(container_id)
     _run_warning_hooks("poststop", st, oci)
@@ -390,14 +406,22 @@ def _wait_gone(st: ContainerState, timeout: float = 10.0) -> None:
 def _run_warning_hooks(kind: str, st: ContainerState, oci: dict[str, object]) -> None:
     """poststart and poststop failures are warnings (runtime-spec): the lifecycle goes on."""
     for index, h in enumerate(st.hooks.get(kind, [])):
-        hook = Hook(path=str(h["path"]), args=tuple(h.get("args") or ()),  # type: ignore[call-overload]
-                    env=tuple(h.get("env") or ()), timeout=h.get("timeout"))  # type: ignore[call-overload,arg-type]
+        hook = Hook(path=str(h["path"]), args=tuple(_strings(h.get("args"))),
+                    env=tuple(_strings(h.get("env"))), timeout=_seconds(h.get("timeout")))
         try:
             run_hook(f"{kind}[{index}]", hook, oci)
         except HookFailed as exc:
             import sys
 
             print(f"clonekit: warning: {exc}", file=sys.stderr)
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _hook_doc(h: Hook) -> dict[str, object]:

@@ -7,7 +7,7 @@ import os
 import signal
 
 from ..errors import KernelError
-from .plan import Hook
+from .plan import Hook, env_dict
 
 __all__ = ["HookFailed", "run_hook", "run_hooks"]
 
@@ -37,7 +37,7 @@ def _run_one(name: str, hook: Hook, payload: bytes) -> None:
     r, w = os.pipe()
     try:
         try:
-            task = spawn(list(hook.args) or [hook.path], executable=hook.path, env=_env(hook.env),
+            task = spawn(list(hook.args) or [hook.path], executable=hook.path, env=env_dict(hook.env),
                          stdin=r, stdout=out, stderr=out)
         except OSError as exc:
             raise HookFailed(exc.errno or 0, f"hook {name} {hook.path!r} cannot be run: {exc.strerror}",
@@ -69,6 +69,3 @@ def _run_one(name: str, hook: Hook, payload: bytes) -> None:
             if fd >= 0:
                 os.close(fd)
 
-
-def _env(env: tuple[str, ...]) -> dict[str, str]:
-    return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)

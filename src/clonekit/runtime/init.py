@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .. import _native
 from .channel import Channel
 from .hooks import run_hooks
-from .plan import Plan
+from .plan import Plan, env_dict
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -39,6 +39,8 @@ class InitOptions:
 def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
     """The init's whole life. Never returns."""
     step = "init"
+    process = plan.process
+    assert process is not None  # create() refuses a plan without one
     try:
         # nothing of the host may be read through our /proc entries (CVE-2019-5736 class);
         # execve of the user's program makes it dumpable again
@@ -72,8 +74,6 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         finish_rootfs(plan, rootless=opts.rootless, no_pivot=opts.no_pivot)
         step = "write sysctls"
         _write_sysctls(plan)
-        process = plan.process
-        assert process is not None
         step = "find the program"
         program = _find_program(process.args[0], process.env)
         step = "close fds"
@@ -101,7 +101,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         if process.no_new_privileges:
             _native.prctl(PR_SET_NO_NEW_PRIVS, 1)
         step = f"exec {process.args[0]}"
-        os.execve(program, list(process.args), _env_dict(process.env))
+        os.execve(program, list(process.args), env_dict(process.env))
     except BaseException as exc:
         _die(f"clonekit init: {step}: {exc}")
 
@@ -144,7 +144,7 @@ def _find_program(name: str, env: tuple[str, ...]) -> str:
         if not os.access(name, os.X_OK):
             raise FileNotFoundError(2, f"exec: {name!r}: no such executable file in the container", name)
         return name
-    path = _env_dict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path = env_dict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     for d in path.split(":"):
         candidate = os.path.join(d or ".", name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -183,9 +183,6 @@ def _set_user(plan: Plan) -> None:
     if user.umask is not None:
         os.umask(user.umask)
 
-
-def _env_dict(env: tuple[str, ...]) -> dict[str, str]:
-    return dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
 
 
 def _state(plan: Plan, opts: InitOptions, status: str, host_pid: int) -> dict[str, object]:

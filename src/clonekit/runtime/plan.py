@@ -16,6 +16,15 @@ NAMESPACE_FLAGS: dict[str, CloneFlag] = {
 }
 
 
+def env_dict(env: tuple[str, ...]) -> dict[str, str]:
+    """("K=V", ...) as a dict; an entry without "=" is a variable with an empty value."""
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
 @dataclass(frozen=True)
 class IdMapping:
     container_id: int

@@ -1,0 +1,106 @@
+"""`run` of /bin/true in a busybox bundle: clonekit vs runc vs crun, plus peak RSS.
+
+Each runtime runs LOOPS containers per round; rounds interleave the runtimes so drift hits all.
+crun refuses hybrid cgroup hosts, so it runs in a private mount namespace where
+/sys/fs/cgroup/unified is unmounted (the issue's recipe).  Peak RSS is ru_maxrss of the runtime
+process and what it waited for (wait4), so the container's init counts for every runtime.
+
+Run: .venv/bin/python benchmarks/lifecycle.py      (root; runc and crun from Debian)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOOPS = int(os.environ.get("LOOPS", "10"))
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+
+
+def _fixtures():
+    path = os.path.join(HERE, "..", "tests", "runtime", "conftest.py")
+    spec = importlib.util.spec_from_file_location("clonekit_runtime_fixtures", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def clonekit_cmd() -> list[str]:
+    script = os.path.join(os.path.dirname(sys.executable), "clonekit")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "clonekit"]
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return elapsed, usage.ru_maxrss
+
+
+def main() -> None:
+    fx = _fixtures()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    work = tempfile.mkdtemp(prefix="clonekit-bench-")
+    try:
+        rootfs = os.path.join(work, "rootfs")
+        fx.build_rootfs(rootfs)
+        runtimes = {"clonekit": clonekit_cmd() + ["--root", os.path.join(work, "state-ck")]}
+        if shutil.which("runc"):
+            runtimes["runc"] = ["runc", "--root", os.path.join(work, "state-runc")]
+        if shutil.which("crun"):
+            runtimes["crun"] = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$@"', "sh",
+                                "crun", "--root", os.path.join(work, "state-crun")]
+        times: dict[str, list[float]] = {name: [] for name in runtimes}
+        rss: dict[str, list[int]] = {name: [] for name in runtimes}
+        for rnd in range(ROUNDS + 1):  # round 0 warms up
+            for name, base in runtimes.items():
+                for _ in range(LOOPS):
+                    cid = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+                    bundle = os.path.join(work, cid)
+                    os.mkdir(bundle)
+                    config = fx.base_config(rootfs, ["/bin/true"], cid)
+                    config["linux"]["cgroupsPath"] = f"/clonekit-bench/{cid}"
+                    with open(os.path.join(bundle, "config.json"), "w") as f:
+                        json.dump(config, f)
+                    t, maxrss = timed(base + ["run", "--bundle", bundle, cid])
+                    if rnd:
+                        times[name].append(t)
+                        rss[name].append(maxrss)
+                    shutil.rmtree(bundle)
+        base_t = statistics.median(times["clonekit"])
+        print(f"\nrun /bin/true in a busybox bundle ({ROUNDS} rounds x {LOOPS}, median per container)")
+        for name in runtimes:
+            t = statistics.median(times[name])
+            print(f"  {name:<9} {t * 1e3:7.1f} ms   {t / base_t:5.2f}x clonekit   "
+                  f"peak RSS {statistics.median(rss[name]) / 1024:5.1f} MiB")
+        if "runc" in times:
+            print(f"  runc / clonekit = {statistics.median(times['runc']) / base_t:.2f} (target > 1: faster than runc)")
+        if "crun" in times:
+            print(f"  clonekit / crun = {base_t / statistics.median(times['crun']):.2f} (crun is the speed to reach)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        for top in ("unified", "memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer",
+                    "cpuset", "systemd"):
+            try:
+                os.rmdir(f"/sys/fs/cgroup/{top}/clonekit-bench")
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    main()
