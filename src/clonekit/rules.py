@@ -140,6 +140,9 @@ class CallerState:
     is_init: bool = False
     #: /proc/thread-self/ns/pid_for_children differs from ns/pid (after unshare/setns of a pid ns)
     pid_for_children_differs: bool = False
+    #: pid_for_children is a namespace whose init has exited: nothing more can be made in it
+    #: (seen through the NS_GET_TGID_FROM_PIDNS ioctl, Linux 6.11+; earlier kernels: False)
+    pid_for_children_dead: bool = False
     #: /proc/thread-self/ns/time_for_children differs from ns/time (after unshare(CLONE_NEWTIME))
     time_for_children_differs: bool = False
     #: nesting level of the caller's PID namespace (0 = initial), from NSpid
@@ -187,11 +190,13 @@ class CallerState:
                 nr_threads = int(f.read().split()[3].split("/")[1])
         except (OSError, IndexError, ValueError):
             pass
+        pid_differs = _ns_differs("pid")
         return cls(
             kernel=running_kernel(),
             threads=int(status.get("Threads", "1") or 1),
             is_init=bool(nspid) and nspid[-1] == "1",
-            pid_for_children_differs=_ns_differs("pid"),
+            pid_for_children_differs=pid_differs,
+            pid_for_children_dead=pid_differs and _pid_for_children_dead(),
             time_for_children_differs=_ns_differs("time"),
             pid_ns_depth=max(len(nspid) - 1, 0),
             user_ns_depth=depth,
@@ -244,6 +249,27 @@ def _ns_differs(kind: str) -> bool:
             return True
         except OSError:
             continue
+    return False
+
+
+#: ioctl(NS_GET_TGID_FROM_PIDNS) = _IOR(0xb7, 0x7, int): a pid of that namespace, seen from ours
+_NS_GET_TGID_FROM_PIDNS = 0x8004B707
+
+
+def _pid_for_children_dead() -> bool:
+    """Has the init of our pid_for_children namespace exited (ESRCH for its pid 1)?"""
+    import fcntl
+
+    try:
+        fd = os.open("/proc/thread-self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # no init yet (ENOENT), or no /proc
+    try:
+        fcntl.ioctl(fd, _NS_GET_TGID_FROM_PIDNS, 1)
+    except OSError as exc:
+        return exc.errno == _errno.ESRCH  # ENOTTY before 6.11: cannot tell
+    finally:
+        os.close(fd)
     return False
 
 
@@ -716,6 +742,10 @@ RULES: tuple[Rule, ...] = (
     _ns_limit_rule("cgroup", F.NEWCGROUP),
     _ns_limit_rule("net", F.NEWNET),
     _ns_limit_rule("time", F.NEWTIME),
+    # -- alloc_pid() ---------------------------------------------------------------------------
+    Rule("pidns.dead", _FORK, lambda c: c.state.pid_for_children_dead, _errno.ENOMEM,
+         "the PID namespace this process makes children in (from an earlier unshare(CLONE_NEWPID)) "
+         "has lost its init: no new process can be made in it", where="alloc_pid"),
     # -- cgroup_can_fork() -> cgroup_css_set_fork() for CLONE_INTO_CGROUP -------------------
     Rule("cgroup.no_fd", _C3, lambda c: c.any(F.INTO_CGROUP) and c.cgroup is None, EBADF,
          "CLONE_INTO_CGROUP needs the fd of a cgroup2 directory, and none was given", since=(5, 7),

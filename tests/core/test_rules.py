@@ -166,6 +166,8 @@ CASES: list[tuple[Any, str, int, dict[str, Any], int, str, str]] = [
     (F.NEWCGROUP, "unshare", 0, {"ns_limits": {"cgroup": 0}}, ENOSPC, "cgroupns.limit", "cgroup namespace"),
     (F.NEWNET, "clone3", SIGCHLD, {"ns_limits": {"net": 0}}, ENOSPC, "netns.limit", "max_net_namespaces"),
     (F.NEWTIME, "clone3", SIGCHLD, {"ns_limits": {"time": 0}}, ENOSPC, "timens.limit", "max_time"),
+    (0, "clone", SIGCHLD, {"pid_for_children_differs": True, "pid_for_children_dead": True},
+     errno.ENOMEM, "pidns.dead", "lost its init"),
     (F.INTO_CGROUP, "clone3", SIGCHLD, {}, errno.EBADF, "cgroup.no_fd",
      "needs the fd of a cgroup2 directory"),
 ]

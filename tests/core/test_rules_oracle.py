@@ -397,6 +397,22 @@ def test_after_unshare_newpid_before_the_first_fork():
     assert in_child(child) == []
 
 
+def test_after_the_init_of_pid_for_children_has_exited():
+    def child() -> list[str]:
+        assert sys_unshare(F.NEWPID) == 0
+        in_child(lambda: None)  # the first child is the namespace's init; it exits at once
+        state = CallerState.current()
+        if state.kernel < (6, 11):
+            return []  # no NS_GET_TGID_FROM_PIDNS to see it with
+        assert state.pid_for_children_differs and state.pid_for_children_dead
+        cases = [(0, "clone3", SIGCHLD), (int(F.FILES), "clone", SIGCHLD), (int(F.NEWPID), "clone3", SIGCHLD),
+                 (int(F.NEWUTS), "unshare", 0)]
+        assert mine(0, "clone3", SIGCHLD, state)[0] == errno.ENOMEM
+        return compare(cases, state, in_place=True)
+
+    assert in_child(child) == []
+
+
 def test_caller_without_privileges():
     def child() -> list[str]:
         os.setresgid(65534, 65534, 65534)
