@@ -1,0 +1,547 @@
+"""A container's cgroup: one directory per hierarchy, made, filled, listed, signalled, removed.
+
+See the package docstring for the contract.  Every directory written to or removed is one this
+object made (or the container's own leaf group); the root groups and the caller's groups are never
+written to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal as _signal
+import time
+
+from .errors import CgroupBusyError, CgroupError, CgroupUnavailableError, cgroup_error
+from .layout import Hierarchy, Layout, detect
+from .paths import OWNED_PARENT, resolve
+
+__all__ = ["Cgroup"]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_DRAIN_TIMEOUT = 2.0      # remove(): how long the kernel may take to let go of exited tasks
+_FREEZE_TIMEOUT = 0.5     # signal_all(): how long to wait for the group to report frozen
+_MKDIR_RETRIES = 5        # create(): a concurrent remove() may prune a shared parent meanwhile
+
+
+class _Dir:
+    """The container's group in one hierarchy."""
+
+    __slots__ = ("created", "dir", "key", "prune_to", "version")
+
+    def __init__(self, key: str, version: int, dir: str, created: list[str], prune_to: str | None) -> None:
+        self.key = key
+        self.version = version
+        self.dir = dir
+        self.created = created          # directories this group made, top first (leaf included)
+        self.prune_to = prune_to        # clonekit-owned parent: every empty dir up to it is ours
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "version": self.version, "dir": self.dir, "created": self.created,
+                "prune_to": self.prune_to}
+
+    def matches(self, field: str) -> bool:
+        """Whether a /proc/PID/cgroup controller field names this hierarchy."""
+        if self.version == 2:
+            return field == ""
+        if self.key.startswith("name="):
+            return field == self.key
+        return set(field.split(",")) == set(self.key.split(","))
+
+
+class Cgroup:
+    """A container's group in every hierarchy of the host (or a disabled one that says why).
+
+    Make one with :meth:`create`, rebuild one in a later process with :meth:`load` from
+    :meth:`to_state`.  ``path`` is the cgroup path (as /proc/PID/cgroup shows it), ``paths`` maps
+    each hierarchy (``"unified"``, ``"memory"``, ``"cpu,cpuacct"``, ``"name=systemd"``, ...) to the
+    group's directory.  A disabled group (``enabled`` False; rootless without delegation) has
+    ``reason`` set: placement is skipped, :meth:`add` and :meth:`remove` do nothing, and
+    :meth:`pids` / :meth:`signal_all` raise :class:`CgroupUnavailableError` carrying the reason.
+    """
+
+    __slots__ = ("_dirs", "notes", "path", "reason")
+
+    def __init__(self, path: str | None, dirs: list[_Dir], *, reason: str | None = None,
+                 notes: list[str] | None = None) -> None:
+        self.path = path
+        self._dirs = dirs
+        self.reason = reason
+        self.notes = notes or []
+
+    def __repr__(self) -> str:
+        if self.reason is not None:
+            return f"Cgroup(disabled: {self.reason})"
+        return f"Cgroup({self.path!r} in {', '.join(d.key for d in self._dirs)})"
+
+    # -- making and rebuilding ------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, cgroups_path: str | None, *, container_id: str, rootless: bool = False,
+               layout: Layout | None = None) -> Cgroup:
+        """Make the container's group in every hierarchy (see :func:`Layout.targets`).
+
+        ``cgroups_path`` is the spec's ``linux.cgroupsPath`` (see :mod:`.paths` for absolute,
+        relative and missing).  ``rootless``: only a writable delegated cgroup2 subtree is used
+        (the group goes to ``<delegated group>/clonekit/...``); without one the result is a
+        disabled Cgroup whose ``reason`` the caller should show once.  An existing leaf group is
+        reused if empty and refused if it has processes.  On failure nothing made is left behind.
+        """
+        layout = layout or detect()
+        path, owned = resolve(cgroups_path, container_id)
+        if layout.mode == "none":
+            raise CgroupUnavailableError(
+                "no cgroup filesystem is mounted (no cgroup or cgroup2 entry in /proc/self/mountinfo): "
+                "mount cgroup2 on /sys/fs/cgroup, or run with --cgroup-manager disabled",
+                step="cgroup create")
+        targets = layout.targets()
+        notes: list[str] = []
+        if rootless:
+            base, why = _delegated_base(layout)
+            if base is None:
+                return cls(None, [], reason=why)
+            tail = path[len(OWNED_PARENT):] if owned is not None else path
+            path = f"{base.rstrip('/')}{OWNED_PARENT}{tail}"
+            owned = f"{base.rstrip('/')}{OWNED_PARENT}"
+            targets = [layout.v2] if layout.v2 is not None else []
+            if layout.v1:
+                notes.append("rootless: the cgroup v1 hierarchies are not delegated; the container "
+                             "is placed in cgroup2 only")
+        dirs: list[_Dir] = []
+        try:
+            for h in targets:
+                dirs.append(_make(h, path, owned))
+        except BaseException:
+            for d in reversed(dirs):
+                for made in reversed(d.created):
+                    _rmdir_quiet(made)
+            raise
+        return cls(path, dirs, notes=notes)
+
+    @classmethod
+    def disabled(cls, reason: str) -> Cgroup:
+        """A group that places nothing (e.g. ``--cgroup-manager disabled``)."""
+        return cls(None, [], reason=reason)
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able state for :meth:`load` (the runtime keeps it in the container's state dir)."""
+        return {"path": self.path, "reason": self.reason, "notes": self.notes,
+                "hierarchies": [d.to_dict() for d in self._dirs]}
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> Cgroup:
+        """Rebuild from :meth:`to_state` (e.g. in ``delete``, a later process)."""
+        dirs = [_Dir(str(h["key"]), int(h["version"]), str(h["dir"]), [str(c) for c in h.get("created", [])],
+                     h.get("prune_to")) for h in state.get("hierarchies", [])]
+        return cls(state.get("path"), dirs, reason=state.get("reason"), notes=list(state.get("notes", [])))
+
+    # -- what it is -----------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return self.reason is None
+
+    @property
+    def paths(self) -> dict[str, str]:
+        """Hierarchy key -> the group's directory (runc's state ``cgroup_paths``, keyed readably)."""
+        return {d.key: d.dir for d in self._dirs}
+
+    @property
+    def v2_dir(self) -> str | None:
+        return next((d.dir for d in self._dirs if d.version == 2), None)
+
+    def exists(self) -> bool:
+        """Whether any of the group's directories is still there."""
+        return any(os.path.isdir(d.dir) for d in self._dirs)
+
+    def controller_dir(self, controller: str) -> str | None:
+        """Where ``controller``'s files for this group live: its v1 hierarchy, else cgroup2 when
+        the controller is available there (for the resources step); None if nowhere."""
+        for d in self._dirs:
+            if d.version == 1 and controller in d.key.split(","):
+                return d.dir
+        v2 = self.v2_dir
+        if v2 is not None:
+            try:
+                with open(os.path.join(os.path.dirname(v2), "cgroup.controllers")) as f:
+                    if controller in f.read().split():
+                        return v2
+            except OSError:
+                return None
+        return None
+
+    # -- placing --------------------------------------------------------------------------------
+
+    def add(self, pid: int, *, v2: bool = True) -> None:
+        """Move ``pid`` (a process the caller started) into the group in every hierarchy.
+
+        ``v2=False`` skips cgroup2: for a task born there with ``CLONE_INTO_CGROUP`` (see
+        :meth:`v2_dir_fd`), which on a hybrid host still needs the v1 hierarchies.
+        """
+        for d in self._dirs:
+            if d.version == 2 and not v2:
+                continue
+            _write(os.path.join(d.dir, "cgroup.procs"), str(pid), f"add pid {pid} to cgroup")
+
+    def v2_dir_fd(self) -> int | None:
+        """A new O_DIRECTORY fd of the cgroup2 group, for ``clone3(CLONE_INTO_CGROUP)``
+        (``clonekit.spawn(..., cgroup=fd)``); the caller closes it.  None without cgroup2.
+        On a hybrid host the new task is then in the cgroup2 group only: call
+        ``add(pid, v2=False)`` for the v1 hierarchies before it runs the user's program."""
+        v2 = self.v2_dir
+        if v2 is None:
+            return None
+        try:
+            return os.open(v2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise cgroup_error(exc, "open cgroup", v2) from None
+
+    # -- listing and signalling -----------------------------------------------------------------
+
+    def pids(self) -> list[int]:
+        """The processes in the group and its child groups (``ps``), sorted.  Read from cgroup2
+        when present, else from a v1 hierarchy.  [] when the group is gone."""
+        ref = self._reference()
+        return sorted(set(_read_pids(ref.dir, recursive=True)))
+
+    def signal_all(self, sig: int) -> list[int]:
+        """Send ``sig`` to every process of the group (``kill --all``); returns the pids signalled.
+
+        SIGKILL on cgroup2 uses ``cgroup.kill`` (the kernel kills the whole subtree, forks
+        included).  Otherwise the group is frozen (cgroup2 ``cgroup.freeze``, else the v1
+        freezer) so nothing forks or exits meanwhile, each member is signalled through a pidfd
+        after checking in /proc/PID/cgroup that it is still a member (no PID-reuse accident),
+        and the group is thawed — unless it was frozen before (a paused container stays paused).
+        """
+        ref = self._reference()
+        v2 = self.v2_dir
+        if sig == _signal.SIGKILL and v2 is not None and os.path.exists(os.path.join(v2, "cgroup.kill")):
+            members = self.pids()
+            _write(os.path.join(v2, "cgroup.kill"), "1", "kill cgroup")
+            return members
+        thaw = self._freeze()
+        try:
+            sent = []
+            for pid in _read_pids(ref.dir, recursive=True):
+                if _signal_member(pid, sig, ref, self.path or ""):
+                    sent.append(pid)
+            return sorted(sent)
+        finally:
+            if thaw is not None:
+                thaw()
+
+    def _reference(self) -> _Dir:
+        if self.reason is not None:
+            raise CgroupUnavailableError(f"the container has no cgroup: {self.reason}")
+        if not self._dirs:
+            raise CgroupUnavailableError("the container has no cgroup (placement was not set up)")
+        order = ("freezer", "pids", "memory", "name=systemd")
+        for d in self._dirs:
+            if d.version == 2:
+                return d
+        return min(self._dirs, key=lambda d: next((i for i, c in enumerate(order) if c in d.key.split(",")),
+                                                  len(order)))
+
+    def _freeze(self) -> Any:
+        """Freeze the group; return the function that thaws it (None: leave as it is)."""
+        v2 = self.v2_dir
+        if v2 is not None and os.path.exists(os.path.join(v2, "cgroup.freeze")):
+            control = os.path.join(v2, "cgroup.freeze")
+            if _read(control).strip() == "1":
+                return None
+            _write(control, "1", "freeze cgroup")
+            _wait(lambda: "frozen 1" in _read(os.path.join(v2, "cgroup.events")), _FREEZE_TIMEOUT)
+            return lambda: _write(control, "0", "thaw cgroup")
+        freezer = next((d.dir for d in self._dirs if d.version == 1 and "freezer" in d.key.split(",")), None)
+        if freezer is None:
+            return None
+        state = os.path.join(freezer, "freezer.state")
+        if _read(state).strip() == "FROZEN":
+            return None
+
+        def frozen() -> bool:
+            _write(state, "FROZEN", "freeze cgroup")
+            return _read(state).strip() == "FROZEN"
+
+        _wait(frozen, _FREEZE_TIMEOUT)
+        return lambda: _write(state, "THAWED", "thaw cgroup")
+
+    # -- removing -------------------------------------------------------------------------------
+
+    def remove(self, *, timeout: float = _DRAIN_TIMEOUT) -> None:
+        """Remove the group (and child groups the container made) in every hierarchy, then the
+        parents clonekit made that are now empty.  Retries while the kernel drains exiting tasks;
+        raises :class:`CgroupBusyError` (naming the pids) if processes are still there after
+        ``timeout`` seconds.  Every hierarchy is attempted; the first error is raised after."""
+        deadline = time.monotonic() + timeout
+        first: BaseException | None = None
+        for d in self._dirs:
+            try:
+                _remove_tree(d.dir, deadline)
+                _prune(d)
+            except CgroupError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def _make(h: Hierarchy, path: str, owned: str | None) -> _Dir:
+    leaf = h.dir_of(path)
+    if leaf is None:
+        raise CgroupError(
+            errno.ENOENT,
+            f"{path} is outside the part of the {h.key} hierarchy mounted at {h.mountpoint} "
+            f"(it shows only {h.root}): mount the whole hierarchy, or use a path under {h.root}",
+            step="cgroup create", filename=h.mountpoint)
+    base = h.mountpoint.rstrip("/")
+    if leaf.rstrip("/") == base:
+        raise CgroupError(
+            errno.EINVAL,
+            f"{path} is the top of the {h.key} hierarchy mounted at {h.mountpoint}: a container needs "
+            "a group of its own below it", step="cgroup create", filename=h.mountpoint)
+    prune_to = h.dir_of(owned) if owned is not None else None
+    levels = [base + "/" + "/".join(leaf[len(base) + 1:].split("/")[:i + 1])
+              for i in range(leaf[len(base) + 1:].count("/") + 1)]
+    cpuset = "cpuset" in h.controllers
+    created: list[str] = []
+    for attempt in range(_MKDIR_RETRIES):
+        try:
+            for d in levels:
+                try:
+                    os.mkdir(d, 0o755)
+                except FileExistsError:
+                    if not os.path.isdir(d):
+                        raise CgroupError(
+                            errno.EEXIST,
+                            f"{os.path.basename(d)!r} is a file of the {h.key} cgroup interface, not a "
+                            "group: choose another name for this cgroupsPath component",
+                            step="cgroup create", filename=d) from None
+                    if d == leaf:
+                        busy = _read_pids(leaf, recursive=True)
+                        if busy:
+                            raise CgroupError(
+                                errno.EEXIST,
+                                f"the cgroup already has processes ({', '.join(map(str, busy[:5]))}): "
+                                "another container uses this cgroupsPath; choose another",
+                                step="cgroup create", filename=leaf) from None
+                    continue
+                created.append(d)
+                if cpuset:
+                    _copy_cpuset(os.path.dirname(d), d)
+            return _Dir(h.key, h.version, leaf, created, prune_to)
+        except FileNotFoundError as exc:  # a parent was pruned by a concurrent remove()
+            if attempt == _MKDIR_RETRIES - 1:
+                for made in reversed(created):
+                    _rmdir_quiet(made)
+                raise cgroup_error(exc, "mkdir", exc.filename or leaf) from None
+        except CgroupError:
+            for made in reversed(created):
+                _rmdir_quiet(made)
+            raise
+        except OSError as exc:
+            for made in reversed(created):
+                _rmdir_quiet(made)
+            raise cgroup_error(exc, "mkdir", exc.filename or leaf) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _copy_cpuset(parent: str, child: str) -> None:
+    """A new v1 cpuset group starts with no cpus and no mems (unless the parent has
+    cgroup.clone_children); a task cannot join it until they are set: copy the parent's."""
+    for name in ("cpuset.cpus", "cpuset.mems", "cpus", "mems"):  # "cpus": a noprefix mount
+        mine = os.path.join(child, name)
+        try:
+            if _read(mine).strip():
+                continue
+        except FileNotFoundError:
+            continue
+        value = _read(os.path.join(parent, name)).strip()
+        if value:
+            _write(mine, value, "copy cpuset from the parent")
+
+
+def _remove_tree(top: str, deadline: float) -> None:
+    """rmdir ``top`` after its child groups, deepest first; retry EBUSY until ``deadline``."""
+    try:
+        subdirs = [e.path for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise cgroup_error(exc, "list cgroup", top) from None
+    for sub in subdirs:
+        _remove_tree(sub, deadline)
+    pause = 0.001
+    while True:
+        try:
+            os.rmdir(top)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() >= deadline:
+                if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
+                    raise CgroupBusyError(top, _read_pids(top, recursive=True)) from None
+                raise cgroup_error(exc, "rmdir", top) from None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _prune(d: _Dir) -> None:
+    """Remove the now-empty parents this group made, and every empty one up to the
+    clonekit-owned parent; stop at the first that is still in use."""
+    parent = os.path.dirname(d.dir)
+    while True:
+        ours = parent in d.created or (
+            d.prune_to is not None and (parent == d.prune_to or parent.startswith(d.prune_to + "/")))
+        if not ours:
+            return
+        try:
+            os.rmdir(parent)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
+                return  # another container's group lives there
+            raise cgroup_error(exc, "rmdir", parent) from None
+        if parent == d.prune_to:
+            return
+        parent = os.path.dirname(parent)
+
+
+def _signal_member(pid: int, sig: int, ref: _Dir, path: str) -> bool:
+    """Signal ``pid`` through a pidfd if it is (still) in the group ``path`` of ``ref``'s
+    hierarchy.  The pidfd is opened first, so the /proc check and the signal are about the same
+    process: if the PID was reused meanwhile, either the check fails or the signal does (ESRCH)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if not _member(pid, ref, path):
+            return False
+        try:
+            _signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def _member(pid: int, ref: _Dir, path: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    for line in lines:
+        _, _, rest = line.partition(":")
+        field, _, where = rest.partition(":")
+        if ref.matches(field):
+            return where == path or where.startswith(path.rstrip("/") + "/")
+    return False
+
+
+def _delegated_base(layout: Layout) -> tuple[str | None, str]:
+    """The topmost cgroup2 group above (and including) the caller's own that the caller may
+    write to — a delegated subtree — or None and why not."""
+    uid = os.geteuid()
+    if layout.v2 is None:
+        return None, (f"cgroup placement skipped: running rootless (uid {uid}) on a cgroup v1-only host, "
+                      "and v1 hierarchies cannot be delegated; the container shares the caller's "
+                      "cgroups, so `ps`, `kill --all` and resource limits are not available for it")
+    own = _own_v2_path()
+    best = None
+    cur = own
+    while cur is not None:
+        d = layout.v2.dir_of(cur)
+        writable = d is not None and os.access(d, os.W_OK | os.X_OK) and os.access(
+            os.path.join(d, "cgroup.procs"), os.W_OK)
+        if not writable:
+            break
+        best = cur
+        cur = None if cur == "/" else (os.path.dirname(cur) or "/")
+    if best is None:
+        return None, (f"cgroup placement skipped: running rootless (uid {uid}) and the caller's cgroup2 "
+                      f"group {own or '(unknown)'} is not writable (no delegated subtree); the container "
+                      "shares the caller's cgroups, so `ps`, `kill --all` and resource limits are not "
+                      "available for it. To get a delegated group, run under systemd with Delegate=yes, "
+                      "e.g. `systemd-run --user --scope -p Delegate=yes clonekit ...`")
+    return best, ""
+
+
+def _own_v2_path() -> str | None:
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    return line[3:].strip() or "/"
+    except OSError:
+        return None
+    return None
+
+
+def _read_pids(top: str, *, recursive: bool) -> list[int]:
+    out: list[int] = []
+    try:
+        text = _read(os.path.join(top, "cgroup.procs"))
+    except FileNotFoundError:
+        return out
+    out.extend(int(x) for x in text.split())
+    if recursive:
+        try:
+            subdirs = [e.path for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return out
+        for sub in subdirs:
+            out.extend(_read_pids(sub, recursive=True))
+    return out
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise cgroup_error(exc, "read", path) from None
+
+
+def _write(path: str, data: str, step: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise cgroup_error(exc, step, path) from None
+    try:
+        os.write(fd, data.encode())
+    except OSError as exc:
+        raise cgroup_error(exc, step, path) from None
+    finally:
+        os.close(fd)
+
+
+def _rmdir_quiet(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+def _wait(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    pause = 0.0005
+    while True:
+        try:
+            if predicate():
+                return True
+        except (OSError, CgroupError):
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
