@@ -1,0 +1,92 @@
+"""The container's filesystem: mounts, devices, masks, pivot_root — every path through fds.
+
+``prepare_rootfs(plan, rootless=..., no_pivot=...)`` does it all inside the container's mount
+namespace; the pieces are importable on their own.  Names load lazily.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+
+_EXPORTS = {
+    "prepare_rootfs": "prepare",
+    "RootfsError": "errors",
+    "Root": "paths",
+    "open_in_root": "paths",
+    "resolve_in_root": "paths",
+    "ensure_path": "paths",
+    "fd_path": "paths",
+    "apply_mount": "mounts",
+    "mount_on": "mounts",
+    "remount": "mounts",
+    "create_devices": "devices",
+    "create_device": "devices",
+    "dev_symlinks": "devices",
+    "needs_dev_setup": "devices",
+    "DEFAULT_DEVICES": "devices",
+    "Device": "devices",
+    "mask_paths": "masks",
+    "readonly_paths": "masks",
+    "readonly_root": "masks",
+    "set_tree_propagation": "pivot",
+    "bind_root": "pivot",
+    "enter_root": "pivot",
+    "MS": "mountinfo",
+    "MountInfo": "mountinfo",
+    "read_mountinfo": "mountinfo",
+}
+
+__all__ = [
+    "DEFAULT_DEVICES",
+    "MS",
+    "Device",
+    "MountInfo",
+    "Root",
+    "RootfsError",
+    "apply_mount",
+    "bind_root",
+    "create_device",
+    "create_devices",
+    "dev_symlinks",
+    "ensure_path",
+    "enter_root",
+    "fd_path",
+    "mask_paths",
+    "mount_on",
+    "needs_dev_setup",
+    "open_in_root",
+    "prepare_rootfs",
+    "read_mountinfo",
+    "readonly_paths",
+    "readonly_root",
+    "remount",
+    "resolve_in_root",
+    "set_tree_propagation",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .devices import DEFAULT_DEVICES, Device, create_device, create_devices, dev_symlinks, needs_dev_setup
+    from .errors import RootfsError
+    from .masks import mask_paths, readonly_paths, readonly_root
+    from .mountinfo import MS, MountInfo, read_mountinfo
+    from .mounts import apply_mount, mount_on, remount
+    from .paths import Root, ensure_path, fd_path, open_in_root
+    from .paths import open_in_root as resolve_in_root
+    from .pivot import bind_root, enter_root, set_tree_propagation
+    from .prepare import prepare_rootfs
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clonekit.rootfs' has no attribute {name!r}")
+    from importlib import import_module
+
+    attr = "open_in_root" if name == "resolve_in_root" else name
+    value = getattr(import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

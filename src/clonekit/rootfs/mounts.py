@@ -1,0 +1,244 @@
+"""config.json ``mounts``: each MountPlan lands on an fd resolved inside the rootfs.
+
+The mount(2) target is always ``/proc/self/fd/N`` of an O_PATH fd that :mod:`.paths` resolved
+with RESOLVE_IN_ROOT and checked to be inside the rootfs; the bind *source* is opened on the host
+first (its fd is what gets bound, so the checked file is the mounted file).  After a mount, the
+destination is re-resolved to reach the new mount for remount/propagation (an fd opened before a
+mount still names the covered dentry).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from .. import _native
+from .errors import RootfsError
+from .mountinfo import (
+    ATTR__ATIME,
+    ATTR_IDMAP,
+    ATTR_NOATIME,
+    ATTR_STRICTATIME,
+    ATTR_TO_MS,
+    MS,
+    current_flags,
+    read_mountinfo,
+)
+from .paths import Root, ensure_path, fd_path, open_in_root, reopen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..runtime.plan import MountPlan
+
+__all__ = ["PROC_ALLOWED", "apply_mount", "mount_on", "remount", "set_propagation"]
+
+# Files under /proc a container may get a mount on (lxcfs and friends), as runc allows.
+PROC_ALLOWED = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/sys/kernel/ns_last_pid",
+})
+# Filesystems whose destination must be a real directory, not reached through a symlink
+# (CVE-2019-16884: a /proc symlink made the runtime write LSM labels to a fake file).
+_NO_SYMLINK_TYPES = frozenset({"proc", "sysfs"})
+# Filesystems a rootless container cannot mount without its own namespace of that kind:
+# bind the host's instead (as runc does).
+_ROOTLESS_FALLBACK = {"sysfs": "/sys", "mqueue": "/dev/mqueue", "cgroup2": "/sys/fs/cgroup"}
+
+
+def _kind(m: MountPlan) -> str:
+    return "bind" if m.is_bind else (m.type or "none")
+
+
+def _step(m: MountPlan) -> str:
+    return f"mount {_kind(m)} on {m.destination}"
+
+
+def mount_on(fd: int, source: str | None, fstype: str | None, flags: int, data: str | None, *,
+             step: str, path: str, hint: str = "") -> None:
+    """mount(2) onto the file ``fd`` refers to (through its /proc/self/fd magic link)."""
+    try:
+        _native.mount(source, fd_path(fd), fstype, flags, data or None)
+    except OSError as exc:
+        raise RootfsError(exc.errno or 0, step, path, hint or _hint(exc.errno or 0, fstype, data)) from None
+
+
+def _hint(err: int, fstype: str | None, data: str | None) -> str:
+    if err == errno.ENODEV:
+        return f"the kernel does not know the filesystem type {fstype!r} (is its module loaded?)"
+    if err == errno.EPERM:
+        return ("not permitted in this user namespace: proc needs a new pid namespace, sysfs a "
+                "new network namespace, and mounts locked by the host cannot be changed")
+    if err == errno.EINVAL and data:
+        return f"the kernel refused the options {data!r} (a uid=/gid= that is not mapped?)"
+    if err == errno.ENOTDIR:
+        return "the source is a directory and the destination a file, or the other way round"
+    return ""
+
+
+def remount(fd: int, set_flags: int, clear_flags: int = 0, *, step: str, path: str) -> None:
+    """Change the per-mount flags of the mount at ``fd``, keeping those not named (so nosuid,
+    nodev... inherited from the host stay: they are locked in a user namespace anyway)."""
+    cur = current_flags(fd)
+    new = ((cur & ~MS.ATIME) | (set_flags & MS.PER_MOUNT)) & ~clear_flags
+    if set_flags & MS.ATIME:
+        new = (new & ~MS.ATIME) | (set_flags & MS.ATIME)
+    elif clear_flags & MS.RELATIME and cur & MS.RELATIME:
+        new |= MS.STRICTATIME
+    if new == cur & ~MS.ATIME and not set_flags & MS.ATIME and not clear_flags & MS.RELATIME:
+        return  # nothing changes: spare the syscall
+    try:
+        _native.mount(None, fd_path(fd), None, MS.REMOUNT | MS.BIND | new, None)
+    except OSError as exc:
+        hint = ""
+        if exc.errno == errno.EPERM:
+            hint = ("a user namespace cannot clear flags the host set on the source mount "
+                    "(ro, nosuid, nodev, noexec, atime): drop the clearing option")
+        raise RootfsError(exc.errno or 0, step, path, hint) from None
+
+
+def set_propagation(fd: int, flags: int, *, step: str, path: str) -> None:
+    try:
+        _native.mount(None, fd_path(fd), None, flags, None)
+    except OSError as exc:
+        raise RootfsError(exc.errno or 0, step, path) from None
+
+
+def apply_recursive(root: Root, fd: int, set_attr: int, clear_attr: int, *, step: str, path: str) -> None:
+    """Apply MOUNT_ATTR_* bits to the mount at ``fd`` and every mount below it.
+
+    clonekit._native has no mount_setattr(AT_RECURSIVE) yet: each mount of the subtree is
+    remounted in turn (parents first), found in /proc/self/mountinfo under ``fd``'s path."""
+    if set_attr & ATTR_IDMAP:
+        raise RootfsError(errno.ENOSYS, step, path,
+                          "idmapped mounts need mount_setattr, which clonekit does not call yet")
+    ms_set = ms_clear = 0
+    for attr, ms in ATTR_TO_MS.items():
+        if set_attr & attr:
+            ms_set |= ms
+        if clear_attr & attr:
+            ms_clear |= ms
+    if (set_attr | clear_attr) & ATTR__ATIME:
+        atime = set_attr & ATTR__ATIME
+        ms_set |= (MS.NOATIME if atime == ATTR_NOATIME
+                   else MS.STRICTATIME if atime == ATTR_STRICTATIME else MS.RELATIME)
+    top = os.readlink(fd_path(fd))
+    remount(fd, ms_set, ms_clear, step=step, path=path)
+    below = [mi for mi in read_mountinfo() if mi.mountpoint.startswith(top.rstrip("/") + "/")]
+    for mi in below:
+        sub = path.rstrip("/") + mi.mountpoint[len(top.rstrip("/")):]
+        try:
+            sub_fd = open_in_root(root, sub, step=step)
+        except RootfsError as exc:
+            if exc.errno == errno.ENOENT:
+                continue  # covered by a later mount: not reachable, nothing to change
+            raise
+        try:
+            remount(sub_fd, ms_set, ms_clear, step=step, path=sub)
+        finally:
+            os.close(sub_fd)
+
+
+def _check_destination(m: MountPlan) -> None:
+    dest = m.destination.rstrip("/") or "/"
+    if dest == "/proc" or not dest.startswith("/proc/"):
+        if dest == "/proc" and m.type not in (None, "proc") and not m.is_bind:
+            raise RootfsError(errno.EPERM, _step(m), dest,
+                              f"only procfs may be mounted on /proc, not {m.type}")
+        return
+    if dest in PROC_ALLOWED:
+        return
+    raise RootfsError(errno.EPERM, _step(m), dest,
+                      "mounts below /proc are refused (they could hide the kernel's controls); "
+                      "allowed: " + ", ".join(sorted(PROC_ALLOWED)))
+
+
+def _open_source(m: MountPlan) -> int:
+    src = m.source or ""
+    try:
+        return os.open(src, os.O_PATH | os.O_CLOEXEC)
+    except OSError as exc:
+        hint = ""
+        if exc.errno == errno.ENOENT:
+            hint = f"the bind source {src} does not exist on the host"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            hint = f"the bind source {src} is not reachable by the container's user"
+        raise RootfsError(exc.errno or 0, _step(m), m.destination, hint) from None
+
+
+def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: bool = True) -> None:
+    """Perform one MountPlan inside ``root`` (before pivot_root)."""
+    _check_destination(m)
+    step = _step(m)
+    if m.type == "cgroup" and not m.is_bind:
+        from .cgroups import mount_cgroup_v1
+
+        mount_cgroup_v1(root, m, rootless=rootless, cgroupns=cgroupns)
+        return
+    src_fd = -1
+    kind = "dir"
+    if m.is_bind:
+        src_fd = _open_source(m)
+        if not stat.S_ISDIR(os.fstat(src_fd).st_mode):
+            kind = "file"
+    try:
+        if m.type in _NO_SYMLINK_TYPES:
+            # the destination itself must be reached without symlinks (create it if missing)
+            fd = ensure_path(root, m.destination, step=step)
+            os.close(fd)
+            dst = open_in_root(root, m.destination, step=step, no_symlinks=True)
+        else:
+            dst = ensure_path(root, m.destination, step=step, kind=kind)
+        try:
+            _mount_one(root, m, src_fd, dst, rootless=rootless)
+        finally:
+            os.close(dst)
+    finally:
+        if src_fd >= 0:
+            os.close(src_fd)
+
+
+def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, *, rootless: bool) -> None:
+    step, path = _step(m), m.destination
+    flags = m.flags & ~(MS.PROPAGATION | MS.REMOUNT)
+    if m.is_bind:
+        mount_on(dst, fd_path(src_fd), None, MS.BIND | (flags & MS.REC), None, step=step, path=path)
+        extra = flags & ~(MS.BIND | MS.REC)
+    else:
+        try:
+            mount_on(dst, m.source or m.type, m.type, flags, m.data, step=step, path=path)
+            extra = 0
+        except RootfsError as exc:
+            host = _ROOTLESS_FALLBACK.get(m.type or "")
+            if m.type == "cgroup2":
+                from .cgroups import host_cgroup2
+
+                host = host_cgroup2()
+            if not (rootless and host and exc.errno == errno.EPERM):
+                raise
+            # not allowed here (no netns/ipcns/cgroupns of our own): bind the host's
+            try:
+                hfd = os.open(host, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                raise exc from None
+            try:
+                mount_on(dst, fd_path(hfd), None, MS.BIND | MS.REC, None, step=step, path=path)
+            finally:
+                os.close(hfd)
+            extra = flags
+    new = reopen(root, path, dst, step=step)
+    try:
+        if extra & MS.PER_MOUNT or m.clear_flags & MS.PER_MOUNT:
+            remount(new, extra, m.clear_flags & MS.PER_MOUNT, step=step, path=path)
+        if m.propagation:
+            set_propagation(new, m.propagation, step=f"{step} ({_prop_name(m.propagation)})", path=path)
+        if m.recursive_set or m.recursive_clear:
+            apply_recursive(root, new, m.recursive_set, m.recursive_clear, step=step, path=path)
+    finally:
+        os.close(new)
+
+
+def _prop_name(flags: int) -> str:
+    names = {MS.SHARED: "shared", MS.SLAVE: "slave", MS.PRIVATE: "private", MS.UNBINDABLE: "unbindable"}
+    name = next((n for bit, n in names.items() if flags & bit), "?")
+    return ("r" if flags & MS.REC else "") + name

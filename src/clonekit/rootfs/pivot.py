@@ -1,0 +1,87 @@
+"""Propagation of the tree, the rootfs bind, and the switch of root (pivot_root or MS_MOVE)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .. import _native
+from .errors import RootfsError
+from .mountinfo import MNT_DETACH, MS
+
+__all__ = ["bind_root", "enter_root", "set_tree_propagation"]
+
+
+def set_tree_propagation(flags: int = MS.SLAVE | MS.REC, path: str = "/") -> None:
+    """Make the mounts at ``path`` (recursively with MS_REC) slave/private/...: with the
+    default rslave nothing the container mounts propagates back to the host."""
+    try:
+        _native.mount(None, path, None, flags, None)
+    except OSError as exc:
+        hint = ""
+        if exc.errno == errno.EINVAL:
+            hint = f"{path} is not a mount point, or the propagation flags {flags:#x} are invalid"
+        elif exc.errno == errno.EPERM:
+            hint = "needs CAP_SYS_ADMIN over this mount namespace: run inside a new one"
+        raise RootfsError(exc.errno or 0, "set rootfs propagation", path, hint) from None
+
+
+def bind_root(path: str) -> str:
+    """Bind the rootfs onto itself (recursively), so it is a mount point pivot_root accepts.
+    Returns the path with symlinks resolved."""
+    real = os.path.realpath(path)
+    try:
+        _native.mount(real, real, None, MS.BIND | MS.REC, None)
+    except OSError as exc:
+        hint = ""
+        if exc.errno == errno.ENOENT:
+            hint = f"the rootfs {real} does not exist on the host (root.path in config.json)"
+        elif exc.errno == errno.ENOTDIR:
+            hint = f"the rootfs {real} is not a directory"
+        raise RootfsError(exc.errno or 0, "bind rootfs", real, hint) from None
+    return real
+
+
+def enter_root(path: str, *, no_pivot: bool = False) -> None:
+    """Make ``path`` (a mount point) the root: pivot_root(".", ".") then detach the old root
+    (stacked on "." after the call), or MS_MOVE it onto "/" and chroot with ``no_pivot``."""
+    try:
+        fd = os.open(path, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RootfsError(exc.errno or 0, "pivot_root", path) from None
+    try:
+        os.fchdir(fd)
+    finally:
+        os.close(fd)
+    if no_pivot:
+        _move_root(path)
+        return
+    try:
+        _native.pivot_root(".", ".")
+    except OSError as exc:
+        hint = ""
+        if exc.errno == errno.EINVAL:
+            hint = ("the rootfs must be a mount point whose parent is not shared, and the current "
+                    "root must not be the initramfs (use --no-pivot there)")
+        raise RootfsError(exc.errno or 0, "pivot_root", path, hint) from None
+    try:
+        # "." is now the old root, stacked over the new one: keep its unmount from propagating
+        _native.mount(None, ".", None, MS.SLAVE | MS.REC, None)
+        _native.umount2(".", MNT_DETACH)
+    except OSError as exc:
+        raise RootfsError(exc.errno or 0, "unmount the old root", "/") from None
+    os.chdir("/")
+
+
+def _move_root(path: str) -> None:
+    try:
+        _native.mount(".", "/", None, MS.MOVE, None)
+    except OSError as exc:
+        hint = "the rootfs mount cannot be moved while its parent mount is shared" \
+            if exc.errno == errno.EINVAL else ""
+        raise RootfsError(exc.errno or 0, "move rootfs to /", path, hint) from None
+    try:
+        os.chroot(".")
+    except OSError as exc:
+        raise RootfsError(exc.errno or 0, "chroot", path) from None
+    os.chdir("/")
