@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -104,3 +105,30 @@ def test_odd_command_lines_print_like_ps() -> None:
         assert tasks[0]["cmd"] == "sh -c sleep 600 a\tb\x01c é\x7f\nz bad\udcffbyte"
     finally:
         stop(child)
+
+
+def test_uid_of_a_non_dumpable_process_agrees_with_ps() -> None:
+    """A process that dropped to uid 65534 without exec is non-dumpable: its /proc files turn
+    root-owned, but its /proc/PID directory (which tasks reads the uid from) does not."""
+    code = (
+        "import os, sys, time; os.setgroups([]); os.setresgid(65534, 65534, 65534); "
+        "os.setresuid(65534, 65534, 65534); print('ok', flush=True); sys.stdin.read()"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline() == "ok\n"
+        assert os.stat(f"/proc/{child.pid}/stat").st_uid == 0  # non-dumpable indeed
+        (task,) = json.loads(run_cli("tasks", "--json", "-p", str(child.pid)).stdout)["tasks"]
+        assert task["uid"] == 65534
+        (row,) = _ps("-o", "euid=,user=", "-p", str(child.pid))
+        assert [str(task["uid"]), task["user"]] == row
+        table = run_cli("tasks").stdout.splitlines()
+        (line,) = [line for line in table if line.split()[1] == str(child.pid)]
+        assert line.split()[0] == row[1]
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+        child.stdout.close()

@@ -217,12 +217,10 @@ class TaskInfo:
         return namespaces(self.tgid, self.tid, kinds)
 
 
-def _task(tid: int, tgid: int, st: StatTuple, status: StatusTuple | None, cmdline: list[str]) -> TaskInfo:
+def _task(
+    tid: int, tgid: int, st: StatTuple, uid: int, nstgid: list[int], nspid: list[int], cmdline: list[str]
+) -> TaskInfo:
     comm, state, ppid, tty_nr, utime, stime, nlwp, starttime, _flags = st
-    if status is None:
-        uid, nstgid, nspid = -1, [tgid], [tid]
-    else:
-        _, uid, nstgid, nspid = status
     return TaskInfo(
         tid, tgid, ppid, nlwp, state, comm, cmdline, tty_nr, starttime, utime, stime, uid, nspid, nstgid
     )
@@ -388,7 +386,7 @@ class Process:
 
     def threads(self) -> list[TaskInfo]:
         """Every thread of the process, leader first; threads that exit meanwhile are skipped."""
-        out = list(_tasks_of(self.pid, self.cmdline, True))
+        out = list(_tasks_of(self.pid, self.cmdline, 2))
         if not out:
             raise NoSuchProcess(self.pid, self._path("task"))
         return out
@@ -415,47 +413,101 @@ def _read(path: str) -> bytes:
 _O_RDONLY = os.O_RDONLY | os.O_CLOEXEC
 
 
-def _tasks_of(pid: int, cmdline: list[str], status: bool) -> Iterator[TaskInfo]:
+def _own_pid_ns() -> int | None:
+    """Our pid namespace's inode when procfs() is the procfs of that namespace, else None.
+
+    Then a task whose ``ns/pid`` is this inode has the one-level chain ``NSpid: <tid>`` and its
+    ``status`` need not be read for it.
+    """
+    root = procfs()
+    try:
+        if os.readlink(f"{root}/self") != str(os.getpid()):
+            return None
+        return os.stat(f"{root}/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _tasks_of(pid: int, cmdline: list[str], ids: int) -> Iterator[TaskInfo]:
+    """The threads of ``pid``.  ``ids``: 0 = leave nspid/nstgid empty, 1 = one-level chains
+    (the process is known to live in procfs's own pid namespace), 2 = read each ``status``."""
     base = f"{procfs()}/{pid}/task"
+    stat = os.stat
     for tid in sorted(iter_tids(pid), key=lambda tid: (tid != pid, tid)):  # leader first
         d = f"{base}/{tid}"
         try:
+            uid = stat(d).st_uid  # the task directory is owned by the task's euid (see iter_tasks)
             st = parse_stat(_read(f"{d}/stat"))
-            stt = parse_status(_read(f"{d}/status")) if status else None
+            if ids == 2:
+                _, uid, nstgid, nspid = parse_status(_read(f"{d}/status"))
+            elif ids == 1:
+                nstgid, nspid = [pid], [tid]
+            else:
+                nstgid, nspid = [], []
         except _GONE:  # the thread exited meanwhile
             continue
-        yield _task(tid, pid, st, stt, cmdline)
+        yield _task(tid, pid, st, uid, nstgid, nspid, cmdline)
 
 
 def iter_tasks(
-    pids: Iterable[int] | None = None, *, status: bool = True, cmdline: bool = True
+    pids: Iterable[int] | None = None, *, cmdline: bool = True, nspid: bool = True
 ) -> Iterator[TaskInfo]:
     """Every task of every process (or of ``pids``), as :class:`TaskInfo`, process by process.
 
     Processes and threads that exit during the scan (or that we may not read) are skipped.
-    ``status=False`` saves the read of each ``status`` (uid is then -1, nspid just ``[tid]``);
-    ``cmdline=False`` that of ``cmdline``.  For a single-threaded process the process's own
-    files are read (they are the thread's), which spares listing its ``task`` directory.
+    ``cmdline=False`` spares reading each ``cmdline`` (``cmdline`` is then ``[]``);
+    ``nspid=False`` leaves ``nspid``/``nstgid`` empty.
+
+    The scan reads as little as it can, which is what makes it faster than ``ps``:
+
+    - the uid is the owner of the ``/proc/PID`` directory, which the kernel keeps equal to the
+      task's effective uid (only the files inside turn root-owned for non-dumpable tasks), so
+      one ``stat`` replaces reading and parsing ``status``;
+    - the NSpid chain of a task in procfs's own pid namespace is just its id: ``status`` is
+      read only for tasks in other (nested) pid namespaces, or when that cannot be told;
+    - a single-threaded process's own files are its thread's: no ``task`` directory listing;
+    - a kernel thread has no cmdline and lives in the initial namespaces: only ``stat``.
     """
     root = procfs()
-    read, p_stat, p_status, p_cmdline, make = _read, parse_stat, parse_status, parse_cmdline, _task
+    own_ns = _own_pid_ns() if nspid else None
+    read, p_stat, p_status, p_cmdline, make, stat = (
+        _read,
+        parse_stat,
+        parse_status,
+        parse_cmdline,
+        _task,
+        os.stat,
+    )
     for pid in iter_pids() if pids is None else pids:
         d = f"{root}/{pid}"
         try:
+            uid = stat(d).st_uid
             st = p_stat(read(f"{d}/stat"))
-            if st[8] & PF_KTHREAD:  # kernel thread: uid 0, no cmdline, init pid ns; no more reads
-                yield make(pid, pid, st, (pid, 0, [pid], [pid]), [])
+            if st[8] & PF_KTHREAD:  # kernel thread: no cmdline, initial namespaces
+                yield make(pid, pid, st, uid, [pid], [pid], [])
                 continue
+            ids = 0
+            if nspid:
+                ids = 2
+                if own_ns is not None:
+                    with contextlib.suppress(PermissionError):
+                        ids = 1 if stat(f"{d}/ns/pid").st_ino == own_ns else 2
             single = st[6] == 1
-            stt = p_status(read(f"{d}/status")) if status and single else None
+            nstgid_l: list[int] = []
+            nspid_l: list[int] = []
+            if single:
+                if ids == 2:
+                    _, uid, nstgid_l, nspid_l = p_status(read(f"{d}/status"))
+                elif ids == 1:
+                    nstgid_l, nspid_l = [pid], [pid]
             args: list[str] = []
             if cmdline:
                 with contextlib.suppress(PermissionError):
                     args = p_cmdline(read(f"{d}/cmdline"))
             if single:
-                yield make(pid, pid, st, stt, args)
+                yield make(pid, pid, st, uid, nstgid_l, nspid_l, args)
             else:
-                yield from _tasks_of(pid, args, status)
+                yield from _tasks_of(pid, args, ids)
         except (*_GONE, NoSuchProcess, AccessDenied):
             continue
 

@@ -7,11 +7,12 @@ inodes and records, on each node, which kinds differ from its parent (``pstree -
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
-from clonekit.proc.errors import AccessDenied, NoSuchProcess
-from clonekit.proc.stat import NS_KINDS
-from clonekit.proc.tasks import _check_pid, iter_tasks, namespaces
+from clonekit.proc.errors import NoSuchProcess
+from clonekit.proc.stat import NS_KINDS, procfs
+from clonekit.proc.tasks import _check_pid, iter_tasks
 
 
 class TreeNode:
@@ -69,7 +70,7 @@ def build_tree(root: int | None = 1, *, ns: bool = False, kinds: Iterable[str] =
         _check_pid(root)
     nodes: dict[int, TreeNode] = {}
     threads: list[TreeNode] = []
-    for t in iter_tasks(status=False, cmdline=False):
+    for t in iter_tasks(cmdline=False, nspid=False):
         if t.tid == t.tgid:
             nodes[t.tgid] = TreeNode(t.tgid, t.ppid, t.comm)
         else:
@@ -97,29 +98,36 @@ def build_tree(root: int | None = 1, *, ns: bool = False, kinds: Iterable[str] =
     return start
 
 
+def _inodes(base: str, kinds: tuple[str, ...]) -> dict[str, int]:
+    """``{kind: inode}`` from ``base`` + kind; kinds that cannot be read are left out."""
+    out: dict[str, int] = {}
+    stat = os.stat
+    for kind in kinds:
+        try:
+            out[kind] = stat(base + kind).st_ino
+        except PermissionError:  # no ptrace access: none of them will be readable
+            return out
+        except OSError:  # exited meanwhile, or a kind this kernel lacks
+            continue
+    return out
+
+
 def _mark_namespaces(start: TreeNode, kinds: tuple[str, ...]) -> None:
+    root = procfs()
     above: dict[str, int] | None = None
     if start.pid and start.ppid:  # the root is compared with its own parent, like pstree -S
-        try:
-            above = namespaces(start.ppid, None, kinds)
-        except (NoSuchProcess, AccessDenied):
-            above = None
+        above = _inodes(f"{root}/{start.ppid}/ns/", kinds) or None
     stack: list[tuple[TreeNode, dict[str, int] | None]] = [(start, above)]
     while stack:
         node, parent_ns = stack.pop()
-        try:
-            if node.is_thread:
-                node.ns = namespaces(node.ppid, node.pid, kinds)
-            elif node.pid:
-                node.ns = namespaces(node.pid, None, kinds)
-        except (NoSuchProcess, AccessDenied):
-            node.ns = {}
-        if parent_ns is not None and node.ns and parent_ns:
-            node.ns_changed = [
-                k for k in kinds if k in node.ns and node.ns[k] != parent_ns.get(k, node.ns[k])
-            ]
-        mine = node.ns or None
+        if node.is_thread:
+            node.ns = _inodes(f"{root}/{node.ppid}/task/{node.pid}/ns/", kinds)
+        elif node.pid:
+            node.ns = _inodes(f"{root}/{node.pid}/ns/", kinds)
+        mine = node.ns
+        if parent_ns and mine:
+            node.ns_changed = [k for k in kinds if k in mine and k in parent_ns and mine[k] != parent_ns[k]]
         for kid in node.children:
-            stack.append((kid, mine))
+            stack.append((kid, mine or None))
         for th in node.threads:
-            stack.append((th, mine))
+            stack.append((th, mine or None))
