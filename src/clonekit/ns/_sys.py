@@ -1,8 +1,9 @@
 """The few raw syscalls the namespace code needs that Python 3.11's ``os`` lacks.
 
-``os.unshare``/``os.setns`` (3.12+) are used when present; otherwise libc through ctypes,
-imported on first use only (ctypes costs milliseconds; the CLI start-up must not pay for it
-unless it calls one of these).  Every function raises ``OSError`` with the kernel's errno.
+Order of preference: ``os.unshare``/``os.setns`` (3.12+), then clonekit's C extension
+(``_native.unshare/setns/mount/umount2/prctl``), then libc through ctypes — imported on first
+use only (ctypes costs milliseconds of start-up).  Every function raises ``OSError`` with the
+kernel's errno.
 """
 
 from __future__ import annotations
@@ -29,6 +30,20 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 
 _libc: Any = None
+_NATIVE: Any = False  # not looked up yet
+
+
+def _native(name: str) -> Any:
+    """``clonekit._native.<name>`` if the extension is built and has it, else None."""
+    global _NATIVE
+    if _NATIVE is False:
+        native: Any = None
+        try:
+            from .. import _native as native
+        except ImportError:  # pragma: no cover - extension not built
+            pass
+        _NATIVE = native
+    return getattr(_NATIVE, name, None)
 
 
 def _lib() -> Any:
@@ -61,8 +76,8 @@ def _check(result: int, what: str, path: str | None = None) -> None:
 
 def unshare(flags: int) -> None:
     """unshare(2)."""
-    fn = getattr(os, "unshare", None)
-    if fn is not None:  # pragma: no cover - Python 3.12+
+    fn = getattr(os, "unshare", None) or _native("unshare")
+    if fn is not None:
         fn(flags)
         return
     _check(_lib().unshare(int(flags)), "unshare")
@@ -70,8 +85,8 @@ def unshare(flags: int) -> None:
 
 def setns(fd: int, nstype: int = 0) -> None:
     """setns(2): ``fd`` is an nsfs file or a pidfd (then ``nstype`` is a CLONE_NEW* mask)."""
-    fn = getattr(os, "setns", None)
-    if fn is not None:  # pragma: no cover - Python 3.12+
+    fn = getattr(os, "setns", None) or _native("setns")
+    if fn is not None:
         fn(fd, nstype)
         return
     _check(_lib().setns(fd, nstype), "setns")
@@ -83,16 +98,28 @@ def _b(text: str | None) -> bytes | None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     """mount(2)."""
+    fn = _native("mount")
+    if fn is not None:
+        fn(source, target, fstype, flags, data)
+        return
     _check(_lib().mount(_b(source), _b(target), _b(fstype), flags, _b(data)), "mount", target)
 
 
 def umount2(target: str, flags: int = 0) -> None:
     """umount2(2)."""
+    fn = _native("umount2")
+    if fn is not None:
+        fn(target, flags)
+        return
     _check(_lib().umount2(_b(target), flags), "umount", target)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> None:
     """prctl(2) for the integer-argument options."""
+    fn = _native("prctl")
+    if fn is not None:
+        fn(option, arg2, arg3, arg4, arg5)
+        return
     _check(_lib().prctl(option, arg2, arg3, arg4, arg5), "prctl")
 
 
