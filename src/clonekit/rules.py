@@ -158,6 +158,10 @@ class CallerState:
     ids_mapped: bool = True
     #: /proc/sys/user/max_<kind>_namespaces (missing kinds: no limit known)
     ns_limits: Mapping[str, int] = field(default_factory=dict)
+    #: RLIMIT_NPROC: tasks of the caller's real uid, and the soft limit where it applies
+    #: (None: unlimited, or exempt as uid 0 or with CAP_SYS_ADMIN/CAP_SYS_RESOURCE)
+    nproc: int = 0
+    nproc_limit: int | None = None
     #: tasks in the system and kernel.threads-max (the fork-bomb limit, EAGAIN)
     nr_threads: int = 0
     threads_max: int = 1 << 30
@@ -191,6 +195,7 @@ class CallerState:
         except (OSError, IndexError, ValueError):
             pass
         pid_differs = _ns_differs("pid")
+        nproc, nproc_limit = _nproc(status, caps, nr_threads)
         return cls(
             kernel=running_kernel(),
             threads=int(status.get("Threads", "1") or 1),
@@ -205,9 +210,52 @@ class CallerState:
             chrooted=_chrooted() if userns else False,
             ids_mapped=_ids_mapped() if userns else True,
             ns_limits=limits,
+            nproc=nproc,
+            nproc_limit=nproc_limit,
             nr_threads=nr_threads,
             threads_max=_read_int("/proc/sys/kernel/threads-max") or (1 << 30),
         )
+
+
+def _nproc(status: Mapping[str, str], caps: int, nr_threads: int) -> tuple[int, int | None]:
+    """(tasks of our real uid, RLIMIT_NPROC) as copy_process() weighs them.
+
+    The kernel exempts uid 0 of the initial user namespace and CAP_SYS_ADMIN/CAP_SYS_RESOURCE
+    held there.  Tasks are only counted (a walk over /proc) when the whole system has at least
+    as many as the limit; otherwise the count cannot reach it and 0 stands for "below".
+    """
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 0, None
+    try:
+        ruid = int(status["Uid"].split()[0])
+        with open("/proc/self/uid_map") as f:
+            lines = [line.split() for line in f if line.strip()]
+    except (KeyError, ValueError, IndexError, OSError):
+        return 0, None
+    initial = lines == [["0", "0", "4294967295"]]
+    if initial and (ruid == 0 or caps & ((1 << 21) | (1 << 24))):
+        return 0, None
+    if not initial and any(int(inside) <= ruid < int(inside) + int(count)
+                           and int(outside) + ruid - int(inside) == 0
+                           for inside, outside, count in lines):
+        return 0, None  # (one level down) our real uid is the kernel's uid 0
+    if nr_threads < soft:
+        return 0, soft
+    count = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if int(fields["Uid"].split()[0]) == ruid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
+            continue
+    return count, soft
 
 
 def _read_status() -> dict[str, str]:
@@ -564,6 +612,8 @@ class Rule:
             exit_signal=call.exit_signal,
             user_depth=call.state.user_ns_depth,
             pid_depth=call.state.pid_ns_depth,
+            nproc=call.state.nproc,
+            nproc_limit=call.state.nproc_limit,
             kernel="{}.{}".format(*call.state.kernel),
         )
 
@@ -715,6 +765,10 @@ RULES: tuple[Rule, ...] = (
          "CLONE_NEWUSER needs the caller's euid and egid mapped in its own user namespace "
          "(write its uid_map and gid_map first)", where="create_user_ns"),
     # -- limits on tasks ---------------------------------------------------------------------
+    Rule("fork.nproc", _FORK,
+         lambda c: c.state.nproc_limit is not None and c.state.nproc >= c.state.nproc_limit, EAGAIN,
+         "RLIMIT_NPROC: this user already has {nproc} tasks and the limit is {nproc_limit} (uid 0, "
+         "CAP_SYS_ADMIN and CAP_SYS_RESOURCE are exempt)", where="copy_process"),
     Rule("fork.threads_max", _FORK, lambda c: c.state.nr_threads >= c.state.threads_max, EAGAIN,
          "the system has as many tasks as kernel.threads-max allows", where="copy_process"),
     # -- copy_namespaces()/unshare_nsproxy_namespaces() -> create_new_namespaces() ----------

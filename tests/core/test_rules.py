@@ -151,6 +151,8 @@ CASES: list[tuple[Any, str, int, dict[str, Any], int, str, str]] = [
     (F.NEWUSER, "unshare", 0, {"ns_limits": {"user": 0}}, ENOSPC, "userns.limit", "max_user_namespaces"),
     (F.NEWUSER, "unshare", 0, {"chrooted": True}, EPERM, "userns.chrooted", "chrooted"),
     (F.NEWUSER | F.NEWNET, "clone", SIGCHLD, {"ids_mapped": False}, EPERM, "userns.unmapped", "uid_map"),
+    (F.FILES, "clone", SIGCHLD, {"nproc": 7, "nproc_limit": 7}, EAGAIN, "fork.nproc",
+     "already has 7 tasks and the limit is 7"),
     (0, "clone3", SIGCHLD, {"nr_threads": 500, "threads_max": 500}, EAGAIN, "fork.threads_max",
      "threads-max"),
     (F.NEWUTS, "clone3", SIGCHLD, {"cap_sys_admin": False}, EPERM, "ns.cap_sys_admin", "CAP_SYS_ADMIN"),

@@ -430,6 +430,26 @@ def test_caller_without_privileges():
     assert in_child(child) == []
 
 
+def test_rlimit_nproc_of_an_unprivileged_user():
+    def child() -> list[str]:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]  # no CAP_SYS_RESOURCE to raise it
+        resource.setrlimit(resource.RLIMIT_NPROC, (1, hard))
+        os.setresgid(65534, 65534, 65534)
+        os.setresuid(65534, 65534, 65534)
+        low = CallerState.current()
+        assert low.nproc_limit == 1 and low.nproc >= 1
+        bad = compare([(0, "clone3", SIGCHLD), (int(F.FILES), "clone", SIGCHLD)], low, in_place=True)
+        assert mine(0, "clone3", SIGCHLD, low)[0] == errno.EAGAIN
+        resource.setrlimit(resource.RLIMIT_NPROC, (hard, hard))
+        high = CallerState.current()
+        assert high.nproc_limit in (None, hard)
+        return bad + compare([(0, "clone3", SIGCHLD)], high, in_place=True)
+
+    assert in_child(child) == []
+
+
 def test_unmapped_ids_after_unshare_newuser():
     def child() -> list[str]:
         assert sys_unshare(F.NEWUSER) == 0
