@@ -48,6 +48,10 @@ def test_individual_kinds_and_files(target):
     assert proc.stdout.strip() == "clonekit-t"
     proc = run_cli("nsenter", f"--uts=/proc/{target}/ns/uts", "--", "hostname")
     assert proc.stdout.strip() == "clonekit-t"
+    proc = run_cli("nsenter", f"-u/proc/{target}/ns/uts", "hostname")  # util-linux's attached form
+    assert proc.stdout.strip() == "clonekit-t", proc.stderr
+    proc = run_cli("nsenter", "-t", str(target), "-un", "--", "hostname")  # combined short flags
+    assert proc.stdout.strip() == "clonekit-t", proc.stderr
     proc = run_cli("nsenter", "-t", str(target), "-n", "--", "cat", "/proc/net/dev")
     assert [line.split(":")[0].strip() for line in proc.stdout.splitlines()[2:]] == ["lo"]
 

@@ -318,3 +318,44 @@ def test_enter_user_namespace_while_multithreaded_is_explained(uts_target):
         assert "multithreaded process cannot enter a user namespace" in info.value.message
     finally:
         stop(proc)
+
+
+# ----------------------------------------------------------------------------- fork
+@needs_root
+def test_fork_child_is_born_in_new_namespaces_with_maps_written_by_the_parent():
+    r, w = os.pipe()
+    child = ns.fork(["user", "pid", "uts"], uid_map=[(0, 0, 1), (1, 200000, 100)], gid_map=[(0, 0, 1)])
+    if child == 0:  # pragma: no cover - child
+        try:
+            socket.sethostname("clonekit-fork")  # needs CAP_SYS_ADMIN in the new user ns: maps done
+            with open("/proc/self/uid_map") as f:
+                uid_map = " ".join(f.read().split())
+            os.write(w, f"{os.getpid()}|{os.getuid()}|{uid_map}|{socket.gethostname()}".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        data = os.read(r, 4096).decode()
+        assert child.wait(timeout=10) == 0
+    finally:
+        os.close(r)
+        child.close()
+    assert data == "1|0|0 0 1 1 200000 100|clonekit-fork"
+
+
+def test_fork_refuses_time_namespaces():
+    with pytest.raises(UsageError, match="cannot make a time namespace"):
+        ns.fork("time")
+
+
+@needs_root
+def test_fork_with_maps_that_cannot_be_written_leaves_no_child():
+    from ns_helpers import children
+
+    from clonekit.errors import KernelError
+
+    before = children(os.getpid())
+    with pytest.raises(KernelError, match="cannot write uid_map") as info:
+        ns.fork("user", uid_map=[(0, 4294967294, 2)])  # past the last uid: the kernel says EINVAL
+    assert info.value.errno == errno.EINVAL
+    assert children(os.getpid()) == before

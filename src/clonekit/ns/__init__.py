@@ -5,6 +5,7 @@ Names are imported lazily (``import clonekit.ns`` costs almost nothing)::
     from clonekit import ns
     ns.unshare(["net", "uts"])                    # this process, new namespaces
     ns.unshare("user", uid_map=[(0, 1000, 1)])     # map root to uid 1000
+    child = ns.fork(["user", "pid"], uid_map=[(0, 1000, 1)])   # 0 in the child, a Task here
     ns.enter(1234, ["net", "mnt"])                 # join another process's namespaces
     me = ns.Namespace.of("self", "pid"); me.parent()
     ns.persist(ns.Namespace.of(pid, "net"), "/run/netns/x"); ns.release("/run/netns/x")
@@ -25,6 +26,7 @@ _EXPORTS = {
     "namespaces_of": "namespace",
     "unshare": "newns",
     "run": "newns",
+    "fork": "newns",
     "UnshareSpec": "newns",
     "enter": "setns",
     "NsenterSpec": "setns",
@@ -56,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .kinds import KERNEL_ORDER, Kind, kinds_from_flags, kinds_to_flags, parse_kinds
     from .listing import NamespaceRow, list_namespaces
     from .namespace import Namespace, namespaces_of
-    from .newns import UnshareSpec, run, unshare
+    from .newns import UnshareSpec, fork, run, unshare
     from .pin import persist, persisted, release
     from .propagation import set_propagation
     from .setns import NsenterSpec, enter

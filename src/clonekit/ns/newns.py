@@ -28,10 +28,11 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy reads this 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ..task import Task
     from .helper import OutsideHelper
     from .idmap import IdMap
 
-__all__ = ["ExecError", "UnshareSpec", "run", "unshare"]
+__all__ = ["ExecError", "UnshareSpec", "fork", "run", "unshare"]
 
 
 class UnshareSpec:
@@ -205,6 +206,72 @@ def unshare(kinds: object = (), *, uid_map: IdMap | Sequence[tuple[int, int, int
     job = _Unsharer(spec)
     job.start()
     job.close()
+
+
+def fork(kinds: object = (), *, uid_map: IdMap | Sequence[tuple[int, int, int]] | None = None,
+         gid_map: IdMap | Sequence[tuple[int, int, int]] | None = None, setgroups: str | None = None,
+         propagation: str = "private") -> int | Task:
+    """Like :func:`os.fork`, with the child born in new namespaces of ``kinds``.
+
+    The child is made by ``clone()`` with the CLONE_NEW* flags, so it is pid 1 of a new pid
+    namespace at once.  It then waits on a pipe while the parent writes its id maps (directly, or
+    through newuidmap/newgidmap — ``uid_map``/``gid_map`` imply a user namespace), and continues
+    once they are in place: returns 0 in the child, a :class:`clonekit.task.Task` in the parent.
+    If the maps cannot be written the child is killed and reaped and the error is raised.
+    A new mount namespace gets ``propagation`` (default "private") in the child.  Time
+    namespaces are not accepted here (their offsets must be set before the first process
+    enters): use :func:`unshare` with ``monotonic``/``boottime`` in the child instead."""
+    from ..process import clone
+    from .idmap import IdMap, write_maps
+    from .propagation import check_propagation
+
+    chosen = set(parse_kinds(kinds))
+    umap = None if uid_map is None else IdMap(uid_map)
+    gmap = None if gid_map is None else IdMap(gid_map)
+    if umap is not None or gmap is not None or setgroups is not None:
+        chosen.add(Kind.USER)
+    if Kind.TIME in chosen:
+        raise UsageError("ns.fork() cannot make a time namespace (offsets must be set before any "
+                         "process enters it): call ns.unshare('time', monotonic=...) in the child")
+    check_propagation(propagation)
+    order = parse_kinds(chosen)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        from .errors import unshare_error
+
+        try:
+            child = clone(kinds_to_flags(order))
+        except OSError as exc:
+            raise unshare_error(exc.errno or 0, order, step="clone") from None
+    except BaseException:
+        os.close(go_r)
+        os.close(go_w)
+        raise
+    if child == 0:  # pragma: no cover - runs in the child (covered through the tests' pipes)
+        os.close(go_w)
+        ok = os.read(go_r, 1)
+        os.close(go_r)
+        if ok != b"1":
+            os._exit(1)  # the parent failed to set us up and will raise
+        if Kind.MNT in order and propagation != "unchanged":
+            from .propagation import set_propagation
+
+            set_propagation(propagation)
+        return 0
+    os.close(go_r)
+    task: Task = child  # type: ignore[assignment]
+    try:
+        if Kind.USER in order and (umap is not None or gmap is not None or setgroups is not None):
+            write_maps(task.pid, umap, gmap, setgroups=setgroups)
+        os.write(go_w, b"1")
+    except BaseException:
+        os.close(go_w)
+        task.kill()
+        task.wait()
+        task.close()
+        raise
+    os.close(go_w)
+    return task
 
 
 # ------------------------------------------------------------------------------ run
