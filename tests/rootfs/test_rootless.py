@@ -1,0 +1,124 @@
+"""Rootless: the child is root of a new user namespace (its maps written by the parent) and has
+no CAP_MKNOD over the host: devices come from bind mounts of the host's nodes, sysfs falls back
+to a bind of the host's /sys without a network namespace of its own."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from rootfs_helpers import TAG, mountinfo_by_point, run_child
+
+from clonekit import CloneFlag as F
+from clonekit.rootfs import prepare_rootfs
+from clonekit.rootfs.mountinfo import MS
+from clonekit.runtime.plan import DevicePlan, MountPlan, Plan
+
+USERNS = F.NEWNS | F.NEWPID | F.NEWNET | F.NEWIPC
+# root in the user namespace is host root (so it can read the test's files), but capabilities
+# only count inside: mknod is refused exactly as for an unprivileged user
+MAP = "0 0 1"
+
+
+def rootless_mounts(*, mqueue: bool = True):
+    return (
+        MountPlan("/proc", "proc", "proc"),
+        MountPlan("/dev", "tmpfs", TAG, flags=MS.NOSUID | MS.STRICTATIME, data="mode=755,size=65536k"),
+        MountPlan("/dev/pts", "devpts", "devpts", flags=MS.NOSUID | MS.NOEXEC,
+                  data="newinstance,ptmxmode=0666,mode=0620"),
+        *((MountPlan("/dev/mqueue", "mqueue", "mqueue", flags=MS.NOSUID | MS.NOEXEC | MS.NODEV),)
+          if mqueue else ()),
+        MountPlan("/sys", "sysfs", "sysfs", flags=MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RDONLY),
+    )
+
+
+def observe():
+    mi = mountinfo_by_point()
+    devs = {}
+    for name in ("null", "zero", "full", "random", "urandom", "tty", "kmsg"):
+        st = os.stat(f"/dev/{name}")
+        devs[name] = [stat.S_ISCHR(st.st_mode), os.major(st.st_rdev), os.minor(st.st_rdev),
+                      f"/dev/{name}" in mi and mi[f"/dev/{name}"]["root"]]
+    with open("/dev/zero", "rb") as f:
+        zeros = f.read(4)
+    return {"mounts": mi, "devices": devs, "zeros": zeros.hex(),
+            "uid_map": open("/proc/self/uid_map").read().split(),
+            "ptmx": os.readlink("/dev/ptmx")}
+
+
+def test_rootless_devices_are_bind_mounts_of_the_host_nodes(rootfs):
+    plan = Plan("1.2.0", rootfs, mounts=rootless_mounts(),
+                devices=(DevicePlan("/dev/kmsg", "c", 1, 11),), masked_paths=("/proc/keys",),
+                readonly_paths=("/proc/sys",), root_readonly=True)
+
+    def body():
+        prepare_rootfs(plan, rootless=True)
+        return observe()
+
+    seen = run_child(body, flags=USERNS, userns_map=MAP)
+    assert "raised" not in seen, seen
+    assert seen["uid_map"] == ["0", "0", "1"]
+    mi = {k.removeprefix("/dev/"): v for k, v in seen["mounts"].items()}
+    for name, (major, minor) in {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
+                                 "urandom": (1, 9), "tty": (5, 0), "kmsg": (1, 11)}.items():
+        is_chr, got_major, got_minor, mount_root = seen["devices"][name]
+        assert is_chr and (got_major, got_minor) == (major, minor), name
+        assert mount_root == f"/{name}", f"/dev/{name} is not a bind of the host's node: {mi.get(name)}"
+    assert seen["zeros"] == "00000000"
+    assert seen["ptmx"] == "pts/ptmx"
+    assert seen["mounts"]["/sys"]["fstype"] == "sysfs"
+    assert "ro" in seen["mounts"]["/"]["options"] and "ro" in seen["mounts"]["/proc/sys"]["options"]
+    assert seen["mounts"]["/proc/keys"]["root"] == "/null"
+
+
+def test_rootless_sysfs_without_its_own_netns_binds_the_hosts(rootfs):
+    plan = Plan("1.2.0", rootfs, mounts=rootless_mounts(mqueue=False))
+
+    def body():
+        prepare_rootfs(plan, rootless=True)
+        return {"sys": mountinfo_by_point()["/sys"], "has_class": os.path.isdir("/sys/class")}
+
+    seen = run_child(body, flags=F.NEWNS | F.NEWPID, userns_map=MAP)
+    assert "raised" not in seen, seen
+    assert seen["sys"]["fstype"] == "sysfs" and seen["has_class"]
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(seen["sys"]["options"])
+
+
+def test_mknod_in_a_user_namespace_says_to_use_rootless(rootfs):
+    plan = Plan("1.2.0", rootfs, mounts=rootless_mounts())
+
+    def body():
+        prepare_rootfs(plan, rootless=False)
+        return "no error"
+
+    seen = run_child(body, flags=USERNS, userns_map=MAP)
+    err = seen["raised"]
+    assert err["type"] == "RootfsError" and err["errno"] == errno.EPERM
+    assert err["step"] == "mknod /dev/null" and err["filename"] == "/dev/null"
+    assert "bind-mounted" in err["hint"] and "rootless" in err["hint"]
+
+
+def test_rootless_device_that_does_not_match_the_host_node_is_refused(rootfs):
+    plan = Plan("1.2.0", rootfs, mounts=rootless_mounts(),
+                devices=(DevicePlan("/dev/kmsg", "c", 1, 99),))
+
+    def body():
+        prepare_rootfs(plan, rootless=True)
+        return "no error"
+
+    err = run_child(body, flags=USERNS, userns_map=MAP)["raised"]
+    assert err["errno"] == errno.EINVAL and err["step"] == "bind device /dev/kmsg"
+    assert "1:11" in err["hint"]
+
+
+def test_rootless_missing_host_device(rootfs):
+    plan = Plan("1.2.0", rootfs, mounts=rootless_mounts(),
+                devices=(DevicePlan("/dev/clonekit-no-such-dev", "c", 1, 3),))
+
+    def body():
+        prepare_rootfs(plan, rootless=True)
+        return "no error"
+
+    err = run_child(body, flags=USERNS, userns_map=MAP)["raised"]
+    assert err["errno"] == errno.ENOENT and "host has no /dev/clonekit-no-such-dev" in err["hint"]
