@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     pids = _pids(args.pid)
     if pids is None:
-        tasks = list(proc.iter_tasks())
+        tasks = list(proc.iter_tasks(nspid=args.json))  # the table has no NSpid column
     else:
         tasks = []
         for pid in pids:

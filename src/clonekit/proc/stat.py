@@ -136,6 +136,16 @@ def parse_status(data: bytes) -> StatusTuple:
     return tgid, euid, nstgid, nspid
 
 
+def ns_link_inode(path: str) -> int:
+    """The namespace inode behind an ns link, from ``readlink`` (``"net:[4026531833]"``).
+
+    Reading the link is about twice as cheap as ``stat`` through it (no nsfs dentry is looked
+    up) and gives the same number as ``st_ino`` of the namespace file.
+    """
+    link = os.readlink(path)
+    return int(link[link.index("[") + 1 : -1])
+
+
 def parse_cmdline(data: bytes) -> list[str]:
     """argv from ``/proc/PID/cmdline`` (NUL separated; empty for kernel threads and zombies)."""
     if not data:

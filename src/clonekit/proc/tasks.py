@@ -25,6 +25,7 @@ from clonekit.proc.stat import (
     StatusTuple,
     boot_time,
     clock_ticks,
+    ns_link_inode,
     parse_cmdline,
     parse_stat,
     parse_status,
@@ -79,7 +80,7 @@ def ns_inode(pid: int, kind: str, tid: int | None = None) -> int:
     base = f"{procfs()}/{pid}" if tid is None else f"{procfs()}/{pid}/task/{tid}"
     path = f"{base}/ns/{kind}"
     try:
-        return os.stat(path).st_ino
+        return ns_link_inode(path)
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
         if kind in ("time", "time_for_children", "cgroup") and os.path.isdir(f"{base}/ns"):
             raise ProcError(
@@ -423,12 +424,12 @@ def _own_pid_ns() -> int | None:
     try:
         if os.readlink(f"{root}/self") != str(os.getpid()):
             return None
-        return os.stat(f"{root}/self/ns/pid").st_ino
+        return ns_link_inode(f"{root}/self/ns/pid")
     except OSError:
         return None
 
 
-def _tasks_of(pid: int, cmdline: list[str], ids: int) -> Iterator[TaskInfo]:
+def _tasks_of(pid: int, cmdline: list[str], ids: int, want_uid: bool = True) -> Iterator[TaskInfo]:
     """The threads of ``pid``.  ``ids``: 0 = leave nspid/nstgid empty, 1 = one-level chains
     (the process is known to live in procfs's own pid namespace), 2 = read each ``status``."""
     base = f"{procfs()}/{pid}/task"
@@ -436,7 +437,7 @@ def _tasks_of(pid: int, cmdline: list[str], ids: int) -> Iterator[TaskInfo]:
     for tid in sorted(iter_tids(pid), key=lambda tid: (tid != pid, tid)):  # leader first
         d = f"{base}/{tid}"
         try:
-            uid = stat(d).st_uid  # the task directory is owned by the task's euid (see iter_tasks)
+            uid = stat(d).st_uid if want_uid else -1  # owned by the task's euid (see iter_tasks)
             st = parse_stat(_read(f"{d}/stat"))
             if ids == 2:
                 _, uid, nstgid, nspid = parse_status(_read(f"{d}/status"))
@@ -450,13 +451,13 @@ def _tasks_of(pid: int, cmdline: list[str], ids: int) -> Iterator[TaskInfo]:
 
 
 def iter_tasks(
-    pids: Iterable[int] | None = None, *, cmdline: bool = True, nspid: bool = True
+    pids: Iterable[int] | None = None, *, cmdline: bool = True, nspid: bool = True, uid: bool = True
 ) -> Iterator[TaskInfo]:
     """Every task of every process (or of ``pids``), as :class:`TaskInfo`, process by process.
 
     Processes and threads that exit during the scan (or that we may not read) are skipped.
     ``cmdline=False`` spares reading each ``cmdline`` (``cmdline`` is then ``[]``);
-    ``nspid=False`` leaves ``nspid``/``nstgid`` empty.
+    ``nspid=False`` leaves ``nspid``/``nstgid`` empty; ``uid=False`` leaves ``uid`` at -1.
 
     The scan reads as little as it can, which is what makes it faster than ``ps``:
 
@@ -470,34 +471,28 @@ def iter_tasks(
     """
     root = procfs()
     own_ns = _own_pid_ns() if nspid else None
-    read, p_stat, p_status, p_cmdline, make, stat = (
-        _read,
-        parse_stat,
-        parse_status,
-        parse_cmdline,
-        _task,
-        os.stat,
-    )
+    read, p_stat, p_status, p_cmdline = _read, parse_stat, parse_status, parse_cmdline
+    make, stat, ns_link = _task, os.stat, ns_link_inode
     for pid in iter_pids() if pids is None else pids:
         d = f"{root}/{pid}"
         try:
-            uid = stat(d).st_uid
+            euid = stat(d).st_uid if uid else -1
             st = p_stat(read(f"{d}/stat"))
             if st[8] & PF_KTHREAD:  # kernel thread: no cmdline, initial namespaces
-                yield make(pid, pid, st, uid, [pid], [pid], [])
+                yield make(pid, pid, st, euid, [pid], [pid], [])
                 continue
             ids = 0
             if nspid:
                 ids = 2
                 if own_ns is not None:
                     with contextlib.suppress(PermissionError):
-                        ids = 1 if stat(f"{d}/ns/pid").st_ino == own_ns else 2
+                        ids = 1 if ns_link(f"{d}/ns/pid") == own_ns else 2
             single = st[6] == 1
             nstgid_l: list[int] = []
             nspid_l: list[int] = []
             if single:
                 if ids == 2:
-                    _, uid, nstgid_l, nspid_l = p_status(read(f"{d}/status"))
+                    _, euid, nstgid_l, nspid_l = p_status(read(f"{d}/status"))
                 elif ids == 1:
                     nstgid_l, nspid_l = [pid], [pid]
             args: list[str] = []
@@ -505,9 +500,9 @@ def iter_tasks(
                 with contextlib.suppress(PermissionError):
                     args = p_cmdline(read(f"{d}/cmdline"))
             if single:
-                yield make(pid, pid, st, uid, nstgid_l, nspid_l, args)
+                yield make(pid, pid, st, euid, nstgid_l, nspid_l, args)
             else:
-                yield from _tasks_of(pid, args, ids)
+                yield from _tasks_of(pid, args, ids, uid)
         except (*_GONE, NoSuchProcess, AccessDenied):
             continue
 

@@ -7,11 +7,10 @@ inodes and records, on each node, which kinds differ from its parent (``pstree -
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 from clonekit.proc.errors import NoSuchProcess
-from clonekit.proc.stat import NS_KINDS, procfs
+from clonekit.proc.stat import NS_KINDS, ns_link_inode, procfs
 from clonekit.proc.tasks import _check_pid, iter_tasks
 
 
@@ -70,7 +69,7 @@ def build_tree(root: int | None = 1, *, ns: bool = False, kinds: Iterable[str] =
         _check_pid(root)
     nodes: dict[int, TreeNode] = {}
     threads: list[TreeNode] = []
-    for t in iter_tasks(cmdline=False, nspid=False):
+    for t in iter_tasks(cmdline=False, nspid=False, uid=False):
         if t.tid == t.tgid:
             nodes[t.tgid] = TreeNode(t.tgid, t.ppid, t.comm)
         else:
@@ -101,10 +100,10 @@ def build_tree(root: int | None = 1, *, ns: bool = False, kinds: Iterable[str] =
 def _inodes(base: str, kinds: tuple[str, ...]) -> dict[str, int]:
     """``{kind: inode}`` from ``base`` + kind; kinds that cannot be read are left out."""
     out: dict[str, int] = {}
-    stat = os.stat
+    inode = ns_link_inode
     for kind in kinds:
         try:
-            out[kind] = stat(base + kind).st_ino
+            out[kind] = inode(base + kind)
         except PermissionError:  # no ptrace access: none of them will be readable
             return out
         except OSError:  # exited meanwhile, or a kind this kernel lacks
