@@ -678,9 +678,10 @@ RULES: tuple[Rule, ...] = (
          "clone3 refuses CLONE_DETACHED: the bit is reserved for reuse (legacy clone() ignores it)",
          where="clone3_args_valid"),
     Rule("clone3.newtime_csignal", _C3, lambda c: c.any(F.NEWTIME), EINVAL,
-         "clone3 accepts CLONE_NEWTIME only since Linux 6.3 (this is {kernel}): before that the "
-         "bit counts as one of the reserved CSIGNAL bits; use unshare(CLONE_NEWTIME) and fork",
-         until=(6, 3), where="clone3_args_valid"),
+         "clone3 accepts CLONE_NEWTIME only since Linux 6.3 (this is {kernel}; stable kernels "
+         "from March 2023 on have the fix too): before that the bit counts as one of the reserved "
+         "CSIGNAL bits; use unshare(CLONE_NEWTIME) and fork",
+         until=(6, 3), where="clone3_args_valid (fixed by a402f1e35313)"),
     Rule("clone3.sighand_clear_sighand", _C3, lambda c: c.has(F.SIGHAND | F.CLEAR_SIGHAND), EINVAL,
          "CLONE_SIGHAND and CLONE_CLEAR_SIGHAND contradict each other: shared handlers cannot "
          "also be reset to their defaults", since=(5, 5), where="clone3_args_valid"),
