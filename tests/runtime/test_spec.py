@@ -275,6 +275,7 @@ ERRORS = [
     (_set(["hooks", "createRuntime", 0, "timeout"], 0), "$.hooks.createRuntime[0].timeout", "out of range"),
     (_set(["hooks", "createRuntime", 0, "timeout"], 1.5), "$.hooks.createRuntime[0].timeout",
      "whole seconds"),
+    (_set(["hooks", "createRuntime", 0, "env", 0], "K"), "$.hooks.createRuntime[0].env[0]", "NAME=VALUE"),
     (_set(["hooks", "poststop", 0, "args"], "x"), "$.hooks.poststop[0].args", "expected an array"),
     (_set(["annotations"], []), "$.annotations", "expected an object"),
     (_set(["annotations", "org.example.n"], 1), '$.annotations["org.example.n"]', "expected a string"),

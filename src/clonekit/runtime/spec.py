@@ -37,7 +37,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-__all__ = ["SpecError", "ignored_fields", "load_plan", "plan_from_dict"]
+__all__ = ["SpecError", "ignored_fields", "load_plan", "parse_json", "plan_from_dict"]
 
 UINT32_MAX = (1 << 32) - 1
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -306,15 +306,7 @@ def _process(value: object) -> ProcessPlan:
     cwd = posixpath.normpath(cwd)
     if cwd.startswith("//"):
         cwd = "/" + cwd.lstrip("/")
-    env: tuple[str, ...] = ()
-    if _get(proc, "env") is not None:
-        env = _str_list(proc["env"], "$.process.env")
-        for i, item in enumerate(env):
-            name = item.partition("=")[0]
-            if "=" not in item or not name:
-                raise SpecError(f"$.process.env[{i}]", f"{json.dumps(item)} is not NAME=VALUE: "
-                                                       "environment entries need a name and \"=\"; "
-                                                       "write e.g. \"TERM=xterm\"")
+    env = _env(proc["env"], "$.process.env") if _get(proc, "env") is not None else ()
     terminal = False
     if _get(proc, "terminal") is not None:
         terminal = _bool(proc["terminal"], "$.process.terminal")
@@ -326,6 +318,15 @@ def _process(value: object) -> ProcessPlan:
         user = _user(proc["user"])
     return ProcessPlan(args=args, env=env, cwd=cwd, user=user, terminal=terminal,
                        no_new_privileges=nnp)
+
+
+def _env(value: object, path: str) -> tuple[str, ...]:
+    env = _str_list(value, path)
+    for i, item in enumerate(env):
+        if not item.partition("=")[0] or "=" not in item:
+            raise SpecError(f"{path}[{i}]", f"{json.dumps(item)} is not NAME=VALUE: environment entries "
+                                            "need a name and \"=\"; write e.g. \"TERM=xterm\"")
+    return env
 
 
 def _user(value: object) -> User:
@@ -421,7 +422,7 @@ def _hook(value: object, path: str) -> Hook:
         raise SpecError(f"{path}.path", f"{json.dumps(exe)} is not absolute: {SPEC} requires an "
                                         "absolute path for hooks (no $PATH search); write the full path")
     args = _str_list(h["args"], f"{path}.args") if _get(h, "args") is not None else ()
-    env = _str_list(h["env"], f"{path}.env") if _get(h, "env") is not None else ()
+    env = _env(h["env"], f"{path}.env") if _get(h, "env") is not None else ()
     timeout = None
     if _get(h, "timeout") is not None:
         timeout = float(_int(h["timeout"], f"{path}.timeout", 1, INT64_MAX,
@@ -839,6 +840,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def load_plan(bundle: str, config_path: str | None = None, *, rootless: bool = False) -> Plan:
     """Read ``config_path`` (default ``<bundle>/config.json``) once, validate it, return the Plan."""
+    bundle = bundle or "."
     if config_path is None:
         if not os.path.isdir(bundle):
             what = "does not exist" if not os.path.lexists(bundle) else "is not a directory"
