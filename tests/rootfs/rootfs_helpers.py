@@ -13,6 +13,8 @@ from clonekit import CloneFlag as F
 
 # tmpfs mounts the tests make are named so; a leak would show on the host with this source
 TAG = "clonekit-rootfs-test"
+# host uid/gid that is root in the rootless tests' user namespace
+ROOTLESS_ID = 100000
 
 
 def run_child(body, *, flags=F.NEWNS, userns_map: str | None = None, timeout: float = 30):
@@ -33,6 +35,9 @@ def run_child(body, *, flags=F.NEWNS, userns_map: str | None = None, timeout: fl
             os.close(r)
             os.close(go_w)
             os.read(go_r, 1)
+            if userns_map is not None:  # as a runtime's init does once its maps are written
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
             try:
                 result = body()
             except BaseException as exc:

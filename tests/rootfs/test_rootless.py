@@ -8,7 +8,7 @@ import errno
 import os
 import stat
 
-from rootfs_helpers import TAG, mountinfo_by_point, run_child
+from rootfs_helpers import ROOTLESS_ID, TAG, mountinfo_by_point, run_child
 
 from clonekit import CloneFlag as F
 from clonekit.rootfs import prepare_rootfs
@@ -37,6 +37,8 @@ def observe():
     mi = mountinfo_by_point()
     devs = {}
     for name in ("null", "zero", "full", "random", "urandom", "tty", "kmsg"):
+        if not os.path.exists(f"/dev/{name}"):
+            continue
         st = os.stat(f"/dev/{name}")
         devs[name] = [stat.S_ISCHR(st.st_mode), os.major(st.st_rdev), os.minor(st.st_rdev),
                       f"/dev/{name}" in mi and mi[f"/dev/{name}"]["root"]]
@@ -122,3 +124,34 @@ def test_rootless_missing_host_device(rootfs):
 
     err = run_child(body, flags=USERNS, userns_map=MAP)["raised"]
     assert err["errno"] == errno.ENOENT and "host has no /dev/clonekit-no-such-dev" in err["hint"]
+
+
+def test_unprivileged_map_full_oci_setup(unprivileged_rootfs):
+    """Container root is host uid 100000: what a rootless runtime run by a user gets."""
+    plan = Plan("1.2.0", unprivileged_rootfs, mounts=(
+        *rootless_mounts(),
+        MountPlan("/dev/shm", "tmpfs", TAG, flags=MS.NOSUID | MS.NOEXEC | MS.NODEV, data="mode=1777"),
+        MountPlan("/etc/created/deep", "tmpfs", TAG),
+    ), masked_paths=("/proc/keys", "/proc/acpi"), readonly_paths=("/proc/sys",), root_readonly=True)
+
+    def body():
+        import subprocess
+
+        prepare_rootfs(plan, rootless=True)
+        shell = subprocess.run(["/bin/sh", "-c", "cat /etc/hostname; echo x > /dev/null; busybox id -u"],
+                               capture_output=True)
+        seen = observe()
+        seen["shell"] = shell.stdout.decode()
+        seen["host_uid_of_etc"] = os.stat("/etc/created").st_uid
+        return seen
+
+    seen = run_child(body, flags=USERNS, userns_map=f"0 {ROOTLESS_ID} 1")
+    assert "raised" not in seen, seen
+    assert seen["uid_map"] == ["0", str(ROOTLESS_ID), "1"]
+    assert seen["shell"] == "rootfs\n0\n"
+    assert seen["devices"]["null"][3] == "/null"
+    mi = seen["mounts"]
+    assert mi["/etc/created/deep"]["fstype"] == "tmpfs"
+    assert "ro" in mi["/"]["options"] and "ro" in mi["/proc/sys"]["options"]
+    assert seen["host_uid_of_etc"] == 0  # created by container root (host 100000), seen as 0 inside
+    assert os.stat(os.path.join(unprivileged_rootfs, "etc", "created")).st_uid == ROOTLESS_ID

@@ -141,6 +141,9 @@ def apply_recursive(root: Root, fd: int, set_attr: int, clear_attr: int, *, step
 
 def _check_destination(m: MountPlan) -> None:
     dest = m.destination.rstrip("/") or "/"
+    if os.path.normpath(dest) == "/":
+        raise RootfsError(errno.EINVAL, _step(m), "/",
+                          "a mount on / would cover the rootfs itself: set root.path instead")
     if dest == "/proc" or not dest.startswith("/proc/"):
         if dest == "/proc" and m.type not in (None, "proc") and not m.is_bind:
             raise RootfsError(errno.EPERM, _step(m), dest,

@@ -73,7 +73,25 @@ def enter_root(path: str, *, no_pivot: bool = False) -> None:
     os.chdir("/")
 
 
+def _detach_outside(path: str) -> None:
+    """Without pivot_root the host's mounts stay in the namespace, below the chroot: detach
+    those that neither hold nor lie inside the rootfs (children first), so a process that
+    escapes the chroot finds less.  Best effort: mounts locked by a user namespace stay."""
+    from .mountinfo import read_mountinfo
+
+    inside = path.rstrip("/") + "/"
+    for mi in reversed(read_mountinfo()):
+        point = mi.mountpoint
+        if point == path or point.startswith(inside) or inside.startswith(point.rstrip("/") + "/"):
+            continue
+        try:
+            _native.umount2(point, MNT_DETACH)
+        except OSError:
+            pass
+
+
 def _move_root(path: str) -> None:
+    _detach_outside(path)
     try:
         _native.mount(".", "/", None, MS.MOVE, None)
     except OSError as exc:
