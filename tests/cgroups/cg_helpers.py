@@ -36,6 +36,11 @@ def proc_cgroup(pid: int) -> dict[str, str]:
     return out
 
 
+def cat(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:

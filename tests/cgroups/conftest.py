@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -36,21 +37,27 @@ def real() -> Iterator[str]:
 
 
 def _scrub(dirs: list[str]) -> None:
-    """Last resort after a failed test: kill what we started in our groups, remove them."""
-    for top in sorted(dirs, key=len, reverse=True):
-        for root, subdirs, _ in os.walk(top, topdown=False):
-            for name in (*subdirs, ""):
-                d = os.path.join(root, name) if name else root
+    """Last resort after a failed test: kill what we started in our groups, remove them (the
+    kernel may take a moment to let go of killed tasks)."""
+    for top in dirs:
+        for root, _, _ in os.walk(top):
+            try:
+                with open(os.path.join(root, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+    deadline = time.monotonic() + 5
+    for top in dirs:
+        for root, _, _ in sorted(os.walk(top), key=lambda x: len(x[0]), reverse=True):
+            while True:
                 try:
-                    with open(os.path.join(d, "cgroup.procs")) as f:
-                        for pid in f.read().split():
-                            os.kill(int(pid), signal.SIGKILL)
+                    os.rmdir(root)
+                    break
                 except OSError:
-                    pass
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
 
 
 @pytest.fixture
