@@ -110,10 +110,10 @@ _NS_KIND_OF_FLAG = {int(flag): kind for kind, flag in NAMESPACE_FLAGS.items()}
 # --------------------------------------------------------------------------------------------
 # small helpers: JSON paths and types
 
-def _key(path: str, key: str) -> str:
-    if key.isidentifier():
+def _key(path: str, key: object) -> str:
+    if isinstance(key, str) and key.isidentifier():
         return f"{path}.{key}"
-    return f"{path}[{json.dumps(key)}]"
+    return f"{path}[{json.dumps(key if isinstance(key, str) else str(key))}]"
 
 
 def _describe(value: object) -> str:
@@ -199,7 +199,7 @@ def _fields(obj: dict[str, Any], path: str, known: frozenset[str] | dict[str, st
             continue
         names = sorted({*known, *(ignored or {})})
         import difflib  # only on this error path
-        close = difflib.get_close_matches(key, names, n=1)
+        close = difflib.get_close_matches(str(key), names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise SpecError(_key(path, key),
                         f"unknown field {key!r}: {SPEC} 1.2 has no such field in {what or 'this object'}"
@@ -434,6 +434,7 @@ def _annotations(value: object) -> tuple[tuple[str, str], ...]:
     a = _obj(value, "$.annotations")
     out = []
     for key, val in a.items():
+        _str(key, _key("$.annotations", key))
         if not key:
             raise SpecError("$.annotations", "has an empty key: annotation keys must be non-empty "
                                              "(reverse-domain names like \"org.example.key\")")
