@@ -160,6 +160,9 @@ def test_a_process_that_exits_and_a_zombie() -> None:
         time.sleep(0.01)
     zombie = Process(child.pid)
     assert zombie.cmdline == [] and zombie.command == "[sleep]"
+    with pytest.raises(NoSuchProcess):  # a zombie has no namespaces any more
+        zombie.ns_inode("time")
+    assert [t.state for t in zombie.threads()] == ["Z"]
     assert not p.is_running()
     child.wait()
     with pytest.raises(NoSuchProcess):

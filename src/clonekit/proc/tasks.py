@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterable, Iterator
 
@@ -82,11 +83,14 @@ def ns_inode(pid: int, kind: str, tid: int | None = None) -> int:
     try:
         return ns_link_inode(path)
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
-        if kind in ("time", "time_for_children", "cgroup") and os.path.isdir(f"{base}/ns"):
+        if not os.path.lexists(f"/proc/self/ns/{kind}"):  # the kernel, not the process, lacks it
             raise ProcError(
-                2, f"this kernel has no {kind} namespaces ({path} is missing)", pid=pid, filename=path
+                errno.ENOENT,
+                f"this kernel has no {kind} namespaces (no /proc/self/ns/{kind})",
+                pid=pid,
+                filename=path,
             ) from None
-        raise NoSuchProcess(pid, path) from None
+        raise NoSuchProcess(pid, path) from None  # gone, or a zombie (its namespaces are gone)
     except PermissionError:
         raise AccessDenied(pid, path) from None
 
