@@ -27,7 +27,14 @@ from clonekit.runtime.plan import (
     ProcessPlan,
     User,
 )
-from clonekit.runtime.spec import SpecError, ignored_fields, load_plan, parse_json, plan_from_dict
+from clonekit.runtime.spec import (
+    SpecError,
+    ignored_fields,
+    load_plan,
+    parse_json,
+    plan_from_dict,
+    sysctl_file,
+)
 
 
 @pytest.fixture
@@ -140,6 +147,13 @@ def test_full_plan(bundle):
     )
     assert plan == expected
     assert plan.new_namespace_flags == sum(ns.flag for ns in expected.namespaces)
+
+
+def test_sysctl_names_map_to_files_that_exist():
+    plan_names = ["net.ipv4.ip_forward", "kernel.shmmax", "net.ipv4.conf.lo.forwarding", "fs.mqueue.msg_max"]
+    for name in plan_names:
+        assert os.path.isfile(sysctl_file(name)), name
+    assert sysctl_file("net.ipv4.conf.eth0/100.forwarding") == "/proc/sys/net/ipv4/conf/eth0.100/forwarding"
 
 
 def test_load_plan_reads_the_bundle(bundle):

@@ -37,7 +37,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-__all__ = ["SpecError", "ignored_fields", "load_plan", "parse_json", "plan_from_dict"]
+__all__ = ["SpecError", "ignored_fields", "load_plan", "parse_json", "plan_from_dict", "sysctl_file"]
 
 UINT32_MAX = (1 << 32) - 1
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -104,6 +104,7 @@ ROOTFS_PROPAGATION = {
 IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"})
 
+_SWAP_DOT_SLASH = str.maketrans("./", "/.")
 _NS_KIND_OF_FLAG = {int(flag): kind for kind, flag in NAMESPACE_FLAGS.items()}
 
 
@@ -594,8 +595,14 @@ def _sysctl_name(name: str) -> str:
     """sysctl(8)'s dotted form; "/"-separated names are converted (dots inside then become "/")."""
     first = next((c for c in name if c in "./"), ".")
     if first == "/":
-        return name.translate(str.maketrans("./", "/."))
+        return name.translate(_SWAP_DOT_SLASH)
     return name
+
+
+def sysctl_file(name: str) -> str:
+    """The file under /proc/sys of a Plan's (dotted) sysctl name: "net.ipv4.conf.eth0/100.forwarding"
+    -> "/proc/sys/net/ipv4/conf/eth0.100/forwarding"."""
+    return "/proc/sys/" + name.translate(_SWAP_DOT_SLASH)
 
 
 def _sysctls(value: object) -> tuple[tuple[str, str], ...]:
