@@ -136,7 +136,7 @@ def comm(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm") as f:
             return f.read().strip()
-    except FileNotFoundError:
+    except OSError:  # gone (ENOENT, or ESRCH while reading)
         return ""
 
 

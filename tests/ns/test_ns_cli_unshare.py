@@ -6,10 +6,23 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
-from ns_helpers import comm, descendant, mounts_with, ns_inode, run_cli, start, stop, wait_for
+from ns_helpers import (
+    CLONEKIT,
+    ENV,
+    children,
+    descendant,
+    in_child,
+    mounts_with,
+    ns_inode,
+    run_cli,
+    start,
+    stop,
+    wait_for,
+)
 
 from clonekit import ns
 
@@ -175,6 +188,23 @@ def test_persist_uts_net_and_pid_then_enter_them(scratch):
     assert not mounts_with(scratch + "/")
 
 
+def test_persist_user_ipc_cgroup_and_time(scratch):
+    files = {k: os.path.join(scratch, k) for k in ("user", "ipc", "cgroup", "time")}
+    opts = [f"--{k}={path}" for k, path in files.items()]
+    rc, out, err = sh("stat -L -c %i /proc/self/ns/user /proc/self/ns/ipc /proc/self/ns/cgroup "
+                      "/proc/self/ns/time", "-r", "-f", "--monotonic", "5", *opts)
+    assert rc == 0, err
+    inside = [int(x) for x in out.split()]
+    assert [ns.Namespace.from_path(files[k], k).inode for k in files] == inside
+    assert ns.Namespace.from_path(files["user"]).owner_uid == 0
+    proc = run_cli("nsenter", f"--time={files['time']}", "--", "cat", "/proc/self/timens_offsets")
+    assert proc.stdout.split()[:3] == ["monotonic", "5", "0"], proc.stderr
+    for path in files.values():
+        ns.release(path, remove=True)
+        assert not os.path.exists(path)
+    assert not mounts_with(scratch + "/")
+
+
 def test_persist_mount_namespace_needs_a_private_mount(scratch):
     mnt = os.path.join(scratch, "mnt")
     rc, _, err = sh("mount -t tmpfs clonekit-pmnt /mnt", f"--mount={mnt}")
@@ -209,8 +239,17 @@ def test_program_options_are_not_taken_as_ours():
 
 
 def test_no_helper_or_child_left_behind():
-    before = set(os.listdir("/proc"))
-    sh("true", "-f", "-p", "--map-users=100000,0,10", "--map-groups=100000,0,10")
-    time.sleep(0.05)
-    mine = {p for p in set(os.listdir("/proc")) - before if p.isdigit() and os.path.exists(f"/proc/{p}")}
-    assert not [p for p in mine if "clonekit" in comm(int(p))]
+    """Orphans of clonekit (its map-writing helper, its child) would be re-parented to a
+    subreaper: become one in a throwaway process, run clonekit there, look for children."""
+
+    def child():
+        from clonekit import _native
+
+        _native.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+        for opts in (["-f", "-p", "--map-users=100000,0,10", "--map-groups=100000,0,10"],
+                     ["-U", "-r", "-f", "-m"]):
+            subprocess.run([*CLONEKIT, "unshare", *opts, "--", "true"], check=True, env=ENV)
+        time.sleep(0.1)
+        return children(os.getpid())
+
+    assert in_child(child) == []
