@@ -10,6 +10,8 @@ TYPE_CHECKING = False
 
 _EXPORTS = {
     "prepare_rootfs": "prepare",
+    "mount_rootfs": "prepare",
+    "finish_rootfs": "prepare",
     "RootfsError": "errors",
     "Root": "paths",
     "open_in_root": "paths",
@@ -51,8 +53,10 @@ __all__ = [
     "ensure_path",
     "enter_root",
     "fd_path",
+    "finish_rootfs",
     "mask_paths",
     "mount_on",
+    "mount_rootfs",
     "needs_dev_setup",
     "open_in_root",
     "prepare_rootfs",
@@ -73,7 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .paths import Root, ensure_path, fd_path, open_in_root
     from .paths import open_in_root as resolve_in_root
     from .pivot import bind_root, enter_root, set_tree_propagation
-    from .prepare import prepare_rootfs
+    from .prepare import finish_rootfs, mount_rootfs, prepare_rootfs
 
 
 def __getattr__(name: str) -> object:

@@ -4,9 +4,10 @@ Done before pivot_root, while /proc is still the runtime's own procfs: the fd-pa
 /proc the container cannot have prepared (the CVE-2025-52881 class), and the config need not
 mount /proc at all.  Each path is resolved inside the rootfs; a missing one is skipped.
 
-The /dev/null that masks files is the host's, opened once and checked to be the 1:3 character
-device before it is bound (CVE-2025-31133: a /dev/null swapped for a symlink turned masking into
-a bind of anything).
+The /dev/null that masks files is opened once (the container's if it is the real node reached
+without symlinks, else the runtime's own) and checked to be the 1:3 character device before its
+fd is bound (CVE-2025-31133: a /dev/null swapped for a symlink turned masking into a bind of
+anything).
 """
 
 from __future__ import annotations
@@ -26,11 +27,22 @@ if TYPE_CHECKING:
 __all__ = ["mask_paths", "readonly_paths", "readonly_root"]
 
 _NULL = os.makedev(1, 3)
-_MASK_TMPFS = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC
+_MASK_TMPFS = MS.RDONLY  # as runc: an empty read-only tmpfs
 _READONLY = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC
 
 
-def _open_null() -> int:
+def _open_null(root: Root) -> int:
+    """The container's /dev/null when it is the real 1:3 node reached without any symlink (what
+    runc binds, so the mount tables match); the runtime's own otherwise."""
+    try:
+        fd = open_in_root(root, "/dev/null", step="open /dev/null", no_symlinks=True)
+    except RootfsError:
+        fd = -1
+    if fd >= 0:
+        st = os.fstat(fd)
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == _NULL:
+            return fd
+        os.close(fd)
     try:
         fd = os.open("/dev/null", os.O_PATH | os.O_CLOEXEC)
     except OSError as exc:
@@ -71,7 +83,7 @@ def mask_paths(root: Root, paths: Iterable[str]) -> list[str]:
                     mount_on(fd, "tmpfs", "tmpfs", _MASK_TMPFS, None, step=step, path=path)
                 else:
                     if null < 0:
-                        null = _open_null()
+                        null = _open_null(root)
                     mount_on(fd, fd_path(null), None, MS.BIND, None, step=step, path=path)
             finally:
                 os.close(fd)

@@ -1,4 +1,9 @@
-"""prepare_rootfs(): the whole filesystem setup of a container, in the order runc uses."""
+"""prepare_rootfs(): the whole filesystem setup of a container, in the order runc uses.
+
+It is two halves because the runtime-spec runs the ``createContainer`` hooks between them (in
+the container's mount namespace, after the mounts, before pivot_root): :func:`mount_rootfs` then
+:func:`finish_rootfs`.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +18,24 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..runtime.plan import Plan
 
-__all__ = ["prepare_rootfs"]
+__all__ = ["finish_rootfs", "mount_rootfs", "prepare_rootfs"]
 
 
 def prepare_rootfs(plan: Plan, *, rootless: bool, no_pivot: bool = False) -> None:
     """Build the container's filesystem and enter it.
 
     Runs in the container's init, inside its new mount namespace, as root of its user namespace,
-    before the user's program: propagation of "/" (rslave unless the config asks rprivate),
-    rootfs bound onto itself, ``plan.mounts`` in order, default devices + ``plan.devices`` + /dev
-    symlinks (mknod, or bind mounts when ``rootless``), maskedPaths, readonlyPaths, read-only
-    root, then pivot_root (MS_MOVE + chroot with ``no_pivot``) and ``plan.rootfs_propagation``
-    on the new "/".  Raises :class:`RootfsError` naming the step, the path and the errno.
-    """
+    before the user's program.  Raises :class:`RootfsError` naming the step, the path and the
+    errno.  Same as :func:`mount_rootfs` followed by :func:`finish_rootfs`."""
+    mount_rootfs(plan, rootless=rootless)
+    finish_rootfs(plan, rootless=rootless, no_pivot=no_pivot)
+
+
+def mount_rootfs(plan: Plan, *, rootless: bool) -> None:
+    """First half: propagation of "/" (rslave, or rprivate when the config asks private) so
+    nothing flows back to the host, the rootfs bound onto itself, ``plan.mounts`` in order,
+    then (unless /dev is a bind of the host's) the default devices, ``plan.devices`` and the
+    /dev symlinks — mknod, or bind mounts of the host's nodes when ``rootless``."""
     pre = MS.PRIVATE | MS.REC if plan.rootfs_propagation & MS.PRIVATE else MS.SLAVE | MS.REC
     set_tree_propagation(pre)
     path = bind_root(plan.root)
@@ -35,10 +45,18 @@ def prepare_rootfs(plan: Plan, *, rootless: bool, no_pivot: bool = False) -> Non
             apply_mount(root, m, rootless=rootless, cgroupns=cgroupns)
         if needs_dev_setup(plan):
             create_devices(root, plan.devices, rootless=rootless)
+
+
+def finish_rootfs(plan: Plan, *, rootless: bool = False, no_pivot: bool = False) -> None:
+    """Second half: maskedPaths, readonlyPaths, read-only root (all still through the runtime's
+    own /proc), then pivot_root (MS_MOVE + chroot with ``no_pivot``) and
+    ``plan.rootfs_propagation`` on the new "/".  ``rootless`` is accepted for symmetry."""
+    with Root(plan.root) as root:
         mask_paths(root, plan.masked_paths)
         readonly_paths(root, plan.readonly_paths)
         if plan.root_readonly:
             readonly_root(root)
+        path = root.path
     enter_root(path, no_pivot=no_pivot)
     if plan.rootfs_propagation and not plan.rootfs_propagation & MS.PRIVATE:
         set_tree_propagation(plan.rootfs_propagation)
