@@ -30,6 +30,7 @@ from clonekit.runtime.plan import (
 from clonekit.runtime.spec import (
     SpecError,
     ignored_fields,
+    load_config,
     load_plan,
     parse_json,
     plan_from_dict,
@@ -162,6 +163,7 @@ def test_load_plan_reads_the_bundle(bundle):
     other = bundle / "other.json"
     other.write_text(json.dumps(minimal()))
     assert load_plan(str(bundle), str(other)).process == ProcessPlan(args=("sh",))
+    assert load_config(str(bundle)) == full() and load_config("unused", str(other)) == minimal()
 
 
 def test_symlinked_rootfs_is_fine_and_resolved(bundle, tmp_path_factory):

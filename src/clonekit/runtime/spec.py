@@ -37,7 +37,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-__all__ = ["SpecError", "ignored_fields", "load_plan", "parse_json", "plan_from_dict", "sysctl_file"]
+__all__ = ["SpecError", "ignored_fields", "load_config", "load_plan", "parse_json", "plan_from_dict",
+           "sysctl_file"]
 
 UINT32_MAX = (1 << 32) - 1
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -849,6 +850,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def load_plan(bundle: str, config_path: str | None = None, *, rootless: bool = False) -> Plan:
     """Read ``config_path`` (default ``<bundle>/config.json``) once, validate it, return the Plan."""
     bundle = bundle or "."
+    return plan_from_dict(load_config(bundle, config_path), bundle, rootless=rootless)
+
+
+def load_config(bundle: str, config_path: str | None = None) -> Any:
+    """The parsed config.json (not validated): for callers that want both the Plan
+    (``plan_from_dict``) and the warnings (``ignored_fields``) from one read of the file."""
+    bundle = bundle or "."
     if config_path is None:
         if not os.path.isdir(bundle):
             what = "does not exist" if not os.path.lexists(bundle) else "is not a directory"
@@ -864,8 +872,7 @@ def load_plan(bundle: str, config_path: str | None = None, *, rootless: bool = F
     except OSError as exc:
         raise SpecError("$", f"cannot read {config_path}: {exc.strerror}; check the path and its "
                              "permissions") from None
-    doc = parse_json(data, config_path)
-    return plan_from_dict(doc, bundle, rootless=rootless)
+    return parse_json(data, config_path)
 
 
 def parse_json(data: bytes | str, name: str = "config.json") -> Any:
