@@ -223,7 +223,10 @@ class Cgroup:
             members = self.pids()
             _write(os.path.join(v2, "cgroup.kill"), "1", "kill cgroup")
             return members
-        thaw = self._freeze()
+        try:
+            thaw = self._freeze()
+        except (CgroupError, FileNotFoundError):
+            thaw = None  # cannot freeze (no freezer, read-only): signal anyway, unfrozen
         try:
             sent = []
             for pid in _read_pids(ref.dir, recursive=True):
