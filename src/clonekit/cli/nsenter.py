@@ -11,8 +11,9 @@ from .unshare import install_rewriter, rewrite_optional_values
 _KINDS = (("-m", "--mount", "mnt"), ("-u", "--uts", "uts"), ("-i", "--ipc", "ipc"), ("-n", "--net", "net"),
           ("-p", "--pid", "pid"), ("-U", "--user", "user"), ("-C", "--cgroup", "cgroup"),
           ("-T", "--time", "time"))
-_OPTIONAL_VALUE = {long: kind for _s, long, kind in _KINDS} | {"--root": "root", "--wd": "wd"}
-_SHORT_FILES = {short: kind for short, _l, kind in _KINDS} | {"-r": "root", "-w": "wd"}
+_OPTIONAL_VALUE = {long: f"{kind}_file" for _s, long, kind in _KINDS}
+_OPTIONAL_VALUE |= {"--root": "root_dir", "--wd": "wd_dir"}
+_SHORT_FILES = {short: f"{kind}_file" for short, _l, kind in _KINDS} | {"-r": "root_dir", "-w": "wd_dir"}
 _TAKES_VALUE = {"-t", "--target", "-S", "--setuid", "-G", "--setgid"}
 
 
@@ -24,22 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for short, long, kind in _KINDS:
         parser.add_argument(short, long, dest=kind, action="store_true",
                             help=f"enter the {kind} namespace of the target; {long}=FILE: of that file")
-        parser.add_argument(f"--_value-{kind}", dest=f"{kind}_file", help=argparse.SUPPRESS)
     parser.add_argument("--preserve-credentials", action="store_true",
                         help="do not touch uids or gids (default after entering a user ns: become 0)")
     parser.add_argument("-S", "--setuid", metavar="UID", help="set the uid in the entered namespaces")
     parser.add_argument("-G", "--setgid", metavar="GID", help="set the gid in the entered namespaces")
     parser.add_argument("-r", "--root", dest="root_flag", action="store_true",
                         help="set the root directory to the target's (or --root=DIR)")
-    parser.add_argument("--_value-root", dest="root_dir", help=argparse.SUPPRESS)
     parser.add_argument("-w", "--wd", dest="wd_flag", action="store_true",
                         help="set the working directory to the target's (or --wd=DIR)")
-    parser.add_argument("--_value-wd", dest="wd_dir", help=argparse.SUPPRESS)
     parser.add_argument("-F", "--no-fork", action="store_true",
                         help="do not fork before exec'ing the program")
     parser.add_argument("program", nargs=argparse.REMAINDER, help="program and arguments (default: $SHELL)")
     install_rewriter(parser, lambda argv: rewrite_optional_values(argv, _OPTIONAL_VALUE, _TAKES_VALUE,
-                                                                  _SHORT_FILES))
+                                                                  _SHORT_FILES),
+                     list(_OPTIONAL_VALUE.values()))
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# long options that take an optional "=VALUE" (util-linux optional_argument) -> hidden dest option
+# long options that take an optional "=VALUE" (util-linux optional_argument) -> where VALUE goes
 _OPTIONAL_VALUE = {
-    "--mount": "mnt", "--uts": "uts", "--ipc": "ipc", "--net": "net", "--pid": "pid",
-    "--user": "user", "--cgroup": "cgroup", "--time": "time",
+    "--mount": "mnt_file", "--uts": "uts_file", "--ipc": "ipc_file", "--net": "net_file",
+    "--pid": "pid_file", "--user": "user_file", "--cgroup": "cgroup_file", "--time": "time_file",
     "--mount-proc": "mount_proc_dir", "--kill-child": "kill_child_signal",
 }
 # options whose value is the next word
@@ -26,8 +26,9 @@ _KINDS = (("-m", "--mount", "mnt", "mounts"), ("-u", "--uts", "uts", "UTS (hostn
 
 def rewrite_optional_values(argv: Sequence[str], optional: dict[str, str], takes_value: set[str],
                             short_files: dict[str, str] | None = None) -> list[str]:
-    """Turn ``--mount=FILE`` into ``--mount --_value-mnt=FILE`` before argparse sees it (argparse has no
-    optional-argument options that leave a following program name alone).  Stops at the program."""
+    """Turn ``--mount=FILE`` into ``--mount --_value=mnt_file=FILE`` before argparse sees it
+    (argparse has no optional-argument options that leave a following program name alone);
+    :func:`install_rewriter` then sets ``args.mnt_file``.  Stops at the program."""
     out: list[str] = []
     i = 0
     args = list(argv)
@@ -38,10 +39,10 @@ def rewrite_optional_values(argv: Sequence[str], optional: dict[str, str], takes
             break
         name, eq, value = tok.partition("=")
         if tok.startswith("--") and eq and name in optional:
-            out += [name, f"--_value-{optional[name]}={value}"]
+            out += [name, f"--_value={optional[name]}={value}"]
         elif short_files and not tok.startswith("--") and len(tok) > 2 and tok[:2] in short_files \
                 and tok[2] in "/.=":
-            out += [tok[:2], f"--_value-{short_files[tok[:2]]}={tok[2:].removeprefix('=')}"]
+            out += [tok[:2], f"--_value={short_files[tok[:2]]}={tok[2:].removeprefix('=')}"]
         else:
             out.append(tok)
             if tok in takes_value and i + 1 < len(args):
@@ -51,12 +52,20 @@ def rewrite_optional_values(argv: Sequence[str], optional: dict[str, str], takes
     return out
 
 
-def install_rewriter(parser: argparse.ArgumentParser, rewrite: Callable[[Sequence[str]], list[str]]) -> None:
-    """Make ``parser`` (a subcommand parser) rewrite its words first."""
+def install_rewriter(parser: argparse.ArgumentParser, rewrite: Callable[[Sequence[str]], list[str]],
+                     dests: Sequence[str]) -> None:
+    """Make ``parser`` (a subcommand parser) rewrite its words first, and turn the hidden
+    ``--_value=DEST=VALUE`` words into ``args.DEST`` (default None)."""
+    parser.add_argument("--_value", dest="_values", action="append", default=[], help=argparse.SUPPRESS)
+    parser.set_defaults(**dict.fromkeys(dests))
     original = parser.parse_known_args
 
     def parse_known_args(args: Sequence[str] | None = None, namespace: Any = None) -> Any:
-        return original(rewrite(list(args) if args is not None else sys.argv[1:]), namespace)
+        parsed, extra = original(rewrite(list(args) if args is not None else sys.argv[1:]), namespace)
+        for item in parsed._values:
+            dest, _, value = item.partition("=")
+            setattr(parsed, dest, value)
+        return parsed, extra
 
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign,assignment]
 
@@ -66,11 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for short, long, kind, text in _KINDS:
         parser.add_argument(short, long, dest=kind, action="store_true",
                             help=f"unshare the {text} namespace; {long}=FILE also bind-mounts it on FILE")
-        parser.add_argument(f"--_value-{kind}", dest=f"{kind}_file", help=argparse.SUPPRESS)
     parser.add_argument("-f", "--fork", action="store_true", help="fork before launching the program")
     parser.add_argument("--mount-proc", action="store_true",
                         help="mount proc on /proc (or --mount-proc=DIR) first (implies --mount)")
-    parser.add_argument("--_value-mount_proc_dir", dest="mount_proc_dir", help=argparse.SUPPRESS)
     parser.add_argument("-r", "--map-root-user", action="store_true",
                         help="map the current user to root (implies --user)")
     parser.add_argument("-c", "--map-current-user", action="store_true",
@@ -92,7 +99,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kill-child", action="store_true",
                         help="kill the forked child (SIGKILL, or --kill-child=SIG) when clonekit dies "
                         "(implies --fork)")
-    parser.add_argument("--_value-kill_child_signal", dest="kill_child_signal", help=argparse.SUPPRESS)
     parser.add_argument("-R", "--root", metavar="DIR", help="run the program with root directory DIR")
     parser.add_argument("-w", "--wd", metavar="DIR", help="change the working directory to DIR")
     parser.add_argument("--monotonic", type=float, metavar="SECONDS", help="CLOCK_MONOTONIC offset (time ns)")
@@ -102,7 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-S", "--setuid", metavar="UID", help="set the uid in the new namespaces")
     parser.add_argument("-G", "--setgid", metavar="GID", help="set the gid in the new namespaces")
     parser.add_argument("program", nargs=argparse.REMAINDER, help="program and arguments (default: $SHELL)")
-    install_rewriter(parser, lambda argv: rewrite_optional_values(argv, _OPTIONAL_VALUE, _TAKES_VALUE))
+    install_rewriter(parser, lambda argv: rewrite_optional_values(argv, _OPTIONAL_VALUE, _TAKES_VALUE),
+                     list(_OPTIONAL_VALUE.values()))
 
 
 def parse_signal(text: str) -> int:
