@@ -19,8 +19,8 @@ _EXPORTS = {
     "parse_flags": "flags",
     "CloneFlagsError": "rules",
     "check": "rules",
-    "explain": "explain",
-    "Explanation": "explain",
+    "explain": "sharing",
+    "Explanation": "sharing",
     "clone": "process",
     "spawn": "process",
     "CloneRefused": "process",
@@ -33,7 +33,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .errors import Error, KernelError, UsageError
-    from .explain import Explanation, explain
+    from .sharing import Explanation, explain
     from .flags import CloneFlag, parse_flags
     from .observe import PRESETS, probe
     from .process import CloneRefused, clone, spawn

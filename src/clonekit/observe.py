@@ -2,7 +2,7 @@
 
 The task and its observer run in a helper process forked for the probe (see _native/probe.c),
 so CLONE_VM, CLONE_THREAD, CLONE_SETTLS or CLONE_PARENT never touch the Python process.  This
-module names the verdicts (in :mod:`clonekit.explain`'s vocabulary) from the raw facts and
+module names the verdicts (in :mod:`clonekit.sharing`'s vocabulary) from the raw facts and
 compares them with what :func:`clonekit.explain` predicts: they must never differ.
 """
 
@@ -136,7 +136,7 @@ def probe(flags: int | str | CloneFlag, *, exit_signal: int | None = None,
     facts = _native.probe(int(flags), int(sig), cgroup_fd)
     if facts["clone_errno"]:
         raise _refusal(facts["clone_errno"], flags, int(sig))
-    from .explain import explain
+    from .sharing import explain
 
     explained = {row.key: row.verdict for row in explain(flags, exit_signal=sig).rows}
     return ProbeResult(flags, int(sig), _verdicts(flags, facts), explained, facts)

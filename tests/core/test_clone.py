@@ -228,14 +228,18 @@ def test_clone_parent_child_is_a_sibling_and_still_held():
 
 
 def test_into_cgroup_places_the_child_from_birth(cgroup2_dir):
-    data = child_reports(0, lambda: open("/proc/self/cgroup").read().encode(), cgroup=cgroup2_dir)
+    def own_cgroup() -> bytes:
+        with open("/proc/self/cgroup", "rb") as f:
+            return f.read()
+
+    data = child_reports(0, own_cgroup, cgroup=cgroup2_dir)
     rel = "/" + os.path.relpath(cgroup2_dir, "/sys/fs/cgroup/unified")
     assert f"0::{rel}\n" in data.decode()
 
 
 def test_vm_thread_settls_are_refused_with_a_pointer_to_spawn_and_probe():
     for flags in (F.VM, F.VFORK, F.THREAD | F.SIGHAND | F.VM, F.SETTLS):
-        with pytest.raises(clonekit.CloneRefused, match="spawn.*probe"):
+        with pytest.raises(clonekit.CloneRefused, match=r"spawn.*probe"):
             clonekit.clone(flags)
 
 

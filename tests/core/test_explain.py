@@ -1,4 +1,5 @@
-"""clonekit.explain: the rows in CONTRACTS.md's vocabulary, glibc's sets, unshare, data and table."""
+"""clonekit.explain (module clonekit.sharing): the rows in CONTRACTS.md's vocabulary, glibc's
+sets, unshare, data and table."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 
 import clonekit
 from clonekit.errors import UsageError
-from clonekit.explain import LIBC_SETS, Explanation, explain, libc_users, signal_name
 from clonekit.flags import CloneFlag
+from clonekit.sharing import LIBC_SETS, Explanation, explain, libc_users, signal_name
 
 F = CloneFlag
 NS = ("mnt", "uts", "ipc", "net", "pid", "user", "cgroup", "time")
@@ -199,17 +200,17 @@ def test_bad_input_is_a_usage_error():
         explain("vm", exit_signal="SIGCHLD")  # type: ignore[arg-type]
 
 
-def test_public_names_in_a_fresh_interpreter():
-    """clonekit.explain is the function (as long as the submodule was not imported first: the
-    import system then puts the module under that name)."""
+def test_public_names_stay_functions_after_their_modules_are_imported():
+    """clonekit.explain and clonekit.probe are functions even when clonekit.sharing and
+    clonekit.observe were imported first (a submodule named like the function would shadow it)."""
     import subprocess
     import sys
 
-    code = ("import sys; m = sys.modules['clonekit.explain']; f = clonekit.explain; "
-            "print(f is m.explain, clonekit.Explanation is m.Explanation, f('vm').verdicts['memory'])")
-    out = subprocess.run([sys.executable, "-c", "import clonekit; e = clonekit.explain; " + code],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["True", "True", "shared"]
+    code = ("import clonekit.sharing, clonekit.observe, clonekit; "
+            "print(callable(clonekit.explain), callable(clonekit.probe), "
+            "clonekit.explain is clonekit.sharing.explain, clonekit.explain('vm').verdicts['memory'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True", "shared"]
     assert clonekit.Explanation is Explanation
 
 

@@ -59,8 +59,8 @@ def parse_signal(text: str) -> int:
 
 def resolve(args: argparse.Namespace, *, auto_signal: bool) -> tuple[object, int]:
     """(flags, exit signal) from the command line; glibc entry points bring their own signal."""
-    from clonekit.explain import LIBC_SETS
     from clonekit.flags import CloneFlag, parse_flags
+    from clonekit.sharing import LIBC_SETS
 
     text = "|".join(args.flags)
     libc = LIBC_SETS.get(text.strip().lower())

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from clonekit.errors import UsageError
-    from clonekit.explain import explain
+    from clonekit.sharing import explain
 
     from .check import resolve
 
