@@ -113,6 +113,9 @@ def test_time_offsets_seen_inside():
     with open("/proc/uptime") as f:
         outside = float(f.read().split()[0])
     assert 86390 < float(lines[2]) - outside < 86410
+    rc, out, err = sh("cat /proc/self/timens_offsets", "-T", "--monotonic", "-60")  # no fork: exec enters it
+    assert rc == 0, err
+    assert out.split()[:3] == ["monotonic", "-60", "0"]
 
 
 def test_exit_status_passed_through():

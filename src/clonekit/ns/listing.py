@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .kinds import KERNEL_ORDER, Kind, parse_kinds
+from .kinds import KERNEL_ORDER, parse_kinds
 
 __all__ = ["NamespaceRow", "list_namespaces", "namespace_tree"]
 
@@ -192,6 +192,3 @@ def namespace_tree(rows: list[NamespaceRow], relation: str = "owner") -> list[tu
         walk(r, 0)
     return out
 
-
-def kind_names() -> list[str]:
-    return [k.value for k in Kind]

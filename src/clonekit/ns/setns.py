@@ -106,7 +106,7 @@ def enter(target: Any = None, kinds: object = None, *, pidfd: int | None = None,
             if err != errno.EINVAL or _pidfd_setns_works():
                 raise setns_error(err, wanted, _describe(target if target is not None else pid)) from None
         # kernels before 5.8: one nsfs file per kind
-        return _enter_paths({k: f"/proc/{pid}/ns/{k.proc_name}" for k in wanted}, f"process {pid}")
+        return _enter_files(None, {k: f"/proc/{pid}/ns/{k.proc_name}" for k in wanted}, None)
     finally:
         if fd_owned:
             os.close(fd)
@@ -189,10 +189,6 @@ def _open_ns(value: Any) -> tuple[int, str]:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC), path
     except OSError as exc:
         raise namespace_file_error(exc, path) from None
-
-
-def _enter_paths(paths: Mapping[Kind, str], shown: str) -> tuple[Kind, ...]:
-    return _enter_files(None, {k: v for k, v in paths.items()}, None)
 
 
 # ------------------------------------------------------------------------------ run
