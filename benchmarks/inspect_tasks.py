@@ -111,6 +111,12 @@ def main() -> int:
         print("needs procps ps and psmisc pstree", file=sys.stderr)
         return 2
     ck = [sys.executable, "-m", "clonekit"]
+    idle = compare(
+        f"as the machine is ({len(os.listdir('/proc'))} /proc entries): start-up dominates",
+        {"ps -eLf": [ps, "-eLf"], "clonekit tasks": [*ck, "tasks"]},
+        "ps -eLf",
+        opts.runs,
+    )
     helpers = start_helpers(opts.procs)
     try:
         # the in-process scan, for the profile: what the CLI pays beyond interpreter start-up
@@ -147,6 +153,7 @@ def main() -> int:
     print(f"  tree / pstree -p       {r['clonekit tree'] / r['pstree -p']:.2f}  (target < 1)")
     print(f"  tree --ns / pstree -pS {r['clonekit tree --ns'] / r['pstree -pS']:.2f}")
     print(f"  python start-up alone  {startup['python -c pass'] * 1e3:.1f} ms")
+    print(f"  tasks / ps -eLf before adding processes {idle['clonekit tasks'] / idle['ps -eLf']:.2f}")
     return 0
 
 

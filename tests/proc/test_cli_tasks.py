@@ -87,6 +87,11 @@ def test_malformed_pid_is_a_clear_error() -> None:
         assert res.returncode == 1, bad
         assert "Traceback" not in res.stderr
         assert "is not a process id (a positive integer" in res.stderr
+    res = run_cli("tasks", "-p", ",")
+    assert (
+        res.returncode == 1
+        and res.stderr == "clonekit tasks: -p: no process id given (e.g. -p 1234 or -p 1,2)\n"
+    )
 
 
 def test_odd_command_lines_print_like_ps() -> None:

@@ -13,7 +13,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from clonekit.proc.tasks import TaskInfo
 
 HEADER = ("UID", "PID", "PPID", "LWP", "C", "NLWP", "STIME", "TTY", "TIME", "CMD")
-_MIN_WIDTH = (8, 5, 5, 5, 2, 4, 5, 8, 8)  # ps -eLf's column widths (CMD is last, unpadded)
 # like ps: control characters in a command line print as "?", a newline as a space
 # (and so do bytes that are not UTF-8, which reach us as surrogate escapes)
 _CONTROL = {i: "?" for i in (*range(32), *range(127, 160), *range(0xDC80, 0xDD00))} | {10: " "}
@@ -47,6 +46,8 @@ def _pids(values: list[str] | None) -> list[int] | None:
             if not part.isdigit() or int(part) <= 0:
                 raise UsageError(f"-p: {part!r} is not a process id (a positive integer, e.g. -p 1234)")
             out.append(int(part))
+    if not out:
+        raise UsageError("-p: no process id given (e.g. -p 1234 or -p 1,2)")
     return out
 
 
@@ -156,6 +157,7 @@ def _print_json(tasks: list[TaskInfo]) -> None:
 
     hz = clock_ticks()
     boot = boot_time()
+    ttys = {nr: _tty(nr) for nr in {t.tty_nr for t in tasks}}
     rows: list[dict[str, Any]] = [
         {
             "uid": t.uid,
@@ -166,7 +168,7 @@ def _print_json(tasks: list[TaskInfo]) -> None:
             "nlwp": t.nlwp,
             "state": t.state,
             "stime": round(boot + t.starttime / hz, 2),
-            "tty": _tty(t.tty_nr),
+            "tty": ttys[t.tty_nr],
             "time": round((t.utime + t.stime) / hz, 2),
             "comm": t.comm,
             "cmd": " ".join(t.cmdline) if t.cmdline else f"[{t.comm}]",
