@@ -33,7 +33,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 def once(cmd: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=ENV)
+    subprocess.run(cmd, check=True, env=ENV, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -46,7 +46,9 @@ def main() -> int:
         print("util-linux unshare is not installed: nothing to compare with")
         return 1
     peers = {"util-linux unshare": [util, *ARGS], "clonekit unshare": [*clonekit_cmd(), *ARGS],
-             "python -c pass (interpreter floor)": [sys.executable, "-c", "pass"]}
+             "python -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
+             "clonekit --version (CLI floor)": [clonekit_cmd()[0], "--version"] if len(clonekit_cmd()) == 2
+             else [*clonekit_cmd()[:-1], "--version"]}
     times: dict[str, list[float]] = {name: [] for name in peers}
     for cmd in peers.values():  # warm the page cache
         once(cmd)
