@@ -13,7 +13,14 @@ import os
 import pytest
 from cg_helpers import V1_HIERARCHIES, fake_hybrid, fake_legacy, fake_unified, proc_cgroup
 
-from clonekit.cgroups import Cgroup, CgroupError, CgroupUnavailableError, detect, parse_mountinfo
+from clonekit.cgroups import (
+    Cgroup,
+    CgroupError,
+    CgroupPathError,
+    CgroupUnavailableError,
+    detect,
+    parse_mountinfo,
+)
 from clonekit.cgroups.layout import Hierarchy
 
 
@@ -113,7 +120,7 @@ def test_path_outside_a_subtree_mount_is_a_clear_error(fake_root: str) -> None:
     assert os.listdir(f"{fake_root}/cg") == []
     cg = Cgroup.create("/machine/c1/x", container_id="c", layout=layout)
     assert cg.paths == {"unified": f"{fake_root}/cg/x"}
-    cg.remove()
+    Cgroup.load(cg.to_state()).remove()
     assert os.listdir(f"{fake_root}/cg") == []
 
 
@@ -191,3 +198,45 @@ def test_fake_pids_of_group_and_child_groups(fake_root: str) -> None:
     cg.remove()  # the container's child group goes too
     assert not cg.exists()
     assert not os.path.exists(f"{fake_root}/sys/fs/cgroup/unified/clonekit-test-cg")
+
+
+@pytest.mark.parametrize("damage", ["top", "dotdot", "other", "root-path"])
+def test_a_damaged_state_is_refused_before_anything_is_removed(fake_root: str, damage: str) -> None:
+    """delete trusts the saved state; a damaged one must never make it rmdir a hierarchy's top
+    or someone else's groups."""
+    layout = parse_mountinfo(fake_unified(fake_root))
+    mount = f"{fake_root}/sys/fs/cgroup"
+    os.makedirs(f"{mount}/system.slice/other")
+    cg = Cgroup.create("/clonekit-test-cg/x", container_id="c", layout=layout)
+    state = cg.to_state()
+    h = state["hierarchies"][0]
+    if damage == "top":
+        h["dir"] = mount
+    elif damage == "dotdot":
+        h["dir"] = f"{mount}/clonekit-test-cg/../system.slice/x"
+    elif damage == "other":
+        h["dir"] = f"{mount}/system.slice"
+    else:
+        state["path"] = "/"
+    with pytest.raises(CgroupPathError, match="inconsistent"):
+        Cgroup.load(state)
+    assert os.path.isdir(f"{mount}/system.slice/other")
+    cg.remove()
+
+
+def test_controller_dir_for_the_resources_step(fake_root: str) -> None:
+    legacy = Cgroup.create("/clonekit-test-cg/x", container_id="c",
+                           layout=parse_mountinfo(fake_legacy(os.path.join(fake_root, "v1"))))
+    assert legacy.controller_dir("cpuacct") == legacy.paths["cpu,cpuacct"]
+    assert legacy.controller_dir("memory") == legacy.paths["memory"]
+    assert legacy.controller_dir("io") is None
+    legacy.remove()
+    base = os.path.join(fake_root, "v2")
+    layout = parse_mountinfo(fake_unified(base))
+    unified = Cgroup.create("/clonekit-test-cg/x", container_id="c", layout=layout)
+    with open(f"{base}/sys/fs/cgroup/cgroup.controllers", "w") as f:
+        f.write("cpuset cpu io memory pids\n")
+    assert unified.controller_dir("memory") == unified.paths["unified"]
+    assert Cgroup.load(unified.to_state()).controller_dir("io") == unified.paths["unified"]
+    assert unified.controller_dir("freezer") is None
+    unified.remove()

@@ -99,6 +99,9 @@ def test_create_makes_the_group_in_every_hierarchy(real: str) -> None:
         for h in targets:
             assert os.path.isfile(os.path.join(h.mountpoint, real.lstrip("/"), "cgroup.procs")), h
         assert cg.exists()
+        memory = detect().by_controller("memory")
+        if memory is not None:
+            assert cg.controller_dir("memory") == cg.paths[memory.key]
     finally:
         cg.remove()
     assert not cg.exists()

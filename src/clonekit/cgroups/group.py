@@ -13,7 +13,7 @@ import os
 import signal as _signal
 import time
 
-from .errors import CgroupBusyError, CgroupError, CgroupUnavailableError, cgroup_error
+from .errors import CgroupBusyError, CgroupError, CgroupPathError, CgroupUnavailableError, cgroup_error
 from .layout import Hierarchy, Layout, detect
 from .paths import OWNED_PARENT, resolve
 
@@ -31,18 +31,20 @@ _MKDIR_RETRIES = 5        # create(): a concurrent remove() may prune a shared p
 class _Dir:
     """The container's group in one hierarchy."""
 
-    __slots__ = ("created", "dir", "key", "prune_to", "version")
+    __slots__ = ("created", "dir", "key", "mount", "prune_to", "version")
 
-    def __init__(self, key: str, version: int, dir: str, created: list[str], prune_to: str | None) -> None:
+    def __init__(self, key: str, version: int, mount: str, dir: str, created: list[str],
+                 prune_to: str | None) -> None:
         self.key = key
         self.version = version
+        self.mount = mount              # where the hierarchy is mounted
         self.dir = dir
         self.created = created          # directories this group made, top first (leaf included)
         self.prune_to = prune_to        # clonekit-owned parent: every empty dir up to it is ours
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "version": self.version, "dir": self.dir, "created": self.created,
-                "prune_to": self.prune_to}
+        return {"key": self.key, "version": self.version, "mount": self.mount, "dir": self.dir,
+                "created": self.created, "prune_to": self.prune_to}
 
     def matches(self, field: str) -> bool:
         """Whether a /proc/PID/cgroup controller field names this hierarchy."""
@@ -135,9 +137,18 @@ class Cgroup:
     @classmethod
     def load(cls, state: dict[str, Any]) -> Cgroup:
         """Rebuild from :meth:`to_state` (e.g. in ``delete``, a later process)."""
-        dirs = [_Dir(str(h["key"]), int(h["version"]), str(h["dir"]), [str(c) for c in h.get("created", [])],
-                     h.get("prune_to")) for h in state.get("hierarchies", [])]
-        return cls(state.get("path"), dirs, reason=state.get("reason"), notes=list(state.get("notes", [])))
+        path = state.get("path")
+        dirs = [_Dir(str(h["key"]), int(h["version"]), str(h["mount"]), str(h["dir"]),
+                     [str(c) for c in h.get("created", [])], h.get("prune_to"))
+                for h in state.get("hierarchies", [])]
+        for d in dirs:  # a damaged state must never make remove() walk a hierarchy's top
+            if not (isinstance(path, str) and path.strip("/") and os.path.isabs(d.dir)
+                    and d.dir.startswith(d.mount.rstrip("/") + "/") and ".." not in d.dir.split("/")
+                    and os.path.basename(d.dir.rstrip("/")) == os.path.basename(path.rstrip("/"))):
+                raise CgroupPathError(
+                    f"saved cgroup state is inconsistent: directory {d.dir!r} is not the group "
+                    f"{path!r}; not using it (remove the group by hand if it exists)")
+        return cls(path, dirs, reason=state.get("reason"), notes=list(state.get("notes", [])))
 
     # -- what it is -----------------------------------------------------------------------------
 
@@ -159,15 +170,18 @@ class Cgroup:
         return any(os.path.isdir(d.dir) for d in self._dirs)
 
     def controller_dir(self, controller: str) -> str | None:
-        """Where ``controller``'s files for this group live: its v1 hierarchy, else cgroup2 when
-        the controller is available there (for the resources step); None if nowhere."""
+        """Where ``controller``'s files for this group live (the resources step): its v1
+        hierarchy's group, else the cgroup2 group when the cgroup2 hierarchy has the controller
+        (its root's cgroup.controllers; enabling it in each parent's cgroup.subtree_control, from
+        the clonekit-owned parent down, is the resources step's job).  None if neither."""
         for d in self._dirs:
             if d.version == 1 and controller in d.key.split(","):
                 return d.dir
         v2 = self.v2_dir
-        if v2 is not None:
+        top = next((d.mount for d in self._dirs if d.version == 2), None)
+        if v2 is not None and top is not None:
             try:
-                with open(os.path.join(os.path.dirname(v2), "cgroup.controllers")) as f:
+                with open(os.path.join(top, "cgroup.controllers")) as f:
                     if controller in f.read().split():
                         return v2
             except OSError:
@@ -337,7 +351,7 @@ def _make(h: Hierarchy, path: str, owned: str | None) -> _Dir:
                 created.append(d)
                 if cpuset:
                     _copy_cpuset(os.path.dirname(d), d)
-            return _Dir(h.key, h.version, leaf, created, prune_to)
+            return _Dir(h.key, h.version, h.mountpoint, leaf, created, prune_to)
         except FileNotFoundError as exc:  # a parent was pruned by a concurrent remove()
             if attempt == _MKDIR_RETRIES - 1:
                 for made in reversed(created):
