@@ -1,8 +1,9 @@
 """The data behind ``clonekit lsns``: every namespace that a process is in (or that a bind mount
 keeps alive), with its process count and its lowest-pid process — util-linux lsns's model.
 
-One pass over /proc: per process only ``stat(/proc/PID/ns/KIND)`` for the kinds asked; the
-details (ppid, user, command) are read for the one representative process of each namespace.
+One pass over /proc through :mod:`clonekit.proc` (``iter_pids``, ``ns_inode``): per process only
+``stat(/proc/PID/ns/KIND)`` for the kinds asked; the details (ppid, user, command) are read,
+with ``Process``, for the one representative process of each namespace.
 """
 
 from __future__ import annotations
@@ -89,21 +90,22 @@ def list_namespaces(kinds: object = None, *, pid: int | None = None, inode: int 
     cover every process); ``inode`` keeps one namespace.  ``relations`` fills ``pns``/``ons``
     (parent and owner inodes, through the nsfs ioctls).  Namespaces with no process that a bind
     mount keeps alive are listed with ``nprocs`` 0 and their mount in ``nsfs``."""
-    from ..proc import iter_pids
+    from ..proc import iter_pids, ns_inode
+    from ..proc.errors import NoSuchProcess, ProcError
     from ..proc.stat import procfs
 
     wanted = KERNEL_ORDER if kinds is None else parse_kinds(kinds)
     names = [(k.value, k) for k in wanted]
     root = procfs()
     table: dict[tuple[str, int], list[int]] = {}
-    stat = os.stat
     for p in iter_pids():
-        base = f"{root}/{p}/ns/"
         for name, _kind in names:
             try:
-                ino = stat(base + name).st_ino
-            except OSError:
-                continue
+                ino = ns_inode(p, name)
+            except NoSuchProcess:
+                break  # exited while we looked
+            except ProcError:
+                continue  # not allowed to look, or a kind this kernel lacks
             key = (name, ino)
             entry = table.get(key)
             if entry is None:
@@ -121,8 +123,8 @@ def list_namespaces(kinds: object = None, *, pid: int | None = None, inode: int 
         mine = set()
         for name, _kind in names:
             try:
-                mine.add((name, stat(f"{root}/{pid}/ns/{name}").st_ino))
-            except OSError:
+                mine.add((name, ns_inode(pid, name)))
+            except ProcError:
                 continue
     mounts: dict[tuple[str, int], str] = {}
     if include_persisted:
