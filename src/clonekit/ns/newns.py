@@ -93,26 +93,30 @@ class _Unsharer:
     def __init__(self, spec: UnshareSpec) -> None:
         self.spec = spec
         self.helper: OutsideHelper | None = None
+        self.own = (os.geteuid(), os.getegid())  # inside, before the maps, these read as 65534
+        self.setgroups = spec.setgroups
         self.maps_outside = False
-        self.own = (os.geteuid(), os.getegid())
         if Kind.USER in spec.kinds and (spec.uid_map is not None or spec.gid_map is not None):
-            from .idmap import writer_for
+            self._plan_maps()
 
-            setgroups = spec.setgroups
-            if setgroups is None and spec.gid_map is not None and \
-                    writer_for("gid_map", spec.gid_map, setgroups="deny", in_ns=True,
-                                                  own=self.own[1]) == "direct":
-                setgroups = "deny"
-            self.setgroups = setgroups
-            for which, idmap in (("uid_map", spec.uid_map), ("gid_map", spec.gid_map)):
-                own = self.own[0] if which == "uid_map" else self.own[1]
-                if idmap is not None and writer_for(which, idmap, setgroups=setgroups, in_ns=True,
-                                                    own=own) != "direct":
-                    self.maps_outside = True
-            if self.maps_outside:
-                self.setgroups = spec.setgroups
-        else:
-            self.setgroups = spec.setgroups
+    def _plan_maps(self) -> None:
+        """Can this process write its own maps once inside (just its own ids, setgroups denied),
+        or must the helper outside do it (directly with CAP_SETUID/CAP_SETGID, or through
+        newuidmap/newgidmap)?"""
+        from .idmap import writer_for
+
+        spec = self.spec
+        setgroups = spec.setgroups
+        if setgroups is None and spec.gid_map is not None and writer_for(
+                "gid_map", spec.gid_map, setgroups="deny", in_ns=True, own=self.own[1]) == "direct":
+            setgroups = "deny"
+        for which, idmap, own in (("uid_map", spec.uid_map, self.own[0]),
+                                  ("gid_map", spec.gid_map, self.own[1])):
+            if idmap is not None and writer_for(which, idmap, setgroups=setgroups, in_ns=True,
+                                                own=own) != "direct":
+                self.maps_outside = True
+        # from outside, "deny" is only needed where newgidmap/the kernel want it: write_maps decides
+        self.setgroups = spec.setgroups if self.maps_outside else setgroups
 
     def start(self) -> None:
         spec = self.spec
