@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from proc_helpers import Family, free_pid, need, run_cli, stop, wait_exec
+from proc_helpers import Family, free_pid, need, run_cli, wait_exec
 
 
 def _ps(*args: str) -> list[list[str]]:
@@ -96,20 +96,24 @@ def test_malformed_pid_is_a_clear_error() -> None:
 
 def test_odd_command_lines_print_like_ps() -> None:
     """Control characters, a newline and bytes that are not UTF-8, shown as ps shows them."""
-    argv = [b"sh", b"-c", b"sleep 600", b"a\tb\x01c \xc3\xa9\x7f\nz", b"bad\xffbyte"]
-    child = subprocess.Popen(argv)
+    # python itself waits (no grandchild to leak); the odd words are extra argv entries
+    script = b"import sys; sys.stdin.read()"
+    argv = [sys.executable.encode(), b"-c", script, b"a\tb\x01c \xc3\xa9\x7f\nz", b"bad\xffbyte"]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE)
+    assert child.stdin is not None
     try:
-        wait_exec(child.pid, "sh")
+        wait_exec(child.pid, "python")
         ps = subprocess.run(
             ["ps", "-ww", "-o", "args=", "-p", str(child.pid)], capture_output=True, text=True
         ).stdout.rstrip("\n")
         ours = run_cli("tasks", "--no-headers", "-p", str(child.pid)).stdout.rstrip("\n")
         assert ours.endswith(" " + ps)
-        assert ps == "sh -c sleep 600 a?b?c é? z bad?byte"
+        assert ps == f"{sys.executable} -c import sys; sys.stdin.read() a?b?c é? z bad?byte"
         tasks = json.loads(run_cli("tasks", "--json", "-p", str(child.pid)).stdout)["tasks"]
-        assert tasks[0]["cmd"] == "sh -c sleep 600 a\tb\x01c é\x7f\nz bad\udcffbyte"
+        assert tasks[0]["cmd"] == f"{sys.executable} -c {script.decode()} a\tb\x01c é\x7f\nz bad\udcffbyte"
     finally:
-        stop(child)
+        child.stdin.close()
+        child.wait(timeout=10)
 
 
 def test_uid_of_a_non_dumpable_process_agrees_with_ps() -> None:
