@@ -61,6 +61,10 @@ def test_mount_root_and_wd_of_target(target):
                    "pwd; grep -c clonekit-nsenter /proc/self/mountinfo")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["/mnt/wd", "1"]
+    proc = run_cli("nsenter", "-t", str(target), "-a", "-r", "-w", "-S", "1000", "-G", "1000", "--",
+                   "sh", "-c", "pwd; id -u")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["/mnt/wd", "1000"]  # root and cwd changed before dropping root
 
 
 def test_user_namespace_credentials(target):

@@ -274,19 +274,25 @@ def run(argv: Sequence[str] | None, spec: NsenterSpec) -> int:
                 entered = enter(spec.target, tuple(paths))
             else:
                 entered = _enter_files(None, {k: v for k, v in paths.items()}, None)
+        # root and cwd first: a uid other than 0 could not chroot any more
+        if root_fd >= 0:
+            os.fchdir(root_fd)
+            try:
+                os.chroot(".")
+            except OSError as exc:
+                raise KernelError(exc.errno or 0, f"cannot change root to the target's: {exc.strerror} "
+                                  "(needs CAP_SYS_CHROOT; enter the mount namespace too, with -m)",
+                                  step="chroot") from None
+            if wd_fd < 0:
+                os.chdir("/")
+        if wd_fd >= 0:
+            os.fchdir(wd_fd)
         if Kind.USER in entered and not spec.preserve_credentials:
             with contextlib.suppress(PermissionError):  # setgroups denied there: nothing to drop
                 os.setgroups([])
             _set_ids(0 if spec.gid is None else spec.gid, 0 if spec.uid is None else spec.uid)
         elif spec.uid is not None or spec.gid is not None:
             _set_ids(spec.gid, spec.uid)
-        if root_fd >= 0:
-            os.fchdir(root_fd)
-            os.chroot(".")
-            if wd_fd < 0:
-                os.chdir("/")
-        if wd_fd >= 0:
-            os.fchdir(wd_fd)
     finally:
         for fd in (root_fd, wd_fd):
             if fd >= 0:
