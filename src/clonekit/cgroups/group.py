@@ -371,7 +371,10 @@ def _make(h: Hierarchy, path: str, owned: str | None) -> _Dir:
 def _copy_cpuset(parent: str, child: str) -> None:
     """A new v1 cpuset group starts with no cpus and no mems (unless the parent has
     cgroup.clone_children); a task cannot join it until they are set: copy the parent's."""
-    for name in ("cpuset.cpus", "cpuset.mems", "cpus", "mems"):  # "cpus": a noprefix mount
+    names = ("cpuset.cpus", "cpuset.mems")
+    if not os.path.exists(os.path.join(child, names[0])):
+        names = ("cpus", "mems")  # a noprefix mount
+    for name in names:
         mine = os.path.join(child, name)
         try:
             if _read(mine).strip():
@@ -384,15 +387,8 @@ def _copy_cpuset(parent: str, child: str) -> None:
 
 
 def _remove_tree(top: str, deadline: float) -> None:
-    """rmdir ``top`` after its child groups, deepest first; retry EBUSY until ``deadline``."""
-    try:
-        subdirs = [e.path for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise cgroup_error(exc, "list cgroup", top) from None
-    for sub in subdirs:
-        _remove_tree(sub, deadline)
+    """rmdir ``top``; if it has child groups (the container made some), those first, deepest
+    first; retry EBUSY while the kernel drains exiting tasks, until ``deadline``."""
     pause = 0.001
     while True:
         try:
@@ -401,10 +397,20 @@ def _remove_tree(top: str, deadline: float) -> None:
         except FileNotFoundError:
             return
         except OSError as exc:
-            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() >= deadline:
-                if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
-                    raise CgroupBusyError(top, _read_pids(top, recursive=True)) from None
+            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
                 raise cgroup_error(exc, "rmdir", top) from None
+        try:
+            subdirs = [e.path for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise cgroup_error(exc, "list cgroup", top) from None
+        for sub in subdirs:
+            _remove_tree(sub, deadline)
+        if subdirs:
+            continue  # retry at once: it may have been busy only with its child groups
+        if time.monotonic() >= deadline:
+            raise CgroupBusyError(top, _read_pids(top, recursive=True))
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
 
