@@ -117,3 +117,22 @@ def test_rootless_with_a_delegated_subtree(real: str) -> None:
             helper.kill()
             helper.communicate()
         outer.remove()
+
+
+_NOT_ROOTLESS = """
+import json
+from clonekit.cgroups import Cgroup, CgroupError
+try:
+    Cgroup.create("/clonekit-test-cg/unprivileged", container_id="c")
+except CgroupError as exc:
+    print(json.dumps({"errno": exc.errno, "filename": exc.filename, "text": str(exc)}))
+"""
+
+
+def test_unprivileged_without_rootless_gets_a_clear_error() -> None:
+    done = subprocess.run(_as_nobody(_NOT_ROOTLESS), capture_output=True, text=True, timeout=30, cwd="/")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["errno"] == 13 and out["filename"].endswith("/clonekit-test-cg")
+    assert "EACCES" in out["text"] and "needs root" in out["text"] and out["filename"] in out["text"]
+    assert not leftovers()
