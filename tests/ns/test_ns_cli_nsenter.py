@@ -98,3 +98,27 @@ def test_errors_explain(target, tmp_path):
     for p in (proc,):
         assert "Traceback" not in p.stderr
     assert comm(target) == "sleep"
+
+
+def test_enter_a_target_whose_root_has_no_python(tmp_path):
+    """After chroot to the target's root, clonekit's own library is out of reach: whatever the
+    fork needs must be imported before."""
+    import shutil
+
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox-static is not installed")
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(busybox, root / "bin" / "busybox")
+    proc = start(["unshare", "-p", "-f", "--kill-child", "-R", str(root), "--",
+                  "/bin/busybox", "sleep", "60"])
+    try:
+        pid = descendant(proc.pid, "busybox")
+        out = run_cli("nsenter", "-t", str(pid), "-p", "-r", "--",
+                      "/bin/busybox", "sh", "-c", "echo $$; ls /")
+        assert out.returncode == 0, out.stderr
+        inner_pid, listing = out.stdout.split()
+        assert int(inner_pid) > 1 and listing == "bin"
+    finally:
+        stop(proc)

@@ -83,6 +83,12 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def preload() -> None:
+    """Import now what :func:`fork_exec` needs later: after setns(mnt), chroot or setuid the
+    Python library may be out of reach (another root, or a directory the new uid cannot read)."""
+    from .. import process  # noqa: F401
+
+
 def fork_exec(argv: Sequence[str], setup: Callable[[], None],
               after_fork: Callable[[int], None] | None = None) -> int:
     """Make a child that runs ``setup()`` then execs ``argv``; return its exit status.

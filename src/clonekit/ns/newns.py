@@ -336,10 +336,14 @@ def run(argv: Sequence[str] | None, spec: UnshareSpec) -> int:
     """Do what ``clonekit unshare`` does: make the namespaces, then run ``argv`` (default: the
     user's shell).  Without ``spec.fork`` the calling process becomes the program (no return on
     success).  With it, returns the child's exit status (128+n when killed by signal n)."""
-    from ._child import default_command, exec_program, fork_exec
+    from ._child import default_command, exec_program, fork_exec, preload
 
     argv = list(argv) if argv else default_command()
     spec = _normalise(spec)
+    if spec.fork:
+        preload()
+    if spec.keep_caps:
+        import ctypes  # noqa: F401  (used after chroot/setuid, where the library may be unreachable)
     if Kind.PID in spec.persist and not spec.fork:
         raise UsageError("persisting a new pid namespace (--pid=FILE) needs --fork: the namespace "
                          "exists once its first process does")

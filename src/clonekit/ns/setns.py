@@ -256,10 +256,11 @@ def run(argv: Sequence[str] | None, spec: NsenterSpec) -> int:
     """Do what ``clonekit nsenter`` does: enter, set credentials/root/cwd, fork if a pid
     namespace was entered (unless ``spec.fork`` is False), exec ``argv`` (default: the shell).
     Returns the child's exit status (128+n when killed by signal n)."""
-    from ._child import default_command, exec_program, fork_exec
+    from ._child import default_command, exec_program, fork_exec, preload
 
     argv = list(argv) if argv else default_command()
     paths = _plan(spec)
+    preload()  # entering a mount namespace, chroot and setuid may put our library out of reach
     root_fd = wd_fd = -1
     try:
         if spec.root is not None:
