@@ -66,15 +66,17 @@ def test_dot_output(family: Family) -> None:
 
 @pytest.fixture
 def ns_family() -> Iterator[dict[str, int]]:
-    """sh with two children: `unshare -u sleep` (new uts) and `unshare -fp sleep` (new pid ns)."""
+    """sh with three children: `unshare -u sleep` (new uts), `unshare -fp sleep` (new pid ns for
+    its child) and `unshare -C -T -i -m -n -u sleep 601` (six new kinds; time via exec)."""
     need("unshare")
-    sh = subprocess.Popen(
-        ["sh", "-c", "unshare -u sleep 600 & unshare -fp --kill-child sleep 600 & wait"],
-        start_new_session=True,
+    script = (
+        "unshare -u sleep 600 & unshare -fp --kill-child sleep 600 & "
+        "unshare -C -T -i -m -n -u sleep 601 & wait"
     )
+    sh = subprocess.Popen(["sh", "-c", script], start_new_session=True)
     pids: dict[str, int] = {"sh": sh.pid}
     try:
-        while len(kids := children_of(sh.pid)) < 2:
+        while len(kids := children_of(sh.pid)) < 3:
             pass
         for kid in kids:
             with open(f"/proc/{kid}/cmdline", "rb") as f:
@@ -85,11 +87,12 @@ def ns_family() -> Iterator[dict[str, int]]:
                 pids["sleep_p"] = children_of(kid)[0]
                 wait_exec(pids["sleep_p"], "sleep")
             else:
-                pids["sleep_u"] = kid
                 wait_exec(kid, "sleep")
+                with open(f"/proc/{kid}/cmdline", "rb") as f:
+                    pids["sleep_all" if b"601" in f.read() else "sleep_u"] = kid
         yield pids
     finally:
-        for name in ("sleep_u", "unshare_p"):  # children of our sh, by pid; --kill-child ends sleep_p
+        for name in ("sleep_u", "sleep_all", "unshare_p"):  # our sh's children; --kill-child: sleep_p
             if name in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pids[name], signal.SIGKILL)
@@ -105,6 +108,7 @@ def test_ns_marks_match_pstree_pS(ns_family: dict[str, int]) -> None:
     assert nodes[ns_family["sleep_u"]] == ",uts"
     assert nodes[ns_family["unshare_p"]] == ""  # unshare -p changes only pid_for_children
     assert nodes[ns_family["sleep_p"]] == ",pid"
+    assert nodes[ns_family["sleep_all"]] == ",cgroup,ipc,mnt,net,uts,time"  # pstree's order
     # without --ns: no marks, and the same drawing as pstree -p
     assert run_cli("tree", sh).stdout == _pstree("-p", sh)
 

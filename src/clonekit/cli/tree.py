@@ -81,8 +81,14 @@ def _utf8_locale() -> bool:
     return False
 
 
+# the order in which pstree -S lists the kinds
+_PSTREE_ORDER = {k: i for i, k in enumerate(("cgroup", "ipc", "mnt", "net", "pid", "user", "uts", "time"))}
+
+
 def _label(node: TreeNode, ns: bool) -> str:
-    marks = "".join(f",{k}" for k in node.ns_changed) if ns else ""
+    marks = ""
+    if ns and node.ns_changed:
+        marks = "".join(f",{k}" for k in sorted(node.ns_changed, key=lambda k: _PSTREE_ORDER.get(k, 99)))
     return f"{node.name}({node.pid}{marks})"
 
 
