@@ -1,4 +1,8 @@
-"""``clonekit tasks``: every task of every process, the ``ps -eLf`` view (or JSON)."""
+"""``clonekit tasks``: every task of every process, the ``ps -eLf`` view (or JSON).
+
+Columns and widths are ps's.  One deliberate difference: TIME (and C) of a thread-group
+leader's row is that thread's own CPU time; ps shows the whole process's there.
+"""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ns",
         action="store_true",
-        help="mark a process whose namespaces differ from its parent's: name(pid,uts,pid)",
+        help="mark where a process's namespaces differ from its parent's, like pstree -S: sleep(42,pid,uts)",
     )
     parser.add_argument("-T", "--hide-threads", action="store_true", help="leave threads out")
     parser.add_argument(
