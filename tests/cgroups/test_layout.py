@@ -32,7 +32,7 @@ def _write_mountinfo(base: str, text: str) -> str:
 
 
 def _all_dirs(base: str) -> set[str]:
-    out = set()
+    out: set[str] = set()
     for root, dirs, _ in os.walk(base):
         out.update(os.path.relpath(os.path.join(root, d), base) for d in dirs)
     return out
