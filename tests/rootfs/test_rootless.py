@@ -155,3 +155,70 @@ def test_unprivileged_map_full_oci_setup(unprivileged_rootfs):
     assert "ro" in mi["/"]["options"] and "ro" in mi["/proc/sys"]["options"]
     assert seen["host_uid_of_etc"] == 0  # created by container root (host 100000), seen as 0 inside
     assert os.stat(os.path.join(unprivileged_rootfs, "etc", "created")).st_uid == ROOTLESS_ID
+
+
+def _locked_source(src: str) -> None:
+    """In the child: a nosuid,nodev tmpfs on ``src``, then a new user+mount namespace of our
+    own, where that mount's flags are locked (as the host's mounts are for a rootless runtime)."""
+    from clonekit import _native
+    from clonekit.rootfs.pivot import set_tree_propagation
+
+    set_tree_propagation()
+    _native.mount(TAG, src, "tmpfs", MS.NOSUID | MS.NODEV, None)
+    with open(os.path.join(src, "file"), "w") as f:
+        f.write("locked\n")
+    _native.unshare(int(F.NEWUSER | F.NEWNS))
+    for name, text in (("setgroups", "deny"), ("uid_map", "0 0 1"), ("gid_map", "0 0 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+
+
+def test_rootless_bind_keeps_locked_flags_and_says_so_when_asked_to_clear_them(rootfs, tmp_path):
+    src = tmp_path / "locked"
+    src.mkdir()
+    from clonekit.rootfs import Root, RootfsError, apply_mount, bind_root
+
+    def body():
+        _locked_source(str(src))
+        path = bind_root(rootfs)
+        with Root(path) as root:
+            ro = MountPlan("/mnt/ro", "bind", str(src), flags=MS.BIND | MS.RDONLY)
+            apply_mount(root, ro, rootless=True)
+            try:
+                apply_mount(root, MountPlan("/mnt/suid", "bind", str(src), flags=MS.BIND,
+                                            clear_flags=MS.NOSUID), rootless=True)
+                err = None
+            except RootfsError as exc:
+                err = {"errno": exc.errno, "step": exc.step, "hint": exc.hint}
+        mi = mountinfo_by_point()
+        with open(path + "/mnt/ro/file") as f:
+            content = f.read()
+        return {"ro": mi[path + "/mnt/ro"]["options"], "err": err, "content": content}
+
+    seen = run_child(body)
+    assert "raised" not in seen, seen
+    assert {"ro", "nosuid", "nodev"} <= set(seen["ro"]) and seen["content"] == "locked\n"
+    assert seen["err"]["errno"] == errno.EPERM and seen["err"]["step"] == "mount bind on /mnt/suid"
+    assert "user namespace cannot clear" in seen["err"]["hint"]
+
+
+def test_rootless_cgroup_mount(rootfs):
+    from clonekit.runtime.plan import NamespacePlan
+
+    plan = Plan("1.2.0", rootfs, namespaces=(NamespacePlan("cgroup"),), mounts=(
+        *rootless_mounts(mqueue=False),
+        MountPlan("/sys/fs/cgroup", "cgroup", "cgroup", flags=MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RDONLY),
+    ))
+
+    def body():
+        prepare_rootfs(plan, rootless=True)
+        mi = mountinfo_by_point()
+        return {p: [v["fstype"], v["options"]] for p, v in mi.items() if p.startswith("/sys/fs/cgroup")}
+
+    seen = run_child(body, flags=USERNS | F.NEWCGROUP, userns_map=MAP)
+    assert "raised" not in seen, seen
+    assert seen["/sys/fs/cgroup"][0] in ("tmpfs", "cgroup2")
+    for point, (fstype, options) in seen.items():
+        assert "ro" in options, point
+        if point != "/sys/fs/cgroup":
+            assert fstype in ("cgroup", "cgroup2"), point
