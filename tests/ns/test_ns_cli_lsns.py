@@ -76,12 +76,16 @@ def test_all_types_agree_on_the_family_namespaces(family):
         assert {f: mine[key][f] for f in ("ns", "type", "nprocs", "pid", "user", "command")} == \
             {f: theirs[key][f] for f in ("ns", "type", "nprocs", "pid", "user", "command")}
     # every namespace util-linux lists that still has processes, we list too
-    missing = [k for k in theirs if k not in mine and _alive(theirs[k]["pid"])]
+    missing = [k for k in theirs if k not in mine and _still_in(theirs[k]["pid"], k)]
     assert not missing
 
 
-def _alive(pid: int) -> bool:
-    return os.path.exists(f"/proc/{pid}")
+def _still_in(pid: int, key: tuple[str, int]) -> bool:
+    """The process util-linux showed still exists and is still in that namespace."""
+    try:
+        return ns_inode(pid, key[0]) == key[1]
+    except OSError:
+        return False
 
 
 def test_task_option_lists_the_namespaces_of_one_process(family):
