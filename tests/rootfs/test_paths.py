@@ -184,3 +184,59 @@ def test_open_in_root_clamps_dotdot_and_absolute_links(rootfs):
         assert info.value.errno == errno.ENOENT and info.value.step == "stat /missing"
     finally:
         root.close()
+
+
+def test_racing_symlink_swaps_never_take_a_mount_out(rootfs):
+    """CVE-2021-30465 for real: a second process keeps swapping /mnt/race between a directory
+    and a symlink to the host's "/" while mounts are made below it.  Every mount lands inside
+    the rootfs or fails with a RootfsError; nothing is created on the host."""
+    prefix = unique()
+    os.mkdir(os.path.join(rootfs, "mnt", "race"))
+    rounds = 150
+
+    def body():
+        import signal
+        import time
+
+        set_tree_propagation()
+        path = bind_root(rootfs)
+        race, spare = os.path.join(path, "mnt", "race"), os.path.join(path, "mnt", "race.dir")
+        racer = os.fork()
+        if racer == 0:
+            try:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    try:
+                        os.rename(race, spare)
+                        os.symlink("/", race)
+                        os.unlink(race)
+                        os.rename(spare, race)
+                    except OSError:
+                        pass
+            finally:
+                os._exit(0)
+        landed, refused, unclear = [], 0, 0
+        try:
+            with Root(path) as root:
+                for i in range(rounds):
+                    try:
+                        apply_mount(root, MountPlan(f"/mnt/race/{prefix}-{i}", "tmpfs", TAG))
+                    except RootfsError as exc:
+                        refused += 1
+                        unclear += 0 if exc.hint else 1
+        finally:
+            os.kill(racer, signal.SIGKILL)
+            os.waitpid(racer, 0)
+        mi = mountinfo_by_point()
+        landed = [p for p, v in mi.items() if v["source"] == TAG]
+        return {"landed": landed, "refused": refused, "root": path, "unclear": unclear}
+
+    seen = run_child(body)
+    assert "raised" not in seen, seen
+    outside = [p for p in seen["landed"] if not p.startswith(seen["root"] + "/")]
+    on_host = [n for n in os.listdir("/") if n.startswith(prefix)]
+    for name in on_host:  # never expected; clean up before failing
+        os.rmdir(os.path.join("/", name))
+    assert not outside and not on_host
+    assert len(seen["landed"]) + seen["refused"] >= rounds
+    assert seen["unclear"] == 0, "every refusal says why"

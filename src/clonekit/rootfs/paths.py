@@ -154,14 +154,7 @@ def ensure_path(root: Root, path: str, *, step: str, kind: str = "dir", mode: in
         for i, name in enumerate(parts):
             prefix = "/" + "/".join(parts[: i + 1])
             last = i == len(parts) - 1
-            try:
-                fd = open_in_root(root, prefix, step=step)
-            except RootfsError as exc:
-                if exc.errno != errno.ENOENT or name == "..":
-                    raise
-                _create(parent, name, prefix, step=step, file=last and kind == "file",
-                        mode=mode)
-                fd = open_in_root(root, prefix, step=step)
+            fd = _component(root, parent, name, prefix, step=step, file=last and kind == "file", mode=mode)
             if not last and not stat.S_ISDIR(os.fstat(fd).st_mode):
                 os.close(fd)
                 raise RootfsError(errno.ENOTDIR, step, path,
@@ -174,7 +167,28 @@ def ensure_path(root: Root, path: str, *, step: str, kind: str = "dir", mode: in
     return parent
 
 
-def _create(parent: int, name: str, prefix: str, *, step: str, file: bool, mode: int | None) -> None:
+def _component(root: Root, parent: int, name: str, prefix: str, *, step: str, file: bool,
+               mode: int | None) -> int:
+    """Resolve ``prefix``; if missing, create ``name`` in ``parent`` and resolve again.  Retried
+    when the tree changes between the two (a racing rename or symlink swap)."""
+    link = None
+    for _ in range(_RETRIES):
+        try:
+            return open_in_root(root, prefix, step=step)
+        except RootfsError as exc:
+            if exc.errno != errno.ENOENT or name == "..":
+                raise
+        link = _create(parent, name, prefix, step=step, file=file, mode=mode)
+    if link is not None:
+        raise RootfsError(errno.ENOENT, step, prefix,
+                          f"{prefix} is a symlink to {link!r}, which does not exist in the rootfs; "
+                          "create the target in the image or fix the link")
+    raise RootfsError(errno.ENOENT, step, prefix,
+                      f"{prefix} kept disappearing while it was created: is something changing the rootfs?")
+
+
+def _create(parent: int, name: str, prefix: str, *, step: str, file: bool, mode: int | None) -> str | None:
+    """Create ``name`` in ``parent``; the target of the symlink found in its place, if any."""
     try:
         if file:
             fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -183,26 +197,31 @@ def _create(parent: int, name: str, prefix: str, *, step: str, file: bool, mode:
         else:
             os.mkdir(name, 0o755 if mode is None else mode, dir_fd=parent)
     except FileExistsError:
-        # Lost a race (fine: re-resolved by the caller) or a dangling symlink (not fine).
         try:
-            target = os.readlink(name, dir_fd=parent)
+            return os.readlink(name, dir_fd=parent)  # dangling, or swapped in meanwhile
         except OSError:
-            return
-        raise RootfsError(errno.ENOENT, step, prefix,
-                          f"{prefix} is a symlink to {target!r}, which does not exist in the "
-                          "rootfs; create the target in the image or fix the link") from None
+            return None  # lost a race to another creator: fine
     except OSError as exc:
         hint = ""
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             hint = f"cannot create {prefix} in the rootfs; create it in the image"
+        elif exc.errno == errno.ENOENT:
+            return None  # the parent went away meanwhile: the caller retries
         raise RootfsError(exc.errno or 0, step, prefix, hint) from None
+    return None
 
 
 def reopen(root: Root, path: str, old_fd: int, *, step: str) -> int:
     """Re-resolve ``path`` after a mount on ``old_fd``'s dentry and check the new fd is on a
     different mount: an fd opened before a mount does not see it, and remount/propagation
     calls must reach the new mount."""
-    fd = open_in_root(root, path, step=step)
+    try:
+        fd = open_in_root(root, path, step=step)
+    except RootfsError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+        raise RootfsError(errno.ENOENT, step, path, f"{path} disappeared right after the mount on it: "
+                          "something is changing the rootfs during setup") from None
     if os.fstat(fd).st_dev != os.fstat(old_fd).st_dev:
         return fd  # another filesystem: another mount (the cheap check, ~1 µs)
     if mount_id(fd) == mount_id(old_fd):
