@@ -136,3 +136,43 @@ def test_rootfs_error_is_a_kernel_error_and_pickles():
     again = pickle.loads(pickle.dumps(exc))
     assert (again.errno, again.step, again.filename, again.hint, str(again)) == (
         exc.errno, exc.step, exc.filename, exc.hint, str(exc))
+
+
+def test_console_is_the_pty_bound_through_its_fd(rootfs):
+    from clonekit.rootfs import bind_console
+
+    def body():
+        master, slave = os.openpty()
+        set_tree_propagation()
+        path = bind_root(rootfs)
+        with Root(path) as root:
+            bind_console(root, slave)
+        st = os.stat(path + "/dev/console")
+        mi = mountinfo_by_point()[path + "/dev/console"]
+        os.close(master)
+        os.close(slave)
+        return {"fstype": mi["fstype"], "root": mi["root"], "major": os.major(st.st_rdev)}
+
+    seen = run_child(body)
+    assert seen["fstype"] == "devpts" and seen["major"] == 136 and seen["root"].lstrip("/").isdigit()
+
+
+def test_console_symlink_in_the_rootfs_is_refused(rootfs):
+    """CVE-2025-52565: /dev/console made a symlink must not redirect the pty bind."""
+    from clonekit.rootfs import bind_console
+
+    os.symlink("/etc/hostname", os.path.join(rootfs, "dev", "console"))
+
+    def body():
+        master, slave = os.openpty()
+        set_tree_propagation()
+        with Root(bind_root(rootfs)) as root:
+            try:
+                bind_console(root, slave)
+            finally:
+                os.close(master)
+                os.close(slave)
+        return "bound"
+
+    err = run_child(body)["raised"]
+    assert err["errno"] == errno.ELOOP and err["step"] == "bind console /dev/console"

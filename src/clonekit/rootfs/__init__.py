@@ -22,6 +22,7 @@ _EXPORTS = {
     "mount_on": "mounts",
     "remount": "mounts",
     "create_devices": "devices",
+    "bind_console": "devices",
     "create_device": "devices",
     "dev_symlinks": "devices",
     "needs_dev_setup": "devices",
@@ -46,6 +47,7 @@ __all__ = [
     "Root",
     "RootfsError",
     "apply_mount",
+    "bind_console",
     "bind_root",
     "create_device",
     "create_devices",
@@ -69,7 +71,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .devices import DEFAULT_DEVICES, Device, create_device, create_devices, dev_symlinks, needs_dev_setup
+    from .devices import (
+        DEFAULT_DEVICES,
+        Device,
+        bind_console,
+        create_device,
+        create_devices,
+        dev_symlinks,
+        needs_dev_setup,
+    )
     from .errors import RootfsError
     from .masks import mask_paths, readonly_paths, readonly_root
     from .mountinfo import MS, MountInfo, read_mountinfo

@@ -207,3 +207,39 @@ def check_device(root: Root, path: str) -> tuple[int, int, int] | None:
     finally:
         os.close(fd)
     return stat.S_IFMT(st.st_mode), os.major(st.st_rdev), os.minor(st.st_rdev)
+
+
+def bind_console(root: Root, pty_fd: int, path: str = "/dev/console") -> None:
+    """Bind the pty ``pty_fd`` (the container's terminal) onto /dev/console.
+
+    The destination is created as an empty file if missing and must be reached without any
+    symlink, and the pty is bound through its own fd, so neither end can be swapped for another
+    file (the CVE-2025-52565 class, where /dev/console became a bind onto /proc files)."""
+    from .mounts import mount_on
+
+    step = f"bind console {path}"
+    st = os.fstat(pty_fd)
+    if not stat.S_ISCHR(st.st_mode):
+        raise RootfsError(errno.ENOTTY, step, path, "the console fd is not a terminal device")
+    parent_path, name = _split(path)
+    parent = ensure_path(root, parent_path, step=step)
+    try:
+        try:
+            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o666, dir_fd=parent)
+            os.close(fd)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise RootfsError(exc.errno or 0, step, path) from None
+    finally:
+        os.close(parent)
+    dst = open_in_root(root, path, step=step, no_symlinks=True)
+    try:
+        kind = stat.S_IFMT(os.fstat(dst).st_mode)
+        if kind not in (stat.S_IFREG, stat.S_IFCHR):
+            raise RootfsError(errno.EINVAL, step, path,
+                              f"{path} in the rootfs is neither a file nor a device node")
+        mount_on(dst, fd_path(pty_fd), None, MS.BIND, None, step=step, path=path)
+    finally:
+        os.close(dst)
