@@ -142,3 +142,13 @@ def test_tree_shows_user_and_pid_hierarchy():
 def test_missing_pid_is_explained():
     proc = run_cli("lsns", "-p", "4194304")
     assert proc.returncode == 1 and "no process with pid 4194304" in proc.stderr
+
+
+def test_net_type_adds_netnsid_and_nsfs_like_util_linux(family):
+    key = ("net", ns_inode(family, "net"))
+    theirs = by_ns(util_lsns("-t", "net"))[key]
+    mine = by_ns(ours("-t", "net"))[key]
+    assert {"netnsid", "nsfs"} <= set(theirs) and {"netnsid", "nsfs"} <= set(mine)
+    assert (mine["netnsid"], mine["nsfs"]) == (theirs["netnsid"], theirs["nsfs"])
+    proc = run_cli("lsns", "-u", "-W", "-n", "-t", "net")
+    assert proc.returncode == 0 and not proc.stdout.startswith("NS")

@@ -16,6 +16,7 @@ COLUMNS = {
     "COMMAND": "command line of the PID",
     "UID": "UID of the PID",
     "USER": "username of the PID",
+    "NETNSID": "namespace ID as used by network subsystem",
     "NSFS": "nsfs mountpoint (a persisted namespace)",
     "PNS": "parent namespace identifier (inode number)",
     "ONS": "owner namespace identifier (inode number)",
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-r", "--raw", action="store_true", help="raw output (no alignment)")
     parser.add_argument("-t", "--type", action="append", default=[], metavar="TYPE",
                         help="namespace type (mnt, net, ipc, user, pid, uts, cgroup, time); repeatable")
+    parser.add_argument("-u", "--notruncate", action="store_true", help="accepted for util-linux "
+                        "compatibility (clonekit never truncates)")
+    parser.add_argument("-W", "--nowrap", action="store_true", help="accepted for util-linux compatibility")
     parser.add_argument("-T", "--tree", nargs="?", const="owner", choices=("owner", "parent"),
                         help="tree of namespaces: by owning user namespace (default) or by parent")
 
@@ -47,7 +51,9 @@ def _columns(args: argparse.Namespace, rows: list[Any]) -> list[str]:
         return list(COLUMNS)
     spec = args.output
     base = list(DEFAULT)
-    if any(r.nsfs for r in rows) and (spec is None or spec.startswith("+")):
+    if args.type == ["net"]:  # like util-linux: network namespaces get their ids and mounts
+        base[base.index("COMMAND"):base.index("COMMAND")] = ["NETNSID", "NSFS"]
+    elif any(r.nsfs for r in rows):
         base.insert(base.index("COMMAND"), "NSFS")
     if spec is None:
         return base
@@ -77,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     rows_for_cols = rows
     columns = _columns(args, rows_for_cols)
     keys = [c.lower() for c in columns]
+    if "netnsid" in keys:
+        from clonekit.ns.listing import fill_netnsids
+
+        fill_netnsids(rows)
     tree = None
     if args.tree and not args.list:
         tree = namespace_tree(rows, args.tree)

@@ -31,6 +31,7 @@ class NamespaceRow:
     command: str | None = None
     path: str | None = None
     nsfs: str | None = None
+    netnsid: int | str | None = None
     pns: int | None = None
     ons: int | None = None
     pids: list[int] = field(default_factory=list, repr=False)
@@ -79,6 +80,58 @@ def _relations(row: NamespaceRow) -> None:
                 os.close(other)
     finally:
         os.close(fd)
+
+
+RTM_NEWNSID = 88
+RTM_GETNSID = 90
+NETNSA_NSID = 1
+NETNSA_FD = 3
+NLM_F_REQUEST = 1
+NLMSG_ERROR = 2
+
+
+def fill_netnsids(rows: list[NamespaceRow]) -> None:
+    """Set ``netnsid`` of the net rows: the id the caller's network namespace gives each one
+    (RTM_GETNSID over rtnetlink), or "unassigned" — util-linux's NETNSID column."""
+    import socket
+    import struct
+
+    nets = [r for r in rows if r.type == "net" and r.path]
+    if not nets:
+        return
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    except OSError:
+        return
+    with sock:
+        sock.settimeout(1.0)
+        for seq, row in enumerate(nets, 1):
+            assert row.path is not None
+            try:
+                fd = os.open(row.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                attr = struct.pack("=HHI", 8, NETNSA_FD, fd)
+                body = struct.pack("=Bxxx", socket.AF_UNSPEC) + attr
+                sock.send(struct.pack("=IHHII", 16 + len(body), RTM_GETNSID, NLM_F_REQUEST, seq, 0) + body)
+                reply = sock.recv(4096)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            _length, kind, _flags, _seq, _pid = struct.unpack_from("=IHHII", reply)
+            if kind != RTM_NEWNSID:
+                continue
+            offset = 16 + 4
+            while offset + 4 <= len(reply):
+                alen, atype = struct.unpack_from("=HH", reply, offset)
+                if alen < 4:
+                    break
+                if atype == NETNSA_NSID:
+                    (nsid,) = struct.unpack_from("=i", reply, offset + 4)
+                    row.netnsid = "unassigned" if nsid < 0 else nsid
+                offset += (alen + 3) & ~3
 
 
 def list_namespaces(kinds: object = None, *, pid: int | None = None, inode: int | None = None,
