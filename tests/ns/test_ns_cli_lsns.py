@@ -47,9 +47,9 @@ def by_ns(data: dict) -> dict[tuple[str, int], dict]:
 
 
 def test_json_shape_is_util_linux_shape(family):
-    data = ours("-t", "net")
+    data = ours("-t", "uts")
     assert list(data) == ["namespaces"]
-    row = by_ns(data)[("net", ns_inode(family, "net"))]
+    row = by_ns(data)[("uts", ns_inode(family, "uts"))]
     assert list(row) == ["ns", "type", "nprocs", "pid", "ppid", "user", "command"]
     assert isinstance(row["ns"], int) and isinstance(row["nprocs"], int) and isinstance(row["pid"], int)
 
