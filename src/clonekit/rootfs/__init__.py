@@ -1,7 +1,19 @@
 """The container's filesystem: mounts, devices, masks, pivot_root — every path through fds.
 
-``prepare_rootfs(plan, rootless=..., no_pivot=...)`` does it all inside the container's mount
-namespace; the pieces are importable on their own.  Names load lazily.
+Whole setup, inside the container's new mount namespace (as root of its user namespace)::
+
+    prepare_rootfs(plan, rootless=False, no_pivot=False)
+    # = mount_rootfs(plan, rootless=...)   propagation, rootfs bind, plan.mounts, devices
+    #   (the runtime runs the createContainer hooks here)
+    #   finish_rootfs(plan, no_pivot=...)  maskedPaths, readonlyPaths, ro root, pivot_root
+
+Pieces: ``Root(path)`` (host path + O_PATH fd), ``open_in_root``/``resolve_in_root`` and
+``ensure_path`` (openat2 RESOLVE_IN_ROOT; creation through parent fds), ``apply_mount(root,
+MountPlan)``, ``mount_on(fd, ...)``, ``remount``, ``create_devices``/``create_device``/
+``dev_symlinks``/``bind_console``, ``mask_paths``/``readonly_paths``/``readonly_root``,
+``set_tree_propagation``/``bind_root``/``enter_root``.  Failures raise :class:`RootfsError`
+(a KernelError: ``errno``, ``step``, ``filename`` = the path inside the container, ``hint``).
+Names load lazily.
 """
 
 from __future__ import annotations
