@@ -176,3 +176,16 @@ def test_console_symlink_in_the_rootfs_is_refused(rootfs):
 
     err = run_child(body)["raised"]
     assert err["errno"] == errno.ELOOP and err["step"] == "bind console /dev/console"
+
+
+def test_pivot_root_of_a_directory_that_is_not_a_mount_point_explains(rootfs):
+    from clonekit.rootfs import enter_root
+
+    def body():
+        set_tree_propagation()
+        enter_root(rootfs)  # never bound onto itself: not a mount point
+        return "pivoted"
+
+    err = run_child(body)["raised"]
+    assert err["errno"] in (errno.EINVAL, errno.EBUSY) and err["step"] == "pivot_root"
+    assert "mount point" in err["hint"] and "--no-pivot" in err["hint"]

@@ -60,9 +60,9 @@ def enter_root(path: str, *, no_pivot: bool = False) -> None:
         _native.pivot_root(".", ".")
     except OSError as exc:
         hint = ""
-        if exc.errno == errno.EINVAL:
-            hint = ("the rootfs must be a mount point whose parent is not shared, and the current "
-                    "root must not be the initramfs (use --no-pivot there)")
+        if exc.errno in (errno.EINVAL, errno.EBUSY):
+            hint = ("the rootfs must be a mount point of its own (bind_root) whose parent is not "
+                    "shared, and the current root must not be the initramfs (use --no-pivot there)")
         raise RootfsError(exc.errno or 0, "pivot_root", path, hint) from None
     try:
         # "." is now the old root, stacked over the new one: keep its unmount from propagating
