@@ -8,6 +8,7 @@ import errno
 import os
 import stat
 
+import pytest
 from rootfs_helpers import ROOTLESS_ID, TAG, mountinfo_by_point, run_child
 
 from clonekit import CloneFlag as F
@@ -126,7 +127,8 @@ def test_rootless_missing_host_device(rootfs):
     assert err["errno"] == errno.ENOENT and "host has no /dev/clonekit-no-such-dev" in err["hint"]
 
 
-def test_unprivileged_map_full_oci_setup(unprivileged_rootfs):
+@pytest.mark.parametrize("no_pivot", [False, True], ids=["pivot_root", "no_pivot"])
+def test_unprivileged_map_full_oci_setup(unprivileged_rootfs, no_pivot):
     """Container root is host uid 100000: what a rootless runtime run by a user gets."""
     plan = Plan("1.2.0", unprivileged_rootfs, mounts=(
         *rootless_mounts(),
@@ -137,7 +139,7 @@ def test_unprivileged_map_full_oci_setup(unprivileged_rootfs):
     def body():
         import subprocess
 
-        prepare_rootfs(plan, rootless=True)
+        prepare_rootfs(plan, rootless=True, no_pivot=no_pivot)
         shell = subprocess.run(["/bin/sh", "-c", "cat /etc/hostname; echo x > /dev/null; busybox id -u"],
                                capture_output=True)
         seen = observe()
@@ -222,3 +224,34 @@ def test_rootless_cgroup_mount(rootfs):
         assert "ro" in options, point
         if point != "/sys/fs/cgroup":
             assert fstype in ("cgroup", "cgroup2"), point
+
+
+def test_runc_spec_rootless_bundle(unprivileged_rootfs):
+    """`runc spec --rootless` as the spec engineer's load_plan reads it, in a user namespace
+    whose root is host uid 100000."""
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed (its `spec --rootless` is the input here)")
+    from clonekit.runtime.spec import load_plan
+
+    bundle = os.path.dirname(unprivileged_rootfs)
+    subprocess.run(["runc", "spec", "--rootless"], cwd=bundle, check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    plan = load_plan(bundle, rootless=True)
+
+    def body():
+        prepare_rootfs(plan, rootless=True)
+        mi = mountinfo_by_point()
+        return {"points": sorted(mi), "sys": mi["/sys"]["fstype"], "root_ro": "ro" in mi["/"]["options"],
+                "null": mi["/dev/null"]["root"]}
+
+    seen = run_child(body, flags=F.NEWNS | F.NEWPID | F.NEWIPC | F.NEWUTS, userns_map=f"0 {ROOTLESS_ID} 1")
+    assert "raised" not in seen, seen
+    wanted = {m["destination"] for m in config["mounts"]}
+    assert wanted <= set(seen["points"])
+    assert seen["sys"] == "sysfs" and seen["root_ro"] == config["root"]["readonly"]
+    assert seen["null"] == "/null"
