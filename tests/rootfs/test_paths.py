@@ -240,3 +240,25 @@ def test_racing_symlink_swaps_never_take_a_mount_out(rootfs):
     assert not outside and not on_host
     assert len(seen["landed"]) + seen["refused"] >= rounds
     assert seen["unclear"] == 0, "every refusal says why"
+
+
+def test_device_under_a_symlinked_dev_is_made_inside(rootfs):
+    """No /dev mount and the image's /dev is a symlink to the host's /: the nodes (and the
+    /dev symlinks) are made in the rootfs's own top directory, never in the host's /dev."""
+    from clonekit.rootfs import create_devices
+    from clonekit.rootfs.devices import Device
+
+    shutil.rmtree(os.path.join(rootfs, "dev"))
+    os.symlink("/", os.path.join(rootfs, "dev"))
+    name = unique()
+
+    def body():
+        set_tree_propagation()
+        with Root(bind_root(rootfs)) as root:
+            create_devices(root, [Device(f"/dev/{name}", "c", 1, 3)], rootless=False)
+        return sorted(os.listdir(rootfs))
+
+    listing = run_child(body)
+    assert name in listing and "null" in listing and "ptmx" in listing
+    assert os.path.islink(os.path.join(rootfs, "ptmx"))
+    assert not os.path.exists(f"/dev/{name}") and not os.path.exists(f"/{name}")

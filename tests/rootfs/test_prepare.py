@@ -133,3 +133,21 @@ def test_prepare_rootfs_as_runc_spec_sets_it_up(rootfs, no_pivot):
     else:
         # pivot_root: the host's tree is gone from the mount table, only the container's remain
         assert all(p == "/" or p.startswith(("/proc", "/dev", "/sys")) for p in mi), sorted(mi)
+
+
+def test_dev_bound_from_the_host_is_left_alone(rootfs):
+    """With /dev a bind of the host's, nothing is created in it (it would be the host's /dev)."""
+    before = sorted(os.listdir("/dev"))
+    ptmx_before = os.lstat("/dev/ptmx")
+    plan = Plan("1.2.0", rootfs, mounts=(MountPlan("/proc", "proc", "proc"),
+                                         MountPlan("/dev", "bind", "/dev", flags=MS.BIND | MS.REC)),
+                devices=(DevicePlan("/dev/clonekit-should-not-exist", "c", 1, 3),))
+
+    def body():
+        prepare_rootfs(plan, rootless=False)
+        return {"fstype": mountinfo_by_point()["/dev"]["fstype"], "has_null": os.path.exists("/dev/null")}
+
+    seen = run_child(body)
+    assert seen == {"fstype": "devtmpfs", "has_null": True}
+    assert sorted(os.listdir("/dev")) == before
+    assert stat.S_ISCHR(os.lstat("/dev/ptmx").st_mode) == stat.S_ISCHR(ptmx_before.st_mode)
