@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -19,9 +20,14 @@ def rootfs(tmp_path_factory):
     """A tiny root filesystem: /bin/busybox and its applets, /etc/passwd, empty mount points."""
     if not os.path.exists(BUSYBOX):
         pytest.skip("busybox-static is not installed (scripts/bootstrap installs it)")
-    root = tmp_path_factory.mktemp("clonekit-rootfs")
-    build_rootfs(str(root))
-    return str(root)
+    # outside pytest's 0700 temp dir: a user-namespaced container's root (an unprivileged host
+    # uid) must be able to reach it, as with runc
+    top = tempfile.mkdtemp(prefix="clonekit-rootfs-")
+    os.chmod(top, 0o755)
+    root = os.path.join(top, "rootfs")
+    build_rootfs(root)
+    yield root
+    shutil.rmtree(top)
 
 
 def build_rootfs(root: str) -> None:
@@ -95,12 +101,18 @@ class Bundles:
         (bundle / "config.json").write_text(json.dumps(config))
         return cid, str(bundle), config
 
-    def cli(self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 60):
+    def cli(self, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run the CLI.  Output goes to files, not pipes: a created container keeps the
+        runtime's stdio as its own (as with runc), so a pipe would not see EOF until it ends."""
         cmd = [sys.executable, "-m", "clonekit", "--root", self.root, *argv]
-        proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr}")
-        return proc
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.run(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            result = subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr}")
+        return result
 
     def cleanup(self) -> None:
         for cid in self.ids:

@@ -38,8 +38,23 @@ def bind_root(path: str) -> str:
             hint = f"the rootfs {real} does not exist on the host (root.path in config.json)"
         elif exc.errno == errno.ENOTDIR:
             hint = f"the rootfs {real} is not a directory"
+        elif exc.errno == errno.EACCES:
+            hint = (f"the container's root (host uid {_host_uid_of_root()}) cannot reach {real}: every "
+                    "directory above it must be searchable (x) by that uid, e.g. chmod o+x")
         raise RootfsError(exc.errno or 0, "bind rootfs", real, hint) from None
     return real
+
+
+def _host_uid_of_root() -> str:
+    try:
+        with open("/proc/self/uid_map") as f:
+            for line in f:
+                inside, outside, _count = line.split()
+                if inside == "0":
+                    return outside
+    except OSError:
+        pass
+    return "unmapped"
 
 
 def enter_root(path: str, *, no_pivot: bool = False) -> None:

@@ -34,8 +34,9 @@ class Channel:
 
     def send_error(self, exc: BaseException, step: str) -> None:
         err = getattr(exc, "errno", None) or 0
+        path = getattr(exc, "filename", None)
         self.send("error", step=getattr(exc, "step", "") or step, errno=err,
-                  path=getattr(exc, "filename", None), text=_text(exc))
+                  path=os.fsdecode(path) if path is not None else None, text=_text(exc))
 
     def expect(self, msg: str, *, task_fd: int | None = None, timeout: float = 60.0) -> dict[str, object]:
         """Wait for message ``msg``; an error message, EOF or the init's death raise KernelError."""
@@ -68,9 +69,7 @@ def _readable(sock: socket.socket) -> bool:
 
 
 def _text(exc: BaseException) -> str:
+    """The message without errno and path: both travel in fields of their own."""
     if isinstance(exc, OSError) and exc.strerror:
-        text = exc.strerror
-        if isinstance(exc, KernelError):
-            return text
-        return text if not exc.filename else f"{text}: {os.fsdecode(exc.filename)}"
+        return exc.strerror
     return str(exc)

@@ -67,7 +67,9 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
                                 hooks={"poststart": [_hook_doc(h) for h in plan.hooks.poststart],
                                        "poststop": [_hook_doc(h) for h in plan.hooks.poststop]},
                                 oci_version=plan.oci_version)
-            os.mkfifo(os.path.join(path, FIFO), 0o622)
+            fifo = os.path.join(path, FIFO)
+            os.mkfifo(fifo, 0o622)
+            os.chmod(fifo, 0o622)  # not umask's 0600: a user-namespaced init writes it as another uid
             if opts.cgroups:
                 cgroup = _make_cgroup(plan, container_id, opts.rootless)
                 st.cgroup = cgroup.to_state() if cgroup.enabled else {}

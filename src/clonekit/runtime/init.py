@@ -46,6 +46,9 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         # execve of the user's program makes it dumpable again
         _native.prctl(PR_SET_DUMPABLE, 0)
         _native.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the runtime during setup
+        # we hold copies of every fd of the runtime, among them its flock on the state dir
+        # (which would keep `start` waiting) and its cgroup fd: keep only what we need
+        _close_all_but({0, 1, 2, chan.fileno(), opts.fifo_fd, *range(3, 3 + opts.preserve_fds)})
         step = "wait for the runtime"  # cgroup placement and id maps come first
         chan.expect("maps")
         if opts.new_user_ns:
@@ -61,19 +64,24 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
             step = "join a new session keyring"
             _join_keyring(opts.container_id)
         step = "prepare the rootfs"
-        from ..rootfs import mount_rootfs
+        from ..rootfs.prepare import mount_rootfs
 
-        mount_rootfs(plan, rootless=opts.rootless)
+        # inside any user namespace mknod is refused: devices are bound from the host, as when
+        # rootless (runc decides the same way)
+        unprivileged = opts.rootless or plan.namespace("user") is not None
+        mount_rootfs(plan, rootless=unprivileged)
+        # sysctl files act on the writer's namespaces, and readonlyPaths will make /proc/sys
+        # read-only: write them now, as runc does before its readonly paths
+        step = "write sysctls"
+        _write_sysctls(plan)
         chan.send("mounted")
         host_pid = int(chan.expect("hooks-done")["pid"])  # type: ignore[call-overload]
         step = "createContainer hooks"
         run_hooks("createContainer", plan.hooks.create_container, _state(plan, opts, "created", host_pid))
         step = "pivot into the rootfs"
-        from ..rootfs import finish_rootfs
+        from ..rootfs.prepare import finish_rootfs
 
-        finish_rootfs(plan, rootless=opts.rootless, no_pivot=opts.no_pivot)
-        step = "write sysctls"
-        _write_sysctls(plan)
+        finish_rootfs(plan, rootless=unprivileged, no_pivot=opts.no_pivot)
         step = "find the program"
         program = _find_program(process.args[0], process.env)
         step = "close fds"
@@ -124,8 +132,10 @@ def _join_keyring(container_id: str) -> None:
 
 
 def _write_sysctls(plan: Plan) -> None:
+    from .spec import sysctl_file
+
     for key, value in plan.sysctl:
-        path = "/proc/sys/" + key.replace(".", "/")
+        path = sysctl_file(key)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError as exc:
@@ -150,6 +160,14 @@ def _find_program(name: str, env: tuple[str, ...]) -> str:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise FileNotFoundError(2, f"exec: {name!r}: executable file not found in $PATH ({path})", name)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    start = 0
+    for fd in sorted(keep) + [0xFFFFFFFF + 1]:
+        if fd > start:
+            _native.close_range(start, fd - 1)
+        start = fd + 1
 
 
 def _close_fds(opts: InitOptions) -> None:
