@@ -21,7 +21,8 @@ def measure(cases: dict[str, Callable[[], object]], *, loops: int, rounds: int) 
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def report(title: str, medians: dict[str, float], baseline: str, targets: dict[str, str] | None = None) -> None:
+def report(title: str, medians: dict[str, float], baseline: str,
+           targets: dict[str, str] | None = None) -> None:
     """Print medians and each case's ratio to ``baseline`` (ratio > 1: slower than baseline)."""
     print(f"\n{title}")
     base = medians[baseline]

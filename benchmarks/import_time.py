@@ -24,7 +24,9 @@ def cumulative_us(stmt: str) -> int:
 if __name__ == "__main__":
     runs = 9
     for label, stmt in (("import clonekit", "import clonekit"),
-                        ("import clonekit + clone/spawn/Task", "import clonekit; clonekit.spawn; clonekit.Task"),
-                        ("CLI parser for `check`", "from clonekit.cli import build_parser; build_parser('check')")):
+                        ("import clonekit + clone/spawn/Task",
+                         "import clonekit; clonekit.spawn; clonekit.Task"),
+                        ("CLI parser for `check`",
+                         "from clonekit.cli import build_parser; build_parser('check')")):
         t = statistics.median(cumulative_us(stmt) for _ in range(runs))
         print(f"  {label:<40} {t / 1000:6.2f} ms (median of {runs}; target < 15 ms for import clonekit)")

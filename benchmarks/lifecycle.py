@@ -58,7 +58,7 @@ def main() -> None:
     try:
         rootfs = os.path.join(work, "rootfs")
         fx.build_rootfs(rootfs)
-        runtimes = {"clonekit": clonekit_cmd() + ["--root", os.path.join(work, "state-ck")]}
+        runtimes = {"clonekit": [*clonekit_cmd(), "--root", os.path.join(work, "state-ck")]}
         if shutil.which("runc"):
             runtimes["runc"] = ["runc", "--root", os.path.join(work, "state-runc")]
         if shutil.which("crun"):
@@ -77,7 +77,7 @@ def main() -> None:
                     config["linux"]["cgroupsPath"] = f"/clonekit-bench/{cid}"
                     with open(os.path.join(bundle, "config.json"), "w") as f:
                         json.dump(config, f)
-                    t, maxrss = timed(base + ["run", "--bundle", bundle, cid])
+                    t, maxrss = timed([*base, "run", "--bundle", bundle, cid])
                     if rnd:
                         times[name].append(t)
                         rss[name].append(maxrss)
@@ -89,9 +89,11 @@ def main() -> None:
             print(f"  {name:<9} {t * 1e3:7.1f} ms   {t / base_t:5.2f}x clonekit   "
                   f"peak RSS {statistics.median(rss[name]) / 1024:5.1f} MiB")
         if "runc" in times:
-            print(f"  runc / clonekit = {statistics.median(times['runc']) / base_t:.2f} (target > 1: faster than runc)")
+            ratio = statistics.median(times["runc"]) / base_t
+            print(f"  runc / clonekit = {ratio:.2f} (target > 1: faster than runc)")
         if "crun" in times:
-            print(f"  clonekit / crun = {base_t / statistics.median(times['crun']):.2f} (crun is the speed to reach)")
+            ratio = base_t / statistics.median(times["crun"])
+            print(f"  clonekit / crun = {ratio:.2f} (crun is the speed to reach)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         for top in ("unified", "memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer",

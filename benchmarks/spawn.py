@@ -11,9 +11,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _bench import measure, report  # noqa: E402
+from _bench import measure, report
 
-import clonekit  # noqa: E402
+import clonekit
 
 TRUE = "/bin/true"
 ARGV = [TRUE]

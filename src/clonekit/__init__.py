@@ -19,6 +19,9 @@ _EXPORTS = {
     "parse_flags": "flags",
     "CloneFlagsError": "rules",
     "check": "rules",
+    "CallerState": "rules",
+    "RULES": "rules",
+    "LIBC_SETS": "sharing",
     "explain": "sharing",
     "Explanation": "sharing",
     "clone": "process",
@@ -31,26 +34,42 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+# subpackages, imported on first attribute access: clonekit.ns, clonekit.proc, ...
+_SUBPACKAGES = frozenset({"ns", "proc", "runtime", "cgroups", "rootfs"})
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .errors import Error, KernelError, UsageError
-    from .sharing import Explanation, explain
-    from .flags import CloneFlag, parse_flags
-    from .observe import PRESETS, probe
-    from .process import CloneRefused, clone, spawn
-    from .rules import CloneFlagsError, check
-    from .task import Task
+    from .errors import Error as Error
+    from .errors import KernelError as KernelError
+    from .errors import UsageError as UsageError
+    from .flags import CloneFlag as CloneFlag
+    from .flags import parse_flags as parse_flags
+    from .observe import PRESETS as PRESETS
+    from .observe import probe as probe
+    from .process import CloneRefused as CloneRefused
+    from .process import clone as clone
+    from .process import spawn as spawn
+    from .rules import RULES as RULES
+    from .rules import CallerState as CallerState
+    from .rules import CloneFlagsError as CloneFlagsError
+    from .rules import check as check
+    from .sharing import LIBC_SETS as LIBC_SETS
+    from .sharing import Explanation as Explanation
+    from .sharing import explain as explain
+    from .task import Task as Task
 
 
 def __getattr__(name: str) -> object:
+    from importlib import import_module
+
+    if name in _SUBPACKAGES:
+        return import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'clonekit' has no attribute {name!r}")
-    from importlib import import_module
-
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBPACKAGES)

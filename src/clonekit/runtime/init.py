@@ -164,7 +164,7 @@ def _find_program(name: str, env: tuple[str, ...]) -> str:
 
 def _close_all_but(keep: set[int]) -> None:
     start = 0
-    for fd in sorted(keep) + [0xFFFFFFFF + 1]:
+    for fd in [*sorted(keep), 4294967295 + 1]:
         if fd > start:
             _native.close_range(start, fd - 1)
         start = fd + 1
