@@ -74,5 +74,6 @@ PyObject *sys_setdomainname(PyObject *self, PyObject *args);
 PyObject *sys_openat2(PyObject *self, PyObject *args);
 PyObject *sys_join_session_keyring(PyObject *self, PyObject *args);
 PyObject *sys_close_range(PyObject *self, PyObject *args);
+PyObject *sys_mount_setattr(PyObject *self, PyObject *args);
 
 #endif

@@ -13,6 +13,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+/* struct mount_attr of include/uapi/linux/mount.h (MOUNT_ATTR_SIZE_VER0), spelt out here: the
+ * glibc and kernel headers that declare it cannot both be included. */
+struct ck_mount_attr {
+    unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
+
 static PyObject *fail(const char *path)
 {
     if (path)
@@ -138,5 +148,25 @@ PyObject *sys_close_range(PyObject *self, PyObject *args)
         return NULL;
     if (syscall(SYS_close_range, first, last, flags) < 0)
         return fail(NULL);
+    Py_RETURN_NONE;
+}
+
+/* mount_setattr(dirfd, path, flags, attr_set, attr_clr, propagation=0, userns_fd=0) (Linux 5.12):
+ * change MOUNT_ATTR_* bits and the propagation of one mount, or with AT_RECURSIVE (0x8000) of the
+ * whole subtree in a single atomic step; AT_EMPTY_PATH (0x1000) with path "" names the mount
+ * dirfd is on (an O_PATH fd will do). */
+PyObject *sys_mount_setattr(PyObject *self, PyObject *args)
+{
+    int dirfd;
+    const char *path;
+    unsigned int flags;
+    unsigned long long set, clr, propagation = 0, userns_fd = 0;
+    if (!PyArg_ParseTuple(args, "isIKK|KK", &dirfd, &path, &flags, &set, &clr, &propagation,
+                          &userns_fd))
+        return NULL;
+    struct ck_mount_attr attr = { .attr_set = set, .attr_clr = clr, .propagation = propagation,
+                                  .userns_fd = userns_fd };
+    RUN_OR_FAIL(syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr),
+                *path ? path : NULL);
     Py_RETURN_NONE;
 }

@@ -4,7 +4,9 @@ The mount(2) target is always ``/proc/self/fd/N`` of an O_PATH fd that :mod:`.pa
 with RESOLVE_IN_ROOT and checked to be inside the rootfs; the bind *source* is opened on the host
 first (its fd is what gets bound, so the checked file is the mounted file).  After a mount, the
 destination is re-resolved to reach the new mount for remount/propagation (an fd opened before a
-mount still names the covered dentry).
+mount still names the covered dentry).  Propagation and the recursive attributes (rro, rnosuid,
+...) are set with mount_setattr(2) on that fd, for a whole subtree in one atomic call; on kernels
+before 5.12 (ENOSYS) with mount(2), one submount at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..runtime.plan import MountPlan
 
-__all__ = ["PROC_ALLOWED", "apply_mount", "mount_on", "remount", "set_propagation"]
+__all__ = ["PROC_ALLOWED", "apply_mount", "apply_recursive", "mount_on", "remount", "remount_tree",
+           "set_propagation"]
 
 # Files under /proc a container may get a mount on (lxcfs and friends), as runc allows.
 PROC_ALLOWED = frozenset({
@@ -97,7 +100,46 @@ def remount(fd: int, set_flags: int, clear_flags: int = 0, *, step: str, path: s
         raise RootfsError(exc.errno or 0, step, path, hint) from None
 
 
+# mount_setattr(2) flags (include/uapi/linux/fcntl.h)
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+# the kernel lacks mount_setattr (Linux < 5.12): set once the first call said ENOSYS
+_no_setattr = False
+
+
+def _setattr(fd: int, attr_set: int, attr_clr: int, propagation: int, *, recursive: bool,
+             step: str, path: str) -> bool:
+    """One mount_setattr(2) on the mount ``fd`` is on (and every mount below it when
+    ``recursive``): atomic, nothing changes if any mount of the subtree refuses.  False when the
+    kernel has no mount_setattr (the caller falls back to mount(2)); raises RootfsError else."""
+    global _no_setattr
+    if _no_setattr:
+        return False
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    try:
+        _native.mount_setattr(fd, "", flags, attr_set, attr_clr, propagation)
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS:
+            _no_setattr = True
+            return False
+        hint = ""
+        if exc.errno == errno.EPERM:
+            hint = ("a user namespace cannot clear flags the host set on a mount of this tree "
+                    "(ro, nosuid, nodev, noexec, atime): drop the clearing option")
+        elif exc.errno == errno.EBUSY:
+            hint = "a file below it is open for writing, so it cannot become read-only"
+        elif exc.errno == errno.EINVAL:
+            hint = (f"the kernel refused the attributes set={attr_set:#x} clear={attr_clr:#x} "
+                    f"propagation={propagation:#x} (nosymfollow needs Linux 5.14)")
+        raise RootfsError(exc.errno or 0, step, path, hint) from None
+    return True
+
+
 def set_propagation(fd: int, flags: int, *, step: str, path: str) -> None:
+    """Make the mount at ``fd`` (and the mounts below it with MS_REC) shared, slave, private or
+    unbindable: mount_setattr on the fd itself, mount(2) on its magic link before Linux 5.12."""
+    if _setattr(fd, 0, 0, flags & MS.PROPAGATION, recursive=bool(flags & MS.REC), step=step, path=path):
+        return
     try:
         _native.mount(None, fd_path(fd), None, flags, None)
     except OSError as exc:
@@ -107,11 +149,22 @@ def set_propagation(fd: int, flags: int, *, step: str, path: str) -> None:
 def apply_recursive(root: Root, fd: int, set_attr: int, clear_attr: int, *, step: str, path: str) -> None:
     """Apply MOUNT_ATTR_* bits to the mount at ``fd`` and every mount below it.
 
-    clonekit._native has no mount_setattr(AT_RECURSIVE) yet: each mount of the subtree is
-    remounted in turn (parents first), found in /proc/self/mountinfo under ``fd``'s path."""
+    One mount_setattr(AT_RECURSIVE) on ``fd``; on a kernel without it (< 5.12) each mount of the
+    subtree is remounted in turn instead (parents first), found in /proc/self/mountinfo."""
     if set_attr & ATTR_IDMAP:
         raise RootfsError(errno.ENOSYS, step, path,
-                          "idmapped mounts need mount_setattr, which clonekit does not call yet")
+                          "idmapped mounts need a detached mount (open_tree), which clonekit "
+                          "does not make yet")
+    if (set_attr | clear_attr) & ATTR__ATIME:
+        # the atime field is an enum: the kernel wants all of it cleared to select a value
+        clear_attr |= ATTR__ATIME
+    if _setattr(fd, set_attr, clear_attr, 0, recursive=True, step=step, path=path):
+        return
+    remount_tree(root, fd, set_attr, clear_attr, step=step, path=path)
+
+
+def remount_tree(root: Root, fd: int, set_attr: int, clear_attr: int, *, step: str, path: str) -> None:
+    """apply_recursive with mount(2) alone: MS_REMOUNT|MS_BIND of each mount of the subtree."""
     ms_set = ms_clear = 0
     for attr, ms in ATTR_TO_MS.items():
         if set_attr & attr:
