@@ -1,0 +1,374 @@
+"""mount_setattr(2): the _native wrapper, and the recursive attributes (rro, rnosuid, rrw,
+rnoatime, ...) and propagation of rootfs.mounts, set on a whole tree of real mounts at once.
+
+Each test builds its tree in a throwaway child's private mount namespace and reads the outcome
+from /proc/self/mountinfo there.  The fallback for kernels without mount_setattr (< 5.12) is
+exercised for real: a seccomp filter in the child makes the syscall fail with ENOSYS."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import statistics
+import time
+
+import pytest
+from rootfs_helpers import TAG, mountinfo_by_point, run_child
+
+from clonekit import _native
+from clonekit.rootfs import Root, apply_mount, bind_root
+from clonekit.rootfs import mounts as mounts_mod
+from clonekit.rootfs.mountinfo import (
+    ATTR__ATIME,
+    ATTR_NODEV,
+    ATTR_NODIRATIME,
+    ATTR_NOEXEC,
+    ATTR_NOSUID,
+    ATTR_NOSYMFOLLOW,
+    ATTR_RDONLY,
+    ATTR_STRICTATIME,
+    MNT_DETACH,
+    MS,
+)
+from clonekit.rootfs.paths import open_in_root
+from clonekit.rootfs.pivot import set_tree_propagation
+from clonekit.runtime.plan import MountPlan
+
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+ATTR_NOATIME = 0x10
+RBIND = MS.BIND | MS.REC
+# submounts of the source tree, relative to its top (d0/deep sits on a submount)
+SUBS = ("d0", "d1", "d2", "d0/deep")
+
+
+def make_tree(top: str, subs=SUBS, flags: int = 0) -> None:
+    """A tmpfs on ``top`` and one on each of ``subs`` below it, all mounted with ``flags``."""
+    _native.mount(TAG, top, "tmpfs", flags & ~MS.RDONLY, None)
+    for sub in subs:  # parents first: d0/deep is made on the tmpfs of d0
+        os.makedirs(os.path.join(top, sub))
+        _native.mount(TAG, os.path.join(top, sub), "tmpfs", flags & ~MS.RDONLY, None)
+    if flags & MS.RDONLY:  # read-only last, or the directories above could not be made
+        for path in (*[os.path.join(top, s) for s in reversed(subs)], top):
+            _native.mount(None, path, None, MS.REMOUNT | MS.BIND | (flags & MS.PER_MOUNT), None)
+
+
+def tree_options(mi: dict[str, dict], top: str, subs=SUBS) -> dict[str, set[str]]:
+    return {p: set(mi[os.path.join(top, p) if p else top]["options"]) for p in ("", *subs)}
+
+
+def tree_optional(mi: dict[str, dict], top: str, subs=SUBS) -> dict[str, list[str]]:
+    return {p: mi[os.path.join(top, p) if p else top]["optional"] for p in ("", *subs)}
+
+
+def apply_to_tree(rootfs, tmp_path, plan: MountPlan, *, src_flags: int = 0, before=lambda: None):
+    """In a child: build the source tree (with ``src_flags``), apply ``plan`` (an rbind of it)
+    inside ``rootfs`` and return the options of every mount of the copy and of the source."""
+    src = str(tmp_path / "src")
+    os.mkdir(src)
+
+    def body():
+        before()
+        set_tree_propagation(MS.PRIVATE | MS.REC)
+        make_tree(src, flags=src_flags)
+        path = bind_root(rootfs)
+        with Root(path) as root:
+            apply_mount(root, plan)
+        mi = mountinfo_by_point()
+        dst = path + plan.destination
+        return {"copy": {k: sorted(v) for k, v in tree_options(mi, dst).items()},
+                "source": {k: sorted(v) for k, v in tree_options(mi, src).items()},
+                "optional": tree_optional(mi, dst),
+                "fallback": mounts_mod._no_setattr}
+
+    seen = run_child(body)
+    assert "raised" not in seen, seen
+    return ({k: set(v) for k, v in seen["copy"].items()}, {k: set(v) for k, v in seen["source"].items()},
+            seen["optional"], seen["fallback"])
+
+
+@pytest.mark.parametrize(("attr", "word"), [
+    (ATTR_RDONLY, "ro"), (ATTR_NOSUID, "nosuid"), (ATTR_NODEV, "nodev"), (ATTR_NOEXEC, "noexec"),
+    (ATTR_NODIRATIME, "nodiratime"), (ATTR_NOSYMFOLLOW, "nosymfollow"),
+], ids=["rro", "rnosuid", "rnodev", "rnoexec", "rnodiratime", "rnosymfollow"])
+def test_recursive_attribute_reaches_every_submount(rootfs, tmp_path, attr, word):
+    copy, source, _, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
+        "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_set=attr))
+    assert not fallback  # mount_setattr did it
+    for sub, opts in copy.items():
+        assert word in opts, (sub, opts)
+    for sub, opts in source.items():  # the host side of the bind is left alone
+        assert word not in opts, (sub, opts)
+
+
+def test_several_attributes_in_one_call(rootfs, tmp_path):
+    copy, _, _, _ = apply_to_tree(rootfs, tmp_path, MountPlan(
+        "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND,
+        recursive_set=ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC))
+    for sub, opts in copy.items():
+        assert {"ro", "nosuid", "nodev", "noexec"} <= opts, (sub, opts)
+
+
+def test_rrw_clears_read_only_everywhere_and_keeps_other_flags(rootfs, tmp_path):
+    copy, source, _, _ = apply_to_tree(rootfs, tmp_path, MountPlan(
+        "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_clear=ATTR_RDONLY),
+        src_flags=MS.RDONLY | MS.NOSUID)
+    for sub, opts in copy.items():
+        assert {"rw", "nosuid"} <= opts and "ro" not in opts, (sub, opts)
+    for sub, opts in source.items():
+        assert "ro" in opts, (sub, opts)
+
+
+@pytest.mark.parametrize(("attr_set", "attr_clear", "src_flags", "present", "absent"), [
+    (ATTR_NOATIME, ATTR__ATIME, 0, {"noatime"}, {"relatime"}),                            # rnoatime
+    (ATTR_STRICTATIME, ATTR__ATIME, MS.NOATIME, set(), {"noatime", "relatime"}),         # rstrictatime
+    (0, ATTR__ATIME, MS.NOATIME, {"relatime"}, {"noatime"}),                               # rrelatime
+    (ATTR_NOATIME, 0, 0, {"noatime"}, {"relatime"}),  # a plan built by hand, without the clear
+], ids=["rnoatime", "rstrictatime", "rrelatime", "noatime-without-clear"])
+def test_recursive_atime(rootfs, tmp_path, attr_set, attr_clear, src_flags, present, absent):
+    copy, _, _, _ = apply_to_tree(rootfs, tmp_path, MountPlan(
+        "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_set=attr_set,
+        recursive_clear=attr_clear), src_flags=src_flags)
+    for sub, opts in copy.items():
+        assert present <= opts and not absent & opts, (sub, opts)
+
+
+@pytest.mark.parametrize(("propagation", "top", "subs"), [
+    (MS.SHARED | MS.REC, "shared:", "shared:"), (MS.SHARED, "shared:", None),
+    (MS.UNBINDABLE | MS.REC, "unbindable", "unbindable"),
+], ids=["rshared", "shared", "runbindable"])
+def test_propagation_with_and_without_rec(rootfs, tmp_path, propagation, top, subs):
+    _, _, optional, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
+        "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, propagation=propagation))
+    assert not fallback
+    assert any(o.startswith(top) for o in optional[""]), optional
+    for sub in SUBS:
+        if subs is None:
+            assert optional[sub] == [], optional  # private, as the source tree
+        else:
+            assert any(o.startswith(subs) for o in optional[sub]), optional
+
+
+# --- kernels without mount_setattr: ENOSYS from a seccomp filter -----------------------------
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def deny_mount_setattr_with_enosys() -> None:
+    """Install (in the calling throwaway child) a seccomp filter: mount_setattr -> ENOSYS."""
+    ld, jeq, ret = 0x20, 0x15, 0x06            # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
+    allow, err = 0x7FFF0000, 0x00050000        # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
+    prog = [
+        (ld, 0, 0, 4), (jeq, 1, 0, 0xC000003E), (ret, 0, 0, allow),   # arch == x86_64?
+        (ld, 0, 0, 0), (jeq, 0, 1, 442), (ret, 0, 0, err | errno.ENOSYS), (ret, 0, 0, allow),
+    ]
+    filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+    fprog = _SockFprog(len(prog), filters)
+    _native.prctl(38, 1)  # PR_SET_NO_NEW_PRIVS
+    _native.prctl(22, 2, ctypes.addressof(fprog))  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+
+
+needs_x86_64 = pytest.mark.skipif(platform.machine() != "x86_64",
+                                  reason="the ENOSYS seccomp filter is written for x86_64")
+
+
+@needs_x86_64
+def test_filter_really_hides_mount_setattr():
+    def body():
+        deny_mount_setattr_with_enosys()
+        try:
+            _native.mount_setattr(-1, "", AT_EMPTY_PATH, 0, 0)
+        except OSError as exc:
+            return exc.errno
+        return 0
+
+    assert run_child(body) == errno.ENOSYS
+
+
+@needs_x86_64
+@pytest.mark.parametrize("recursive_set", [ATTR_RDONLY | ATTR_NOSUID, ATTR_NOATIME],
+                         ids=["rro,rnosuid", "rnoatime"])
+def test_without_mount_setattr_each_submount_is_remounted(rootfs, tmp_path, recursive_set):
+    copy, source, optional, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
+        "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_set=recursive_set,
+        propagation=MS.SHARED | MS.REC), before=deny_mount_setattr_with_enosys)
+    assert fallback  # the ENOSYS was seen and remembered
+    words = {"ro", "nosuid"} if recursive_set & ATTR_RDONLY else {"noatime"}
+    for sub, opts in copy.items():
+        assert words <= opts, (sub, opts)
+        assert any(o.startswith("shared:") for o in optional[sub]), optional
+    for sub, opts in source.items():
+        assert not words & opts, (sub, opts)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+def test_wrapper_errors_carry_errno_and_path(tmp_path):
+    top = str(tmp_path / "t")
+    os.mkdir(top)
+
+    def body():
+        set_tree_propagation(MS.PRIVATE | MS.REC)
+        _native.mount(TAG, top, "tmpfs", 0, None)
+        os.mkdir(top + "/dir")
+        fd = os.open(top, os.O_PATH | os.O_CLOEXEC)
+        sub = os.open(top + "/dir", os.O_PATH | os.O_CLOEXEC)
+        closed = os.open(top, os.O_PATH | os.O_CLOEXEC)
+        os.close(closed)
+        calls = {
+            "bad fd": (-1, "", AT_EMPTY_PATH, ATTR_RDONLY, 0),
+            "closed fd": (closed, "", AT_EMPTY_PATH, ATTR_RDONLY, 0),
+            "unknown attribute": (fd, "", AT_EMPTY_PATH, 1 << 40, 0),
+            "atime without clearing the field": (fd, "", AT_EMPTY_PATH, ATTR_NOATIME, 0),
+            "half the atime field cleared": (fd, "", AT_EMPTY_PATH, 0, ATTR_NOATIME),
+            "two propagations": (fd, "", AT_EMPTY_PATH, 0, 0, MS.SHARED | MS.PRIVATE),
+            "not a mount root": (sub, "", AT_EMPTY_PATH | AT_RECURSIVE, ATTR_RDONLY, 0),
+            "unknown flag": (fd, "", 0x40000000, ATTR_RDONLY, 0),
+            "missing path": (AT_FDCWD, top + "/missing", 0, ATTR_RDONLY, 0),
+        }
+        out = {}
+        for name, args in calls.items():
+            try:
+                _native.mount_setattr(*args)
+                out[name] = None
+            except OSError as exc:
+                out[name] = [exc.errno, exc.filename]
+        out["still rw"] = "rw" in mountinfo_by_point()[top]["options"]
+        return out
+
+    seen = run_child(body)
+    assert seen.pop("still rw")
+    assert seen == {
+        "bad fd": [errno.EBADF, None],
+        "closed fd": [errno.EBADF, None],
+        "unknown attribute": [errno.EINVAL, None],
+        "atime without clearing the field": [errno.EINVAL, None],
+        "half the atime field cleared": [errno.EINVAL, None],
+        "two propagations": [errno.EINVAL, None],
+        "not a mount root": [errno.EINVAL, None],
+        "unknown flag": [errno.EINVAL, None],
+        "missing path": [errno.ENOENT, top + "/missing"],
+    }
+
+
+def test_wrapper_sets_one_mount_by_path(tmp_path):
+    top = str(tmp_path / "t")
+    os.mkdir(top)
+
+    def body():
+        set_tree_propagation(MS.PRIVATE | MS.REC)
+        make_tree(top)
+        _native.mount_setattr(AT_FDCWD, top, 0, ATTR_RDONLY, 0)  # no AT_RECURSIVE: the top only
+        return {k: sorted(v) for k, v in tree_options(mountinfo_by_point(), top).items()}
+
+    seen = run_child(body)
+    assert "ro" in seen[""]
+    assert all("rw" in seen[s] for s in SUBS), seen
+
+
+def test_rootfs_error_names_step_path_and_hint(rootfs, tmp_path):
+    def body():
+        path = bind_root(rootfs)
+        os.makedirs(path + "/mnt/plain", exist_ok=True)
+        with Root(path) as root:
+            fd = open_in_root(root, "/mnt/plain", step="t")  # a directory, not a mount root
+            try:
+                mounts_mod.apply_recursive(root, fd, ATTR_RDONLY, 0, step="mount bind on /mnt/plain",
+                                           path="/mnt/plain")
+            finally:
+                os.close(fd)
+
+    raised = run_child(body)["raised"]
+    assert raised["type"] == "RootfsError" and raised["errno"] == errno.EINVAL
+    assert raised["step"] == "mount bind on /mnt/plain" and raised["filename"] == "/mnt/plain"
+    assert "set=0x1" in raised["hint"]
+
+
+def test_locked_flags_in_a_user_namespace_fail_atomically(rootfs, tmp_path):
+    """Mounts made by the host's root are locked in a user namespace: rsuid is refused with
+    EPERM and a hint, and rro in the same call changes nothing (one atomic step)."""
+    src = str(tmp_path / "src")
+    os.mkdir(src)
+
+    def inner():
+        path = bind_root(rootfs)
+        out = {}
+        with Root(path) as root:
+            for name, clear in (("atomic", ATTR_NOSUID), ("allowed", 0)):
+                dest = f"/mnt/{name}"
+                try:
+                    apply_mount(root, MountPlan(dest, "bind", src, flags=RBIND,
+                                                recursive_set=ATTR_RDONLY, recursive_clear=clear))
+                    out[name] = None
+                except OSError as exc:
+                    out[name] = [exc.errno, getattr(exc, "hint", "")]
+                opts = tree_options(mountinfo_by_point(), path + dest)
+                out[name + " options"] = {k: sorted(v) for k, v in opts.items()}
+        return out
+
+    def outer():
+        set_tree_propagation(MS.PRIVATE | MS.REC)
+        make_tree(src, flags=MS.NOSUID)
+        from clonekit import CloneFlag as F
+        return run_child(inner, flags=F.NEWNS, userns_map="0 0 1")
+
+    seen = run_child(outer)
+    assert "raised" not in seen, seen
+    err, hint = seen["atomic"]
+    assert err == errno.EPERM and "user namespace" in hint
+    for sub, opts in seen["atomic options"].items():
+        assert "rw" in opts and "nosuid" in opts, (sub, opts)   # nothing changed
+    assert seen["allowed"] is None
+    for sub, opts in seen["allowed options"].items():
+        assert {"ro", "nosuid"} <= set(opts), (sub, opts)
+
+
+# --- before vs after: ~20 submounts ----------------------------------------------------------
+
+def test_time_recursive_step_setattr_vs_remount_each(rootfs, tmp_path):
+    """Not a speed assertion (a shared machine): prints the median time of the recursive step
+    with one mount_setattr and with a remount per submount, and checks both did the job."""
+    subs = tuple(f"d{i:02d}" for i in range(20))
+    src = str(tmp_path / "src")
+    os.mkdir(src)
+    reps = 15
+
+    def body():
+        set_tree_propagation(MS.PRIVATE | MS.REC)
+        make_tree(src, subs)
+        path = bind_root(rootfs)
+        times: dict[str, list[float]] = {"mount_setattr": [], "remount each": []}
+        ok = {}
+        with Root(path) as root:
+            for rep in range(reps):
+                order = ("mount_setattr", "remount each")
+                for how in order if rep % 2 else order[::-1]:
+                    apply_mount(root, MountPlan("/mnt/b", "bind", src, flags=RBIND))
+                    fd = open_in_root(root, "/mnt/b", step="t")
+                    step = mounts_mod.apply_recursive if how == "mount_setattr" else mounts_mod.remount_tree
+                    t0 = time.perf_counter()
+                    step(root, fd, ATTR_RDONLY | ATTR_NOSUID, 0, step="t", path="/mnt/b")
+                    times[how].append(time.perf_counter() - t0)
+                    os.close(fd)
+                    opts = tree_options(mountinfo_by_point(), path + "/mnt/b", subs)
+                    ok[how] = ok.get(how, True) and all({"ro", "nosuid"} <= o for o in opts.values())
+                    _native.umount2(path + "/mnt/b", MNT_DETACH)
+        return {"median_us": {k: statistics.median(v) * 1e6 for k, v in times.items()}, "ok": ok,
+                "mounts": len(mountinfo_by_point())}
+
+    seen = run_child(body, timeout=120)
+    assert "raised" not in seen, seen
+    assert seen["ok"] == {"mount_setattr": True, "remount each": True}
+    med = seen["median_us"]
+    print(f"\nrecursive rro,rnosuid on 1+{len(subs)} mounts ({seen['mounts']} in the namespace), "
+          f"median of {reps}: mount_setattr {med['mount_setattr']:.0f} us, remount each "
+          f"{med['remount each']:.0f} us, ratio {med['remount each'] / med['mount_setattr']:.1f}x")
