@@ -75,6 +75,7 @@ def main() -> None:
                     os.mkdir(bundle)
                     config = fx.base_config(rootfs, ["/bin/true"], cid)
                     config["linux"]["cgroupsPath"] = f"/clonekit-bench/{cid}"
+                    config["ociVersion"] = "1.0.2"  # the newest Debian's crun 1.8 accepts
                     with open(os.path.join(bundle, "config.json"), "w") as f:
                         json.dump(config, f)
                     t, maxrss = timed([*base, "run", "--bundle", bundle, cid])

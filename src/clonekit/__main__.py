@@ -1,3 +1,3 @@
-from clonekit.cli import main
+from clonekit.cli import program
 
-raise SystemExit(main())
+program()

@@ -192,13 +192,15 @@ class _cgroup_fd:
 
 def _explained(exc: OSError, flags: CloneFlag, exit_signal: int, via: str) -> OSError:
     """The kernel refused: name the rule when clonekit.check knows it."""
-    from .rules import CloneFlagsError, check
+    from .errors import from_errno
 
+    try:
+        from .rules import CloneFlagsError, check
+    except ImportError:  # e.g. in a container's init, past the point where imports work
+        return from_errno(exc.errno or 0, via, f"the kernel refused {flags}")
     try:
         check(flags, via=via, exit_signal=exit_signal)
     except CloneFlagsError as explained:
         if explained.errno == exc.errno:
             return explained
-    from .errors import from_errno
-
     return from_errno(exc.errno or 0, via, f"the kernel refused {flags}")

@@ -126,10 +126,12 @@ def bundles(tmp_path, rootfs):
         yield b
     finally:
         b.cleanup()
-        for top in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"):
-            leftovers = [d for d in _walk(os.path.join(top, "clonekit-test")) if d]
-            assert not leftovers or leftovers == [os.path.join(top, "clonekit-test")], leftovers
+        left = [f"{top}/clonekit-test/{cid}" for cid in b.ids for top in _hierarchies()
+                if os.path.exists(f"{top}/clonekit-test/{cid}")]
+        assert not left, f"cgroups left behind: {left}"
+        assert not os.listdir(b.root) if os.path.isdir(b.root) else True, "state dirs left behind"
 
 
-def _walk(top: str) -> list[str]:
-    return [dirpath for dirpath, _, _ in os.walk(top)] if os.path.isdir(top) else []
+def _hierarchies() -> list[str]:
+    base = "/sys/fs/cgroup"
+    return [os.path.join(base, d) for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))]

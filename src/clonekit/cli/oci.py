@@ -121,7 +121,12 @@ def run_run(args: argparse.Namespace) -> int:
     with task:
         code = task.wait()
     if not args.keep:
-        delete(states, args.container_id, force=True)
+        from clonekit.errors import Error
+
+        try:
+            delete(states, args.container_id, force=True)
+        except Error as exc:  # the container's own status matters more than our cleanup's
+            print(f"clonekit run: warning: {exc}", file=sys.stderr)
     return code if code >= 0 else 128 - code
 
 

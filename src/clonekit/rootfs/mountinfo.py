@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from .._record import record
 
 __all__ = ["MS", "MountInfo", "current_flags", "read_mountinfo"]
 
@@ -87,7 +88,7 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MountInfo:
     """One line of /proc/PID/mountinfo."""
 

@@ -16,9 +16,8 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC
 
+from .._record import record
 from ..errors import KernelError, UsageError
 from ..flags import CloneFlag
 from ..task import Task
@@ -38,7 +37,7 @@ __all__ = ["CreateOptions", "create", "delete", "kill", "list_states", "pids", "
 _JOIN_ORDER = ("user", "mount", "uts", "ipc", "network", "pid", "cgroup", "time")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CreateOptions:
     pid_file: str | None = None
     preserve_fds: int = 0
@@ -49,8 +48,9 @@ class CreateOptions:
 
 
 def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
-           opts: CreateOptions = CreateOptions()) -> Task:
+           opts: CreateOptions | None = None) -> Task:
     """Create the container; returns the init (our child) for callers that wait (``run``)."""
+    opts = opts or CreateOptions()
     if plan.process is None:
         raise UsageError("config.json has no `process`: there is nothing to run (add process.args)")
     if plan.namespace("mount") is None:
@@ -116,11 +116,13 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
                 os.close(v2_fd)
         theirs.close()
         os.close(fifo_fd)
-        if cgroup is not None and cgroup.enabled:
-            cgroup.add(task.pid, v2=v2_fd is None)  # the v1 hierarchies of a hybrid host
         if new_user:
             _write_id_maps(plan, task.pid, opts.rootless)
         ours.send("maps")
+        # v1 placement (one slow task migration per hierarchy) overlaps the init's mounts; it
+        # is complete before any hook or the user's program runs: those wait for "hooks-done"
+        if cgroup is not None and cgroup.enabled:
+            cgroup.add(task.pid, v2=v2_fd is None)
         ours.expect("mounted", task_fd=task.fileno())
         oci = st.oci(path, "creating") | {"pid": task.pid}
         try:
@@ -280,17 +282,20 @@ def start(states: StateDir, container_id: str) -> None:
 
 
 def _release(path: str, st: ContainerState) -> None:
-    """Open the exec fifo: the init, blocked opening its other end, writes one byte and goes on."""
-    fifo = os.path.join(path, FIFO)
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    """Open the exec fifo: the init, blocked opening its other end, writes one byte and goes on.
+
+    The init is checked (pidfd + start time) *before* the fifo is opened: opening it is what
+    releases the init, and a quick program may be gone a moment later."""
     try:
         pidfd = os.pidfd_open(st.pid)
     except ProcessLookupError:
-        os.close(fd)
         raise ContainerStateError(f"container {st.id!r} has stopped before it was started") from None
+    fd = -1
     try:
         if process_start_time(st.pid) != st.pid_start:
             raise ContainerStateError(f"container {st.id!r} has stopped before it was started")
+        fifo = os.path.join(path, FIFO)
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
@@ -299,13 +304,23 @@ def _release(path: str, st: ContainerState) -> None:
             events = dict(poller.poll(1000))
             if events.get(fd, 0) & select.POLLIN and os.read(fd, 1) == b"0":
                 os.unlink(fifo)
+                _wait_for_exec(fd)
                 return
-            if pidfd in events:
+            if pidfd in events and not events.get(fd, 0) & select.POLLIN:
                 raise ContainerStateError(f"container {st.id!r} stopped while starting")
         raise ContainerStateError(f"container {st.id!r}: its init did not take the start signal in 30 s")
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         os.close(pidfd)
+
+
+def _wait_for_exec(fd: int) -> None:
+    """The init holds its end of the fifo until execve (or death) closes it: wait for EOF.
+    (No deadline of our own: the startContainer hooks in between have theirs.)"""
+    os.set_blocking(fd, True)
+    while os.read(fd, 1):
+        pass
 
 
 # -- state, kill, delete, list ------------------------------------------------------------------
@@ -438,6 +453,7 @@ def _write_pid_file(path: str, pid: int) -> None:
 
 
 def _now() -> str:
-    from datetime import datetime
-
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with nanoseconds, as runc writes `created` (datetime costs an import)."""
+    ns = time.time_ns()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
+    return f"{stamp}.{ns % 1_000_000_000:09d}Z"

@@ -7,6 +7,7 @@ import os
 import signal
 
 from ..errors import KernelError
+from ..process import spawn  # at import time: the init runs hooks where imports may fail
 from .plan import Hook, env_dict
 
 __all__ = ["HookFailed", "run_hook", "run_hooks"]
@@ -31,8 +32,6 @@ def run_hook(name: str, hook: Hook, state: dict[str, object]) -> None:
 
 
 def _run_one(name: str, hook: Hook, payload: bytes) -> None:
-    from ..process import spawn
-
     out = os.memfd_create("clonekit-hook-output", os.MFD_CLOEXEC)
     r, w = os.pipe()
     try:

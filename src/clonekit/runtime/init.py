@@ -4,19 +4,27 @@ It is a Python process made by :func:`clonekit.clone` with the container's names
 It follows the runtime's lead over the channel, prepares the filesystem, waits on the exec
 fifo until ``start``, then becomes the user's program with execve.  It never returns into
 the runtime's code: every path ends in execve or ``os._exit``.
+
+Everything it runs is imported here, before the clone: once inside (a user namespace whose root
+cannot read the interpreter's files, or after pivot_root) an import may find nothing.
 """
 
 from __future__ import annotations
 
+import _socket  # the C module: `socket` would import ~4 ms of Python for sethostname
+import errno
 import os
 import signal
 import sys
-from dataclasses import dataclass
 
 from .. import _native
+from .._record import record
+from ..rootfs import cgroups as _rootfs_cgroups  # noqa: F401  (rootfs.mounts imports it lazily)
+from ..rootfs.prepare import finish_rootfs, mount_rootfs
 from .channel import Channel
 from .hooks import run_hooks
 from .plan import Plan, env_dict
+from .spec import sysctl_file
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -24,7 +32,7 @@ PR_SET_NO_NEW_PRIVS = 38
 CLOSE_RANGE_CLOEXEC = 4
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InitOptions:
     container_id: str
     bundle: str
@@ -48,24 +56,20 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         _native.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the runtime during setup
         # we hold copies of every fd of the runtime, among them its flock on the state dir
         # (which would keep `start` waiting) and its cgroup fd: keep only what we need
-        _close_all_but({0, 1, 2, chan.fileno(), opts.fifo_fd, *range(3, 3 + opts.preserve_fds)})
+        _close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds)})
         step = "wait for the runtime"  # cgroup placement and id maps come first
         chan.expect("maps")
         if opts.new_user_ns:
             _become_root()
         step = "set hostname"
         if plan.hostname is not None:
-            import socket
-
-            socket.sethostname(plan.hostname)
+            _socket.sethostname(plan.hostname)
         if plan.domainname is not None:
             _native.setdomainname(plan.domainname)
         if not opts.no_new_keyring:
             step = "join a new session keyring"
             _join_keyring(opts.container_id)
         step = "prepare the rootfs"
-        from ..rootfs.prepare import mount_rootfs
-
         # inside any user namespace mknod is refused: devices are bound from the host, as when
         # rootless (runc decides the same way)
         unprivileged = opts.rootless or plan.namespace("user") is not None
@@ -79,15 +83,14 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         step = "createContainer hooks"
         run_hooks("createContainer", plan.hooks.create_container, _state(plan, opts, "created", host_pid))
         step = "pivot into the rootfs"
-        from ..rootfs.prepare import finish_rootfs
-
         finish_rootfs(plan, rootless=unprivileged, no_pivot=opts.no_pivot)
         step = "find the program"
         program = _find_program(process.args[0], process.env)
         step = "close fds"
         _close_fds(opts)
+        # `create` ends as soon as it reads "created": stop dying with it before saying so
+        _native.prctl(PR_SET_PDEATHSIG, 0)
         chan.send("created")
-        _native.prctl(PR_SET_PDEATHSIG, 0)  # `create` ends now; we outlive it
         chan.close()
     except BaseException as exc:
         _report_and_die(chan, exc, step)
@@ -97,8 +100,9 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         step = "wait for start"
         fifo = os.open(f"/proc/self/fd/{opts.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fifo, b"0")
-        os.close(fifo)
         os.close(opts.fifo_fd)
+        # `fifo` stays open until execve closes it (O_CLOEXEC): `start` waits for that EOF,
+        # so its poststart hooks run only once the user's program has started
         step = "startContainer hooks"
         run_hooks("startContainer", plan.hooks.start_container, _state(plan, opts, "running", host_pid))
         step = "set the process's user"
@@ -125,15 +129,11 @@ def _join_keyring(container_id: str) -> None:
     try:
         _native.join_session_keyring(f"_ses.{container_id}"[:64])
     except OSError as exc:
-        import errno
-
         if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EDQUOT):
             raise  # no keyrings, or quota: runc goes on too
 
 
 def _write_sysctls(plan: Plan) -> None:
-    from .spec import sysctl_file
-
     for key, value in plan.sysctl:
         path = sysctl_file(key)
         try:

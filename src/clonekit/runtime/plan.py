@@ -4,8 +4,7 @@ code that consumes a Plan never re-checks the config."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from .._record import field, record
 from ..flags import CloneFlag
 
 NAMESPACE_FLAGS: dict[str, CloneFlag] = {
@@ -25,14 +24,14 @@ def env_dict(env: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdMapping:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NamespacePlan:
     kind: str                    # OCI type: pid network mount ipc uts user cgroup time
     path: str | None = None      # join this one instead of creating a new one
@@ -42,7 +41,7 @@ class NamespacePlan:
         return NAMESPACE_FLAGS[self.kind]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MountPlan:
     destination: str             # absolute, inside the container, normalised (no "..")
     type: str | None             # "bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", ...
@@ -60,7 +59,7 @@ class MountPlan:
         return bool(self.flags & 0x1000)  # MS_BIND
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DevicePlan:
     path: str                    # absolute, inside the container (e.g. /dev/fuse)
     type: str                    # "c", "b", "u" or "p"
@@ -71,7 +70,7 @@ class DevicePlan:
     gid: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hook:
     path: str
     args: tuple[str, ...] = ()
@@ -79,7 +78,7 @@ class Hook:
     timeout: float | None = None  # seconds
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hooks:
     prestart: tuple[Hook, ...] = ()          # deprecated by the spec, still run (as runc does)
     create_runtime: tuple[Hook, ...] = ()
@@ -89,7 +88,7 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class User:
     uid: int = 0
     gid: int = 0
@@ -97,7 +96,7 @@ class User:
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProcessPlan:
     args: tuple[str, ...]
     env: tuple[str, ...] = ()
@@ -107,7 +106,7 @@ class ProcessPlan:
     no_new_privileges: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Plan:
     oci_version: str
     root: str                    # absolute host path of the rootfs (bundle-relative resolved)

@@ -11,8 +11,8 @@ import fcntl
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
 
+from .._record import asdict, field, record
 from .errors import ContainerExists, InvalidId, NoSuchContainer
 
 __all__ = ["ContainerState", "StateDir", "default_root", "process_start_time"]
@@ -43,7 +43,7 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass
+@record
 class ContainerState:
     id: str
     bundle: str
