@@ -1,9 +1,10 @@
-"""mount_setattr(2): the _native wrapper, and the recursive attributes (rro, rnosuid, rrw,
-rnoatime, ...) and propagation of rootfs.mounts, set on a whole tree of real mounts at once.
+"""mount_setattr(2), open_tree(2), move_mount(2): the _native wrappers; the recursive attributes
+(rro, rnosuid, rrw, rnoatime, ...) and propagation of rootfs.mounts, set on a whole tree of real
+mounts at once; binds made from fd to fd.
 
 Each test builds its tree in a throwaway child's private mount namespace and reads the outcome
 from /proc/self/mountinfo there.  The fallback for kernels without mount_setattr (< 5.12) is
-exercised for real: a seccomp filter in the child makes the syscall fail with ENOSYS."""
+exercised for real: a seccomp filter in the child makes the syscalls fail with ENOSYS."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from clonekit.rootfs.mountinfo import (
     MNT_DETACH,
     MS,
 )
-from clonekit.rootfs.paths import open_in_root
+from clonekit.rootfs.paths import mount_id, open_in_root
 from clonekit.rootfs.pivot import set_tree_propagation
 from clonekit.runtime.plan import MountPlan
 
@@ -40,6 +41,9 @@ AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 ATTR_NOATIME = 0x10
+OPEN_TREE_CLONE = 0x1
+MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
+NR_OPEN_TREE, NR_MOUNT_SETATTR = 428, 442  # x86_64 (and every architecture's new table)
 RBIND = MS.BIND | MS.REC
 # submounts of the source tree, relative to its top (d0/deep sits on a submount)
 SUBS = ("d0", "d1", "d2", "d0/deep")
@@ -82,7 +86,7 @@ def apply_to_tree(rootfs, tmp_path, plan: MountPlan, *, src_flags: int = 0, befo
         return {"copy": {k: sorted(v) for k, v in tree_options(mi, dst).items()},
                 "source": {k: sorted(v) for k, v in tree_options(mi, src).items()},
                 "optional": tree_optional(mi, dst),
-                "fallback": mounts_mod._no_setattr}
+                "fallback": {"setattr": mounts_mod._no_setattr, "open_tree": mounts_mod._no_open_tree}}
 
     seen = run_child(body)
     assert "raised" not in seen, seen
@@ -97,7 +101,7 @@ def apply_to_tree(rootfs, tmp_path, plan: MountPlan, *, src_flags: int = 0, befo
 def test_recursive_attribute_reaches_every_submount(rootfs, tmp_path, attr, word):
     copy, source, _, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
         "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_set=attr))
-    assert not fallback  # mount_setattr did it
+    assert fallback == {"setattr": False, "open_tree": False}  # mount_setattr did it
     for sub, opts in copy.items():
         assert word in opts, (sub, opts)
     for sub, opts in source.items():  # the host side of the bind is left alone
@@ -143,7 +147,7 @@ def test_recursive_atime(rootfs, tmp_path, attr_set, attr_clear, src_flags, pres
 def test_propagation_with_and_without_rec(rootfs, tmp_path, propagation, top, subs):
     _, _, optional, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
         "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, propagation=propagation))
-    assert not fallback
+    assert fallback == {"setattr": False, "open_tree": False}
     assert any(o.startswith(top) for o in optional[""]), optional
     for sub in SUBS:
         if subs is None:
@@ -163,18 +167,23 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def deny_mount_setattr_with_enosys() -> None:
-    """Install (in the calling throwaway child) a seccomp filter: mount_setattr -> ENOSYS."""
+def deny_with_enosys(*numbers: int) -> None:
+    """Install (in the calling throwaway child) a seccomp filter: these syscalls -> ENOSYS, as on
+    a kernel that predates them."""
     ld, jeq, ret = 0x20, 0x15, 0x06            # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
     allow, err = 0x7FFF0000, 0x00050000        # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
-    prog = [
-        (ld, 0, 0, 4), (jeq, 1, 0, 0xC000003E), (ret, 0, 0, allow),   # arch == x86_64?
-        (ld, 0, 0, 0), (jeq, 0, 1, 442), (ret, 0, 0, err | errno.ENOSYS), (ret, 0, 0, allow),
-    ]
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, 0xC000003E), (ret, 0, 0, allow), (ld, 0, 0, 0)]  # x86_64?
+    for nr in numbers:
+        prog += [(jeq, 0, 1, nr), (ret, 0, 0, err | errno.ENOSYS)]
+    prog.append((ret, 0, 0, allow))
     filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
     fprog = _SockFprog(len(prog), filters)
     _native.prctl(38, 1)  # PR_SET_NO_NEW_PRIVS
     _native.prctl(22, 2, ctypes.addressof(fprog))  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+
+
+def deny_mount_setattr_with_enosys() -> None:
+    deny_with_enosys(NR_MOUNT_SETATTR)
 
 
 needs_x86_64 = pytest.mark.skipif(platform.machine() != "x86_64",
@@ -197,11 +206,13 @@ def test_filter_really_hides_mount_setattr():
 @needs_x86_64
 @pytest.mark.parametrize("recursive_set", [ATTR_RDONLY | ATTR_NOSUID, ATTR_NOATIME],
                          ids=["rro,rnosuid", "rnoatime"])
-def test_without_mount_setattr_each_submount_is_remounted(rootfs, tmp_path, recursive_set):
+@pytest.mark.parametrize("denied", [(NR_MOUNT_SETATTR,), (NR_OPEN_TREE, NR_MOUNT_SETATTR)],
+                         ids=["no-mount_setattr", "no-open_tree"])
+def test_without_mount_setattr_each_submount_is_remounted(rootfs, tmp_path, recursive_set, denied):
     copy, source, optional, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
         "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_set=recursive_set,
-        propagation=MS.SHARED | MS.REC), before=deny_mount_setattr_with_enosys)
-    assert fallback  # the ENOSYS was seen and remembered
+        propagation=MS.SHARED | MS.REC), before=lambda: deny_with_enosys(*denied))
+    assert fallback == {"setattr": True, "open_tree": NR_OPEN_TREE in denied}  # ENOSYS remembered
     words = {"ro", "nosuid"} if recursive_set & ATTR_RDONLY else {"noatime"}
     for sub, opts in copy.items():
         assert words <= opts, (sub, opts)
@@ -335,40 +346,149 @@ def test_locked_flags_in_a_user_namespace_fail_atomically(rootfs, tmp_path):
 # --- before vs after: ~20 submounts ----------------------------------------------------------
 
 def test_time_recursive_step_setattr_vs_remount_each(rootfs, tmp_path):
-    """Not a speed assertion (a shared machine): prints the median time of the recursive step
-    with one mount_setattr and with a remount per submount, and checks both did the job."""
+    """Not a speed assertion (a shared machine): prints median times with ~20 submounts, and
+    checks every way did the job.  "recursive step": apply_recursive (one mount_setattr) against
+    remount_tree (a remount per submount).  "whole mount": apply_mount of an rbind with rro,
+    rnosuid as on this kernel against the pre-5.2 path (mount(2), re-resolve, remount each),
+    chosen by the module's ENOSYS switches."""
     subs = tuple(f"d{i:02d}" for i in range(20))
     src = str(tmp_path / "src")
     os.mkdir(src)
     reps = 15
+    attrs = ATTR_RDONLY | ATTR_NOSUID
+
+    def recursive_step(root, how):
+        apply_mount(root, MountPlan("/mnt/b", "bind", src, flags=RBIND))
+        fd = open_in_root(root, "/mnt/b", step="t")
+        step = mounts_mod.apply_recursive if how == "new" else mounts_mod.remount_tree
+        t0 = time.perf_counter()
+        step(root, fd, attrs, 0, step="t", path="/mnt/b")
+        took = time.perf_counter() - t0
+        os.close(fd)
+        return took
+
+    def whole_mount(root, how):
+        mounts_mod._no_setattr = mounts_mod._no_open_tree = how == "old"
+        try:
+            t0 = time.perf_counter()
+            apply_mount(root, MountPlan("/mnt/b", "bind", src, flags=RBIND, recursive_set=attrs))
+            return time.perf_counter() - t0
+        finally:
+            mounts_mod._no_setattr = mounts_mod._no_open_tree = False
 
     def body():
         set_tree_propagation(MS.PRIVATE | MS.REC)
         make_tree(src, subs)
         path = bind_root(rootfs)
-        times: dict[str, list[float]] = {"mount_setattr": [], "remount each": []}
+        times: dict[str, list[float]] = {}
         ok = {}
         with Root(path) as root:
             for rep in range(reps):
-                order = ("mount_setattr", "remount each")
-                for how in order if rep % 2 else order[::-1]:
-                    apply_mount(root, MountPlan("/mnt/b", "bind", src, flags=RBIND))
-                    fd = open_in_root(root, "/mnt/b", step="t")
-                    step = mounts_mod.apply_recursive if how == "mount_setattr" else mounts_mod.remount_tree
-                    t0 = time.perf_counter()
-                    step(root, fd, ATTR_RDONLY | ATTR_NOSUID, 0, step="t", path="/mnt/b")
-                    times[how].append(time.perf_counter() - t0)
-                    os.close(fd)
-                    opts = tree_options(mountinfo_by_point(), path + "/mnt/b", subs)
-                    ok[how] = ok.get(how, True) and all({"ro", "nosuid"} <= o for o in opts.values())
-                    _native.umount2(path + "/mnt/b", MNT_DETACH)
+                for what, measure in (("recursive step", recursive_step), ("whole mount", whole_mount)):
+                    for how in ("new", "old") if rep % 2 else ("old", "new"):
+                        key = f"{what} {how}"
+                        times.setdefault(key, []).append(measure(root, how))
+                        opts = tree_options(mountinfo_by_point(), path + "/mnt/b", subs)
+                        ok[key] = ok.get(key, True) and all({"ro", "nosuid"} <= o for o in opts.values())
+                        _native.umount2(path + "/mnt/b", MNT_DETACH)
         return {"median_us": {k: statistics.median(v) * 1e6 for k, v in times.items()}, "ok": ok,
                 "mounts": len(mountinfo_by_point())}
 
     seen = run_child(body, timeout=120)
     assert "raised" not in seen, seen
-    assert seen["ok"] == {"mount_setattr": True, "remount each": True}
+    assert all(seen["ok"].values()) and len(seen["ok"]) == 4, seen["ok"]
     med = seen["median_us"]
-    print(f"\nrecursive rro,rnosuid on 1+{len(subs)} mounts ({seen['mounts']} in the namespace), "
-          f"median of {reps}: mount_setattr {med['mount_setattr']:.0f} us, remount each "
-          f"{med['remount each']:.0f} us, ratio {med['remount each'] / med['mount_setattr']:.1f}x")
+    print(f"\n1+{len(subs)} mounts ({seen['mounts']} in the namespace), rro,rnosuid, median of {reps}:")
+    for what in ("recursive step", "whole mount"):
+        new, old = med[f"{what} new"], med[f"{what} old"]
+        print(f"  {what}: new {new:.0f} us, old {old:.0f} us, old/new {old / new:.1f}x")
+
+
+# --- open_tree + move_mount -----------------------------------------------------------------
+
+def test_open_tree_and_move_mount_wrappers(tmp_path):
+    top, dst = str(tmp_path / "t"), str(tmp_path / "dst")
+    os.mkdir(top)
+    os.mkdir(dst)
+
+    def body():
+        set_tree_propagation(MS.PRIVATE | MS.REC)
+        make_tree(top)
+        count = len(mountinfo_by_point())
+        out: dict = {}
+        # a detached copy dissolves with its last fd: nothing appears, nothing stays
+        tree = _native.open_tree(AT_FDCWD, top, OPEN_TREE_CLONE | AT_RECURSIVE)
+        out["cloexec"] = bool(os.get_inheritable(tree)) is False
+        os.close(tree)
+        out["after detached"] = len(mountinfo_by_point()) - count
+        # recursive copy, attached by fds alone
+        tree = _native.open_tree(AT_FDCWD, top, OPEN_TREE_CLONE | AT_RECURSIVE)
+        to = os.open(dst, os.O_PATH | os.O_CLOEXEC)
+        _native.move_mount(tree, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+        mi = mountinfo_by_point()
+        out["attached"] = sorted(p[len(dst):] for p in mi if p == dst or p.startswith(dst + "/"))
+        out["fd is the mount"] = mount_id(tree) == mi[dst]["id"]
+        os.close(tree)
+        os.close(to)
+        out["after close"] = dst in mountinfo_by_point()
+        errors = {}
+        for name, call in {
+            "open_tree bad fd": lambda: _native.open_tree(-1, "", OPEN_TREE_CLONE | AT_EMPTY_PATH),
+            "open_tree missing": lambda: _native.open_tree(AT_FDCWD, top + "/missing", OPEN_TREE_CLONE),
+            "open_tree bad flag": lambda: _native.open_tree(AT_FDCWD, top, 0x4000_0000),
+            "move_mount bad fd": lambda: _native.move_mount(-1, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH),
+            "move_mount missing target": lambda: _native.move_mount(AT_FDCWD, top, AT_FDCWD, top + "/no", 0),
+        }.items():
+            try:
+                call()
+                errors[name] = None
+            except OSError as exc:
+                errors[name] = [exc.errno, exc.filename]
+        out["errors"] = errors
+        return out
+
+    seen = run_child(body)
+    assert "raised" not in seen, seen
+    assert seen["cloexec"] and seen["after detached"] == 0
+    assert seen["attached"] == sorted(["", *(f"/{s}" for s in SUBS)])
+    assert seen["fd is the mount"] and seen["after close"]
+    assert seen["errors"] == {
+        "open_tree bad fd": [errno.EBADF, None],
+        "open_tree missing": [errno.ENOENT, top + "/missing"],
+        "open_tree bad flag": [errno.EINVAL, top],
+        "move_mount bad fd": [errno.EBADF, dst],
+        "move_mount missing target": [errno.ENOENT, top + "/no"],
+    }
+
+
+@pytest.mark.parametrize("recursive", [True, False], ids=["rbind", "bind"])
+def test_bind_fd_names_the_new_mount_even_after_the_path_moves(rootfs, tmp_path, recursive):
+    """bind_fd returns the new mount's fd: when the destination's parent is renamed and a plain
+    directory put in its place right after the bind, the fd still reaches the new mount (a path
+    re-resolved now would find the decoy)."""
+    src = str(tmp_path / "src")
+    os.mkdir(src)
+
+    def body():
+        set_tree_propagation(MS.PRIVATE | MS.REC)
+        make_tree(src)
+        path = bind_root(rootfs)
+        os.makedirs(path + "/mnt/a/dst")
+        with Root(path) as root:
+            src_fd = os.open(src, os.O_PATH | os.O_CLOEXEC)
+            dst = open_in_root(root, "/mnt/a/dst", step="t")
+            new = mounts_mod.bind_fd(src_fd, dst, recursive=recursive, step="t", path="/mnt/a/dst")
+            os.rename(path + "/mnt/a", path + "/mnt/b")
+            os.makedirs(path + "/mnt/a/dst")                              # the decoy
+            mounts_mod.remount(new, MS.RDONLY, step="t", path="/mnt/a/dst")
+            for fd in (src_fd, dst, new):
+                os.close(fd)
+        mi = mountinfo_by_point()
+        return {"moved": sorted(mi[path + "/mnt/b/dst"]["options"]),
+                "decoy is a mount": path + "/mnt/a/dst" in mi,
+                "subs": [path + "/mnt/b/dst/" + s in mi for s in SUBS]}
+
+    seen = run_child(body)
+    assert "raised" not in seen, seen
+    assert "ro" in seen["moved"] and not seen["decoy is a mount"]
+    assert seen["subs"] == [recursive] * len(SUBS)

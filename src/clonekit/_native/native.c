@@ -422,6 +422,9 @@ static PyMethodDef native_methods[] = {
     { "close_range", sys_close_range, METH_VARARGS, "close_range(first, last, flags=0)" },
     { "mount_setattr", sys_mount_setattr, METH_VARARGS,
       "mount_setattr(dirfd, path, flags, attr_set, attr_clr, propagation=0, userns_fd=0)" },
+    { "open_tree", sys_open_tree, METH_VARARGS, "open_tree(dirfd, path, flags) -> fd (always O_CLOEXEC)" },
+    { "move_mount", sys_move_mount, METH_VARARGS,
+      "move_mount(from_dirfd, from_path, to_dirfd, to_path, flags)" },
     { NULL, NULL, 0, NULL },
 };
 

@@ -13,6 +13,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
@@ -168,5 +174,39 @@ PyObject *sys_mount_setattr(PyObject *self, PyObject *args)
                                   .userns_fd = userns_fd };
     RUN_OR_FAIL(syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr),
                 *path ? path : NULL);
+    Py_RETURN_NONE;
+}
+
+/* open_tree(dirfd, path, flags) -> fd (Linux 5.2; always O_CLOEXEC): with OPEN_TREE_CLONE (1) a
+ * detached copy of the mount at path (of its whole subtree with AT_RECURSIVE), which lives as long
+ * as the fd unless move_mount attaches it; without, an O_PATH-like fd of the mount itself. */
+PyObject *sys_open_tree(PyObject *self, PyObject *args)
+{
+    int dirfd;
+    const char *path;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(args, "isI", &dirfd, &path, &flags))
+        return NULL;
+    long fd;
+    Py_BEGIN_ALLOW_THREADS
+    fd = syscall(SYS_open_tree, dirfd, path, flags | O_CLOEXEC);
+    Py_END_ALLOW_THREADS
+    if (fd < 0)
+        return fail(*path ? path : NULL);
+    return PyLong_FromLong(fd);
+}
+
+/* move_mount(from_dirfd, from_path, to_dirfd, to_path, flags) (Linux 5.2): attach a detached tree
+ * from open_tree, or move a mount; MOVE_MOUNT_F_EMPTY_PATH (4) / MOVE_MOUNT_T_EMPTY_PATH (0x40)
+ * name the mount / the destination by their fds alone. */
+PyObject *sys_move_mount(PyObject *self, PyObject *args)
+{
+    int from_dirfd, to_dirfd;
+    const char *from_path, *to_path;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(args, "isisI", &from_dirfd, &from_path, &to_dirfd, &to_path, &flags))
+        return NULL;
+    RUN_OR_FAIL(syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags),
+                *to_path ? to_path : (*from_path ? from_path : NULL));
     Py_RETURN_NONE;
 }

@@ -1,10 +1,12 @@
 """config.json ``mounts``: each MountPlan lands on an fd resolved inside the rootfs.
 
-The mount(2) target is always ``/proc/self/fd/N`` of an O_PATH fd that :mod:`.paths` resolved
-with RESOLVE_IN_ROOT and checked to be inside the rootfs; the bind *source* is opened on the host
-first (its fd is what gets bound, so the checked file is the mounted file).  After a mount, the
-destination is re-resolved to reach the new mount for remount/propagation (an fd opened before a
-mount still names the covered dentry).  Propagation and the recursive attributes (rro, rnosuid,
+Every destination is an O_PATH fd that :mod:`.paths` resolved with RESOLVE_IN_ROOT and checked to
+be inside the rootfs.  A bind *source* is opened on the host first (its fd is what gets bound, so
+the checked file is the mounted file): open_tree(OPEN_TREE_CLONE) copies it, move_mount attaches
+the copy onto the destination fd, and the copy's fd is what remount/propagation then act on.
+Other mounts go through mount(2) onto ``/proc/self/fd/N`` of the destination fd, which is then
+re-resolved to reach the new mount (an fd opened before a mount still names the covered dentry);
+so are binds on kernels before 5.2.  Propagation and the recursive attributes (rro, rnosuid,
 ...) are set with mount_setattr(2) on that fd, for a whole subtree in one atomic call; on kernels
 before 5.12 (ENOSYS) with mount(2), one submount at a time.
 """
@@ -103,8 +105,12 @@ def remount(fd: int, set_flags: int, clear_flags: int = 0, *, step: str, path: s
 # mount_setattr(2) flags (include/uapi/linux/fcntl.h)
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
-# the kernel lacks mount_setattr (Linux < 5.12): set once the first call said ENOSYS
+OPEN_TREE_CLONE = 0x1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+# the kernel lacks mount_setattr (Linux < 5.12) / open_tree (< 5.2): set at the first ENOSYS
 _no_setattr = False
+_no_open_tree = False
 
 
 def _setattr(fd: int, attr_set: int, attr_clr: int, propagation: int, *, recursive: bool,
@@ -192,6 +198,34 @@ def remount_tree(root: Root, fd: int, set_attr: int, clear_attr: int, *, step: s
             os.close(sub_fd)
 
 
+def bind_fd(src_fd: int, dst: int, *, recursive: bool, step: str, path: str) -> int:
+    """Bind what ``src_fd`` names onto ``dst`` (both fds: no path is looked up again) and return
+    an O_PATH-like fd of the new mount: open_tree(OPEN_TREE_CLONE) makes a detached copy,
+    move_mount attaches it, and the fd keeps naming it, so remount, propagation and the
+    recursive attributes reach this very mount.  -1 if the kernel lacks open_tree (< 5.2)."""
+    global _no_open_tree
+    if _no_open_tree:
+        return -1
+    try:
+        tree = _native.open_tree(src_fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH | (AT_RECURSIVE * recursive))
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS:
+            _no_open_tree = True
+            return -1
+        err = exc.errno or 0
+        hint = _hint(err, None, None)
+        if err == errno.EINVAL:
+            hint = ("the source is an unbindable mount, or in a user namespace has mounts below "
+                    "it that a plain bind would uncover (use rbind)")
+        raise RootfsError(err, step, path, hint) from None
+    try:
+        _native.move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+    except OSError as exc:
+        os.close(tree)  # the detached copy goes with its last fd
+        raise RootfsError(exc.errno or 0, step, path, _hint(exc.errno or 0, None, None)) from None
+    return tree
+
+
 def _check_destination(m: MountPlan) -> None:
     dest = m.destination.rstrip("/") or "/"
     if os.path.normpath(dest) == "/":
@@ -257,8 +291,11 @@ def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: b
 def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, *, rootless: bool) -> None:
     step, path = _step(m), m.destination
     flags = m.flags & ~(MS.PROPAGATION | MS.REMOUNT)
+    new = -1
     if m.is_bind:
-        mount_on(dst, fd_path(src_fd), None, MS.BIND | (flags & MS.REC), None, step=step, path=path)
+        new = bind_fd(src_fd, dst, recursive=bool(flags & MS.REC), step=step, path=path)
+        if new < 0:  # no open_tree (Linux < 5.2)
+            mount_on(dst, fd_path(src_fd), None, MS.BIND | (flags & MS.REC), None, step=step, path=path)
         extra = flags & ~(MS.BIND | MS.REC)
     else:
         try:
@@ -282,7 +319,8 @@ def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, *, rootless: boo
             finally:
                 os.close(hfd)
             extra = flags
-    new = reopen(root, path, dst, step=step)
+    if new < 0:
+        new = reopen(root, path, dst, step=step)
     try:
         if extra & MS.PER_MOUNT or m.clear_flags & MS.PER_MOUNT:
             remount(new, extra, m.clear_flags & MS.PER_MOUNT, step=step, path=path)
