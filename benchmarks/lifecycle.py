@@ -3,7 +3,7 @@
 Each runtime runs LOOPS containers per round; rounds interleave the runtimes so drift hits all.
 crun refuses hybrid cgroup hosts, so it runs in a private mount namespace where
 /sys/fs/cgroup/unified is unmounted (the issue's recipe).  Peak RSS is ru_maxrss of the runtime
-process and what it waited for (wait4), so the container's init counts for every runtime.
+process itself (GNU time's %M); the container's init is a separate process for every runtime.
 
 Run: .venv/bin/python benchmarks/lifecycle.py      (root; runc and crun from Debian)
 """
@@ -39,21 +39,26 @@ def clonekit_cmd() -> list[str]:
     return [script] if os.path.exists(script) else [sys.executable, "-m", "clonekit"]
 
 
-def timed(cmd: list[str]) -> tuple[float, int]:
+def timed(cmd: list[str], rss_file: str) -> tuple[float, int]:
+    """Seconds for the command, and its peak RSS in KiB.  The RSS comes from GNU time, whose
+    small process forks the runtime: ru_maxrss of a child forked from this Python process would
+    start at this process's own high-water mark and hide the runtime's."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return elapsed, usage.ru_maxrss
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.decode()}")
+    with open(rss_file) as f:
+        return elapsed, int(f.read().split()[-1])
 
 
 def main() -> None:
     fx = _fixtures()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
+    if not os.path.exists("/usr/bin/time"):
+        raise SystemExit("needs GNU time (Debian package: time)")
     work = tempfile.mkdtemp(prefix="clonekit-bench-")
     try:
         rootfs = os.path.join(work, "rootfs")
@@ -78,7 +83,7 @@ def main() -> None:
                     config["ociVersion"] = "1.0.2"  # the newest Debian's crun 1.8 accepts
                     with open(os.path.join(bundle, "config.json"), "w") as f:
                         json.dump(config, f)
-                    t, maxrss = timed([*base, "run", "--bundle", bundle, cid])
+                    t, maxrss = timed([*base, "run", "--bundle", bundle, cid], os.path.join(work, "rss"))
                     if rnd:
                         times[name].append(t)
                         rss[name].append(maxrss)
