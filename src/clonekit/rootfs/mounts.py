@@ -35,8 +35,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..runtime.plan import MountPlan
 
-__all__ = ["PROC_ALLOWED", "apply_mount", "apply_recursive", "mount_on", "remount", "remount_tree",
-           "set_propagation"]
+__all__ = ["PROC_ALLOWED", "apply_mount", "apply_recursive", "bind_fd", "mount_on", "remount",
+           "remount_tree", "set_propagation"]
 
 # Files under /proc a container may get a mount on (lxcfs and friends), as runc allows.
 PROC_ALLOWED = frozenset({
@@ -102,7 +102,7 @@ def remount(fd: int, set_flags: int, clear_flags: int = 0, *, step: str, path: s
         raise RootfsError(exc.errno or 0, step, path, hint) from None
 
 
-# mount_setattr(2) flags (include/uapi/linux/fcntl.h)
+# flags of mount_setattr(2), open_tree(2), move_mount(2) (uapi linux/fcntl.h, linux/mount.h)
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 0x1
