@@ -62,7 +62,9 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="clonekit-bench-")
     try:
         rootfs = os.path.join(work, "rootfs")
-        fx.build_rootfs(rootfs)
+        from clonekit.runtime.busybox import build_rootfs
+
+        build_rootfs(rootfs)
         runtimes = {"clonekit": [*clonekit_cmd(), "--root", os.path.join(work, "state-ck")]}
         if shutil.which("runc"):
             runtimes["runc"] = ["runc", "--root", os.path.join(work, "state-runc")]

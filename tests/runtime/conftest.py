@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-BUSYBOX = "/bin/busybox"
+from clonekit.runtime.busybox import BUSYBOX, build_rootfs
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,7 @@ def rootfs(tmp_path_factory):
     """A tiny root filesystem: /bin/busybox and its applets, /etc/passwd, empty mount points."""
     if not os.path.exists(BUSYBOX):
         pytest.skip("busybox-static is not installed (scripts/bootstrap installs it)")
+
     # outside pytest's 0700 temp dir: a user-namespaced container's root (an unprivileged host
     # uid) must be able to reach it, as with runc
     top = tempfile.mkdtemp(prefix="clonekit-rootfs-")
@@ -28,22 +29,6 @@ def rootfs(tmp_path_factory):
     build_rootfs(root)
     yield root
     shutil.rmtree(top)
-
-
-def build_rootfs(root: str) -> None:
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "root", "mnt", "run", "var"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for name in applets:
-        link = os.path.join(root, "bin", name)
-        if not os.path.lexists(link):
-            os.symlink("busybox", link)
-    with open(os.path.join(root, "etc", "passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
-    with open(os.path.join(root, "etc", "group"), "w") as f:
-        f.write("root:x:0:\nnogroup:x:65534:\n")
-    os.chmod(os.path.join(root, "tmp"), 0o1777)
 
 
 def base_config(rootfs: str, args: list[str], container_id: str) -> dict:
