@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
+
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
 
 def _children() -> set[int]:
@@ -45,3 +49,29 @@ def _describe(fd: int) -> str | None:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return None  # closed meanwhile (e.g. the listing's own fd)
+
+
+@pytest.fixture(scope="session")
+def python_for_user():
+    """``find(uid, gid)`` -> an interpreter that user can run with clonekit importable (from
+    ``SRC`` on PYTHONPATH).  The test interpreter may live where the user cannot read (pyenv
+    under /root, whose shared libpython such a user cannot load): then the system python of
+    the same version.  Skips the test when there is none."""
+    found: dict[tuple[int, int], str] = {}
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+
+    def find(uid: int, gid: int) -> str:
+        if (uid, gid) not in found:
+            for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+                probe = subprocess.run(
+                    ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", "env",
+                     f"PYTHONPATH={SRC}", candidate, "-c", "import clonekit.process"],
+                    capture_output=True, check=False, cwd="/")
+                if probe.returncode == 0:
+                    found[uid, gid] = candidate
+                    break
+            else:
+                pytest.skip(f"no {version} that uid {uid} can run with clonekit importable")
+        return found[uid, gid]
+
+    return find

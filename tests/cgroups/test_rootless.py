@@ -12,13 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 from cg_helpers import leftovers, proc_cgroup
 
 from clonekit.cgroups import Cgroup, Layout, detect
 
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 NOBODY = 65534
 
 _NO_DELEGATION = """
@@ -60,17 +60,24 @@ print(json.dumps(out))
 """
 
 
-def _as_nobody(code: str, **kw: object) -> list[str]:
+@pytest.fixture
+def as_nobody(python_for_user):
+    """``as_nobody(code)``: the command that runs ``code`` in Python as uid/gid 65534."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user")
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
-            sys.executable, "-c", code]
+    python = python_for_user(NOBODY, NOBODY)
+
+    def command(code: str) -> list[str]:
+        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", "env",
+                f"PYTHONPATH={SRC}", python, "-c", code]
+
+    return command
 
 
-def test_rootless_without_delegation_skips_placement_with_one_reason() -> None:
-    cmd = _as_nobody(_NO_DELEGATION)
+def test_rootless_without_delegation_skips_placement_with_one_reason(as_nobody) -> None:
+    cmd = as_nobody(_NO_DELEGATION)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd="/")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
@@ -82,11 +89,11 @@ def test_rootless_without_delegation_skips_placement_with_one_reason() -> None:
     assert not leftovers("clonekit/clonekit-test-cg-rootless")
 
 
-def test_rootless_with_a_delegated_subtree(real: str) -> None:
+def test_rootless_with_a_delegated_subtree(real: str, as_nobody) -> None:
     v2 = detect().v2
     if v2 is None:
         pytest.skip("no cgroup2 hierarchy mounted")
-    cmd = _as_nobody(_DELEGATED)
+    cmd = as_nobody(_DELEGATED)
     outer = Cgroup.create(real, container_id="c", layout=Layout([v2]))
     helper = None
     try:
@@ -129,8 +136,8 @@ except CgroupError as exc:
 """
 
 
-def test_unprivileged_without_rootless_gets_a_clear_error() -> None:
-    done = subprocess.run(_as_nobody(_NOT_ROOTLESS), capture_output=True, text=True, timeout=30, cwd="/")
+def test_unprivileged_without_rootless_gets_a_clear_error(as_nobody) -> None:
+    done = subprocess.run(as_nobody(_NOT_ROOTLESS), capture_output=True, text=True, timeout=30, cwd="/")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["errno"] == 13 and out["filename"].endswith("/clonekit-test-cg")

@@ -66,17 +66,9 @@ class RootlessUser:
             cmd = [self.python, *cmd[1:]]
         return [*self.prefix(), *cmd]
 
-    def pick_python(self) -> None:
-        """The test interpreter may live where the user cannot read (e.g. under /root): then use
-        the system python of the same version with clonekit's source on PYTHONPATH."""
-        version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-        for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
-            ok = subprocess.run([*self.prefix(), candidate, "-c", "import clonekit.process"],
-                                capture_output=True, check=False)
-            if ok.returncode == 0:
-                self.python = candidate
-                return
-        pytest.skip(f"no {version} with clonekit importable by an unprivileged user")
+    def pick_python(self, find) -> None:
+        """An interpreter this user can run: see the python_for_user fixture."""
+        self.python = find(self.uid, self.gid)
 
 
 def _edit_subid(path: str, line: str | None, original: str | None) -> str | None:
@@ -98,7 +90,7 @@ def _edit_subid(path: str, line: str | None, original: str | None) -> str | None
 
 
 @pytest.fixture(scope="session")
-def rootless() -> Iterator[RootlessUser]:
+def rootless(python_for_user) -> Iterator[RootlessUser]:
     """``clonekit-test-user`` created for the session (useradd + subuid/subgid), removed after."""
     if os.geteuid() != 0:
         pytest.skip("creating the unprivileged test user needs root")
@@ -128,7 +120,7 @@ def rootless() -> Iterator[RootlessUser]:
             ranges[path] = subid_ranges(USER, path)[0]
         user = RootlessUser(USER)
         user.subuid, user.subgid = ranges["/etc/subuid"], ranges["/etc/subgid"]
-        user.pick_python()
+        user.pick_python(python_for_user)
         yield user
     finally:
         if not existed:

@@ -12,7 +12,9 @@ import contextlib
 import errno
 import os
 import signal
+import warnings  # noqa: F401  os.execvp imports it lazily: maybe after setuid, when the
 
+# interpreter's files are no longer readable (Python 3.13 no longer loads it at start-up)
 from ..errors import KernelError, UsageError
 
 TYPE_CHECKING = False
