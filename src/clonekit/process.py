@@ -73,16 +73,24 @@ def clone(
             "these flags do in a native child"
         )
     exit_signal = _signal_number(exit_signal)
-    with _cgroup_fd(cgroup) as cgroup_fd:
-        if cgroup_fd >= 0:
-            flags |= CloneFlag.INTO_CGROUP
+    # Everything is decided before the clone: until the child is gone, each page the parent
+    # writes is a copy-on-write fault, so the parent's path after it stays as short as os.fork's.
+    value = flags.value
+    is_child = not value & CloneFlag.PARENT.value
+    if cgroup is None:
         try:
-            pid, pidfd = _native.clone(int(flags), exit_signal, cgroup_fd)
+            pid, pidfd = _native.clone(value, exit_signal, -1)
         except OSError as exc:
             raise _explained(exc, flags, exit_signal, "clone3") from None
+    else:
+        with _cgroup_fd(cgroup) as cgroup_fd:
+            try:
+                pid, pidfd = _native.clone(value | CloneFlag.INTO_CGROUP.value, exit_signal, cgroup_fd)
+            except OSError as exc:
+                raise _explained(exc, flags, exit_signal, "clone3") from None
     if pid == 0:
         return 0
-    return Task(pid, pidfd, is_child=not flags & CloneFlag.PARENT)
+    return Task(pid, pidfd, is_child=is_child)
 
 
 def spawn(
