@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import errno_name
 from .flags import CloneFlag, parse_flags
+from .signals import signal_name
 
 __all__ = ["LIBC_SETS", "NS_KINDS", "Explanation", "LibcSet", "Row", "explain", "signal_name"]
 
@@ -108,14 +109,6 @@ _WRITES: tuple[tuple[str, str, CloneFlag, str, str, str, str], ...] = (
      "the caller sleeps until the child calls execve or exits",
      "the caller runs on at once"),
 )
-
-
-def signal_name(sig: int) -> str:
-    """``"SIGCHLD"`` for 17; the number as text where Python has no name (e.g. 40)."""
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return str(sig)
 
 
 @dataclass(frozen=True)

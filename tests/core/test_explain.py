@@ -98,7 +98,7 @@ def test_exit_signal_row():
     assert explain(0, exit_signal=signal.SIGUSR1)["exit_signal"].verdict == "SIGUSR1"
     assert "__WALL" in explain(0, exit_signal=signal.SIGUSR1)["exit_signal"].detail
     assert explain(0, exit_signal=0)["exit_signal"].verdict == "none"
-    assert explain(0, exit_signal=40)["exit_signal"].verdict == signal_name(40) == "40"
+    assert explain(0, exit_signal=40)["exit_signal"].verdict == signal_name(40) == "SIGRTMIN+6"
     assert explain(F.VM | F.SIGHAND | F.THREAD, exit_signal=0)["exit_signal"].verdict == "none"
     assert explain(F.PARENT, via="clone", exit_signal=signal.SIGCHLD)["exit_signal"].verdict == "none"
 

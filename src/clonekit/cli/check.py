@@ -7,6 +7,8 @@ import argparse
 import signal
 import sys
 
+from clonekit.signals import parse_signal
+
 VIAS = ("clone3", "clone", "unshare")
 
 
@@ -23,40 +25,6 @@ def add_common(parser: argparse.ArgumentParser, *, auto_signal: bool) -> None:
                              "entry point (fork, vfork, posix_spawn, pthread_create)")
 
 
-def parse_signal(text: str) -> int:
-    """A signal by name or number: "SIGCHLD", "chld", "17", "0", "none", "SIGRTMIN+2"."""
-    from clonekit.errors import UsageError
-
-    word = text.strip()
-    if word.lower() in ("none", "0"):
-        return 0
-    try:
-        return int(word, 0)
-    except ValueError:
-        pass
-    name = word.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    for base, sign in (("SIGRTMIN", "+"), ("SIGRTMAX", "-")):
-        if name.startswith(base + sign):
-            try:
-                offset = int(name[len(base) + 1:])
-            except ValueError:
-                break
-            value = getattr(signal, base) + (offset if sign == "+" else -offset)
-            if signal.SIGRTMIN <= value <= signal.SIGRTMAX:
-                return int(value)
-            break
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        names = ", ".join(s.name for s in signal.Signals)
-        raise UsageError(
-            f"unknown signal {text!r}: give a number (0..64) or one of {names} "
-            "(with or without SIG, any case; SIGRTMIN+N and SIGRTMAX-N also work)"
-        ) from None
-
-
 def resolve(args: argparse.Namespace, *, auto_signal: bool) -> tuple[object, int]:
     """(flags, exit signal) from the command line; glibc entry points bring their own signal."""
     from clonekit.flags import CloneFlag, parse_flags
@@ -66,7 +34,7 @@ def resolve(args: argparse.Namespace, *, auto_signal: bool) -> tuple[object, int
     libc = LIBC_SETS.get(text.strip().lower())
     flags = libc.flags if libc is not None else parse_flags(text)
     if args.exit_signal is not None:
-        return flags, parse_signal(args.exit_signal)
+        return flags, parse_signal(args.exit_signal, any_number=True)
     if libc is not None:
         return flags, libc.exit_signal
     if auto_signal and flags & (CloneFlag.THREAD | CloneFlag.PARENT):

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from clonekit.signals import parse_signal
+
 # long options that take an optional "=VALUE" (util-linux optional_argument) -> where VALUE goes
 _OPTIONAL_VALUE = {
     "--mount": "mnt_file", "--uts": "uts_file", "--ipc": "ipc_file", "--net": "net_file",
@@ -110,22 +112,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("program", nargs=argparse.REMAINDER, help="program and arguments (default: $SHELL)")
     install_rewriter(parser, lambda argv: rewrite_optional_values(argv, _OPTIONAL_VALUE, _TAKES_VALUE),
                      list(_OPTIONAL_VALUE.values()))
-
-
-def parse_signal(text: str) -> int:
-    import signal
-
-    from clonekit.errors import UsageError
-
-    word = text.strip().upper()
-    if word.isdigit():
-        return int(word)
-    if not word.startswith("SIG"):
-        word = "SIG" + word
-    try:
-        return int(signal.Signals[word])
-    except KeyError:
-        raise UsageError(f"unknown signal {text!r} (use a name like KILL or TERM, or a number)") from None
 
 
 def _id_maps(args: argparse.Namespace, spec: Any) -> None:
