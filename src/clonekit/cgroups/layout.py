@@ -15,6 +15,8 @@ tree (mount points in a temp dir laid out like /sys/fs/cgroup).
 
 from __future__ import annotations
 
+from ..rootfs.mountinfo import unescape
+
 __all__ = ["MOUNTINFO", "Hierarchy", "Layout", "detect", "parse_mountinfo"]
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -115,21 +117,6 @@ class Layout:
         return next((h for h in self.v1 if controller in h.controllers), None)
 
 
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> Layout:
     """The cgroup hierarchies of a mountinfo text.  A hierarchy mounted more than once (bind
     mounts) is counted once, preferring the mount that shows its whole tree (root ``/``)."""
@@ -141,7 +128,7 @@ def parse_mountinfo(text: str) -> Layout:
         fields, tail = left.split(), right.split()
         if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
             continue
-        dev, root, mountpoint = fields[2], _unescape(fields[3]), _unescape(fields[4])
+        dev, root, mountpoint = fields[2], unescape(fields[3]), unescape(fields[4])
         if tail[0] == "cgroup2":
             h = Hierarchy(2, (), mountpoint, root, dev)
         else:

@@ -6,7 +6,7 @@ import os
 
 from .._record import record
 
-__all__ = ["MS", "MountInfo", "current_flags", "read_mountinfo"]
+__all__ = ["MS", "MountInfo", "current_flags", "read_mountinfo", "unescape"]
 
 
 class MS:
@@ -74,7 +74,8 @@ _ST_FLAGS = {
 }
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
     if "\\" not in field:
         return field
     out, i = [], 0
@@ -132,9 +133,9 @@ def parse_line(line: str) -> MountInfo:
     dash = fields.index("-", 6)
     return MountInfo(
         mount_id=int(fields[0]), parent_id=int(fields[1]), major_minor=fields[2],
-        root=_unescape(fields[3]), mountpoint=_unescape(fields[4]),
+        root=unescape(fields[3]), mountpoint=unescape(fields[4]),
         options=tuple(fields[5].split(",")), optional=tuple(fields[6:dash]),
-        fstype=fields[dash + 1], source=_unescape(fields[dash + 2]),
+        fstype=fields[dash + 1], source=unescape(fields[dash + 2]),
         super_options=tuple(fields[dash + 3].split(",")) if len(fields) > dash + 3 else (),
     )
 
