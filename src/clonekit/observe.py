@@ -29,27 +29,24 @@ class Preset:
     about: str
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("fork", F.CHILD_SETTID | F.CHILD_CLEARTID, signal.SIGCHLD,
-               "glibc fork(): a copy of everything, the tid word written in the child"),
-        Preset("vfork", F.VM | F.VFORK, signal.SIGCHLD,
-               "glibc vfork(): shares memory, parent suspended until the child execs or exits"),
-        Preset("posix_spawn", F.CLEAR_SIGHAND | F.VM | F.VFORK, signal.SIGCHLD,
-               "glibc posix_spawn(): vfork-like, handlers reset to default"),
-        Preset("thread", F.VM | F.FS | F.FILES | F.SYSVSEM | F.SIGHAND | F.THREAD | F.SETTLS
-               | F.PARENT_SETTID | F.CHILD_CLEARTID, 0,
-               "glibc pthread_create(): a thread of the same group"),
+def _presets() -> dict[str, Preset]:
+    from .sharing import LIBC_SETS
+
+    # glibc's own calls (one table for explain and probe), then clone(2)'s teaching examples
+    presets = [Preset(s.name, s.flags, s.exit_signal, s.about) for s in LIBC_SETS.values()] + [
         Preset("counter", F.VM | F.FILES | F.SIGHAND, signal.SIGCHLD,
                "clone(2) teaching example: a thread-like child sharing memory, fds and handlers"),
         Preset("tid-vs-tgid", F.VM | F.SIGHAND | F.THREAD, 0,
                "clone(2) teaching example: a thread has its own TID but the group's TGID"),
         Preset("uts", F.NEWUTS, signal.SIGCHLD,
                "clone(2) teaching example: a child renames its host in its own UTS namespace"),
-    )
-}
-PRESETS["pthread_create"] = PRESETS["thread"]
+    ]
+    named = {p.name: p for p in presets}
+    named["thread"] = named["pthread_create"]
+    return named
+
+
+PRESETS: dict[str, Preset] = _presets()
 
 _NS = ("mnt", "uts", "ipc", "net", "pid", "user", "cgroup", "time")
 
