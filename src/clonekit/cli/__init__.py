@@ -8,10 +8,13 @@ options are runc's (and crun's ``--cgroup-manager``), so clonekit is a drop-in f
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -36,35 +39,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("oci", "write a default config.json"),
 }
 
-# global options that take a value: skipped when looking for the subcommand
+# global options that take a value: skipped when looking for the subcommand (see table.GLOBAL)
 _GLOBAL_VALUES = {"--root", "--log", "--log-format", "--rootless", "--cgroup-manager", "--criu"}
 
 
-class _Formatter(argparse.HelpFormatter):
-    """A fixed width: argparse's default asks shutil for the terminal size, and importing
-    shutil costs every command ~3 ms even when no help is printed."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=int(os.environ.get("COLUMNS", "100")))
-
-
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    import argparse  # only when parsing needs it: help, errors, the non-runtime commands
+
+    class _Formatter(argparse.HelpFormatter):
+        """A fixed width: the default asks shutil for the terminal size (~3 ms of imports)."""
+
+        def __init__(self, prog: str) -> None:
+            super().__init__(prog, width=int(os.environ.get("COLUMNS", "100")))
+
     parser = argparse.ArgumentParser(
         prog="clonekit", description="Linux clone()/clone3(), namespaces and containers for Python.",
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", "-v", action="version", version=_version())
-    g = parser.add_argument_group("runtime options (runc's and crun's)")
-    g.add_argument("--root", metavar="DIR", help="state directory (default /run/clonekit, or "
-                   "$XDG_RUNTIME_DIR/clonekit when rootless)")
-    g.add_argument("--log", metavar="FILE", help="also write errors (and --debug lines) to FILE")
-    g.add_argument("--log-format", choices=("text", "json"), default="text")
-    g.add_argument("--debug", action="store_true", help="log what is done, step by step")
-    g.add_argument("--systemd-cgroup", action="store_true",
-                   help="use systemd for cgroups (not supported: clonekit manages cgroupfs itself)")
-    g.add_argument("--cgroup-manager", choices=("cgroupfs", "systemd", "disabled"), default="cgroupfs")
-    g.add_argument("--rootless", choices=("auto", "true", "false"), default="auto")
-    g.add_argument("--criu", metavar="PATH", help=argparse.SUPPRESS)
+    from .table import GLOBAL, add_options
+
+    add_options(parser.add_argument_group("runtime options (runc's and crun's)"), GLOBAL)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # with a command chosen, only its parser is built (each costs argparse and gettext work);
     # without one, all of them, for --help
@@ -99,7 +94,12 @@ def _chosen(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = _chosen(argv)
-    args = build_parser(command).parse_args(argv)
+    parsed = None
+    if command is not None and COMMANDS[command][0] == "oci":
+        from .table import fast_parse
+
+        parsed = fast_parse(argv)  # None: unusual input, argparse decides and explains
+    args = parsed if parsed is not None else build_parser(command).parse_args(argv)
     if args.command is None:
         build_parser().print_help()
         return 2
@@ -132,7 +132,7 @@ def program() -> None:
     os._exit(code)
 
 
-def _log(args: argparse.Namespace, level: str, message: str) -> None:
+def _log(args: object, level: str, message: str) -> None:
     """--log FILE: containerd and podman read the runtime's errors from there (JSON lines with
     --log-format json: level, msg, time)."""
     path = getattr(args, "log", None)

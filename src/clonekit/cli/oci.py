@@ -3,10 +3,15 @@ features spec.  Parsing and printing only; clonekit.runtime does the work."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
+
+from .table import add_verb
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -34,25 +39,6 @@ def _check_cgroup_manager(args: argparse.Namespace) -> bool:
     return args.cgroup_manager != "disabled"
 
 
-def _container_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("container_id", metavar="CONTAINER_ID")
-
-
-def _create_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", "-b", default=".", help="the bundle directory (default: .)")
-    parser.add_argument("--config", "-f", metavar="FILE",
-                        help="config file (crun; default: BUNDLE/config.json)")
-    parser.add_argument("--pid-file", metavar="FILE", help="write the init's pid to FILE")
-    parser.add_argument("--console-socket", metavar="PATH",
-                        help="AF_UNIX socket for the pty master (process.terminal true: not supported yet)")
-    parser.add_argument("--preserve-fds", type=int, default=0, metavar="N",
-                        help="pass fds 3 .. 3+N-1 to the container")
-    parser.add_argument("--no-pivot", action="store_true", help="MS_MOVE + chroot instead of pivot_root")
-    parser.add_argument("--no-new-keyring", action="store_true",
-                        help="keep the caller's session keyring")
-    _container_id(parser)
-
-
 def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from clonekit.runtime.container import CreateOptions, create
     from clonekit.runtime.spec import load_plan
@@ -77,21 +63,11 @@ def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 # -- verbs ---------------------------------------------------------------------------------------
 
 
-def add_create(parser: argparse.ArgumentParser) -> None:
-    _create_options(parser)
-
-
 def run_create(args: argparse.Namespace) -> int:
     task = _do_create(args)
     task._is_child = False  # the init outlives us: its parent is whoever reaps our orphans
     task.close()
     return 0
-
-
-def add_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
-    parser.add_argument("--keep", action="store_true", help="do not delete the container when it ends")
-    _create_options(parser)
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -130,10 +106,6 @@ def run_run(args: argparse.Namespace) -> int:
     return code if code >= 0 else 128 - code
 
 
-def add_start(parser: argparse.ArgumentParser) -> None:
-    _container_id(parser)
-
-
 def run_start(args: argparse.Namespace) -> int:
     from clonekit.runtime.container import start
 
@@ -141,21 +113,11 @@ def run_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_state(parser: argparse.ArgumentParser) -> None:
-    _container_id(parser)
-
-
 def run_state(args: argparse.Namespace) -> int:
     from clonekit.runtime.container import state
 
     print(json.dumps(state(_states(args), args.container_id), indent=2))
     return 0
-
-
-def add_kill(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--all", "-a", action="store_true", help="signal every process of the container")
-    _container_id(parser)
-    parser.add_argument("signal", nargs="?", default="SIGTERM", help="name or number (default SIGTERM)")
 
 
 def run_kill(args: argparse.Namespace) -> int:
@@ -166,21 +128,11 @@ def run_kill(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_delete(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--force", "-f", action="store_true", help="kill the container if it runs")
-    _container_id(parser)
-
-
 def run_delete(args: argparse.Namespace) -> int:
     from clonekit.runtime.container import delete
 
     delete(_states(args), args.container_id, force=args.force)
     return 0
-
-
-def add_list(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    parser.add_argument("--quiet", "-q", action="store_true", help="only the ids")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -212,11 +164,6 @@ def _owner(doc: dict[str, object]) -> str:
         return owner
 
 
-def add_ps(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    _container_id(parser)
-
-
 def run_ps(args: argparse.Namespace) -> int:
     from clonekit.runtime.container import pids
 
@@ -237,21 +184,11 @@ def run_ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_features(parser: argparse.ArgumentParser) -> None:
-    pass
-
-
 def run_features(args: argparse.Namespace) -> int:
     from clonekit.runtime.features import features_document
 
     print(json.dumps(features_document(), indent=2))
     return 0
-
-
-def add_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", "-b", default=".", help="where to write config.json")
-    parser.add_argument("--rootless", action="store_true", dest="spec_rootless",
-                        help="a config for an unprivileged user")
 
 
 def run_spec(args: argparse.Namespace) -> int:
@@ -262,16 +199,12 @@ def run_spec(args: argparse.Namespace) -> int:
 
 
 VERBS = {
-    "create": (add_create, run_create),
-    "start": (add_start, run_start),
-    "state": (add_state, run_state),
-    "kill": (add_kill, run_kill),
-    "delete": (add_delete, run_delete),
-    "run": (add_run, run_run),
-    "list": (add_list, run_list),
-    "ps": (add_ps, run_ps),
-    "features": (add_features, run_features),
-    "spec": (add_spec, run_spec),
+    verb: ((lambda parser, verb=verb: add_verb(parser, verb)), run)
+    for verb, run in (
+        ("create", run_create), ("start", run_start), ("state", run_state), ("kill", run_kill),
+        ("delete", run_delete), ("run", run_run), ("list", run_list), ("ps", run_ps),
+        ("features", run_features), ("spec", run_spec),
+    )
 }
 
 if __name__ == "__main__":  # pragma: no cover
