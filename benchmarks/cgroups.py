@@ -1,4 +1,4 @@
-"""What cgroup placement adds to starting a task (run as root: python tests/cgroups/bench_cgroups.py).
+"""What cgroup placement adds to starting a task (run as root: python benchmarks/cgroups.py).
 
 Prints medians (ms) of: spawn /bin/true with no cgroup; the same with a group made, the task born
 in it (CLONE_INTO_CGROUP) and added to the v1 hierarchies, waited for, and the group removed —
