@@ -1,9 +1,27 @@
 """What a task made with a set of clone flags shares with its caller, copies, or gets anew.
 
 :func:`explain` answers from the flags alone (the kernel's semantics, see copy_process()), one
-row per resource, in the vocabulary of CONTRACTS.md that :mod:`clonekit.probe` observes; it also
-names the glibc entry points that use exactly this set (:data:`LIBC_SETS`) and whether the
-kernel would accept the call from here (:func:`clonekit.rules.first_refusal`).
+row per resource, in the vocabulary below that :func:`clonekit.probe` observes in real tasks
+(the two must never differ); it also names the glibc entry points that use exactly this set
+(:data:`LIBC_SETS`) and whether the kernel would accept the call from here
+(:func:`clonekit.rules.first_refusal`).
+
+Row keys and their verdicts::
+
+    memory, fd_table, fs_info   shared | copied
+    signal_handlers             shared | copied | reset      (reset: CLONE_CLEAR_SIGHAND)
+    thread_group                joined | new                 (joined: the caller's TGID)
+    parent                      caller | callers_parent
+    sysvsem_undo, io_context    shared | new
+    tracing                     continued | untraced | default
+    tls                         set | inherited
+    parent_tid_write            written | none
+    child_tid_write             written | none
+    child_tid_clear             cleared | none               (cleared: zeroed + futex wake at exit)
+    vfork_suspend               suspended | none
+    exit_signal                 a signal name ("SIGCHLD", "SIGRTMIN+2") | none
+    pidfd                       returned | none
+    ns.mnt ns.uts ns.ipc ns.net ns.pid ns.user ns.cgroup ns.time     shared | new
 """
 
 from __future__ import annotations

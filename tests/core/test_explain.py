@@ -1,4 +1,4 @@
-"""clonekit.explain (module clonekit.sharing): the rows in CONTRACTS.md's vocabulary, glibc's
+"""clonekit.explain (module clonekit.sharing): the rows in the sharing module's vocabulary, glibc's
 sets, unshare, data and table."""
 
 from __future__ import annotations
