@@ -132,6 +132,14 @@ def program() -> None:
     os._exit(code)
 
 
+def say(args: object, level: str, message: str) -> None:
+    """A warning (always) or a debug line (with --debug), on stderr and in --log."""
+    if level == "debug" and not getattr(args, "debug", False):
+        return
+    print(f"clonekit: {level}: {message}", file=sys.stderr)
+    _log(args, level, message)
+
+
 def _log(args: object, level: str, message: str) -> None:
     """--log FILE: containerd and podman read the runtime's errors from there (JSON lines with
     --log-format json: level, msg, time)."""

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from . import say
 from .table import add_verb
 
 TYPE_CHECKING = False
@@ -41,11 +42,19 @@ def _check_cgroup_manager(args: argparse.Namespace) -> bool:
 
 def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from clonekit.runtime.container import CreateOptions, create
-    from clonekit.runtime.spec import load_plan
+    from clonekit.runtime.spec import ignored_fields, load_config, plan_from_dict
 
     managed = _check_cgroup_manager(args)
     rootless = _rootless(args)
-    plan = load_plan(args.bundle, args.config, rootless=rootless)
+    doc = load_config(args.bundle, args.config)
+    plan = plan_from_dict(doc, args.bundle, rootless=rootless)
+    not_applied = ignored_fields(doc)
+    if not_applied:  # e.g. capabilities: the container keeps more privilege than the config asks
+        say(args, "warning", "config fields accepted but not applied yet (the container runs "
+            f"without them): {', '.join(not_applied)}")
+    say(args, "debug", f"config: root {plan.root}, namespaces "
+        f"{', '.join(ns.kind + ('=' + ns.path if ns.path else '') for ns in plan.namespaces)}, "
+        f"{len(plan.mounts)} mounts, cgroup {plan.cgroups_path or '(default)'}, rootless {rootless}")
     if plan.process is not None and plan.process.terminal:
         from clonekit.errors import UsageError
 
@@ -57,7 +66,9 @@ def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         raise UsageError("--preserve-fds must be 0 or more")
     opts = CreateOptions(pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_pivot=args.no_pivot,
                          no_new_keyring=args.no_new_keyring, rootless=rootless, cgroups=managed)
-    return create(_states(args), args.container_id, args.bundle, plan, opts)
+    task = create(_states(args), args.container_id, args.bundle, plan, opts)
+    say(args, "debug", f"created container {args.container_id}: init pid {task.pid}")
+    return task
 
 
 # -- verbs ---------------------------------------------------------------------------------------
@@ -110,6 +121,7 @@ def run_start(args: argparse.Namespace) -> int:
     from clonekit.runtime.container import start
 
     start(_states(args), args.container_id)
+    say(args, "debug", f"started container {args.container_id}")
     return 0
 
 
@@ -132,6 +144,7 @@ def run_delete(args: argparse.Namespace) -> int:
     from clonekit.runtime.container import delete
 
     delete(_states(args), args.container_id, force=args.force)
+    say(args, "debug", f"deleted container {args.container_id}")
     return 0
 
 
