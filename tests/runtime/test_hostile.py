@@ -395,3 +395,24 @@ def test_mountinfo_of_a_hostile_run_matches_a_clean_one(hostile):
     assert table["/inside"][0] == "tmpfs" and "/etc/inside" not in table
     assert table["/proc"][0] == "proc" and table["/"][0] != "tmpfs"
     hostile.assert_nothing_left(cid)
+
+
+@pytest.mark.parametrize("kind", ["dev", "proc", "sys"])
+def test_standard_mount_points_symlinked_to_a_host_dir(hostile, kind):
+    # /dev -> a host dir: the default devices, /dev symlinks, devpts, shm... must not be made on
+    # the host; /proc or /sys -> a host dir: their filesystems must not be mounted there
+    victim = hostile.host_dir()
+    os.makedirs(os.path.join(hostile.rootfs, victim.lstrip("/")))
+    hostile.plant(f"/{kind}", victim)
+
+    def no_dev_tmpfs(config):
+        if kind == "dev":  # devices go straight into the rootfs's "/dev"
+            config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/dev"]
+
+    cid, out = hostile.run(["sh", "-c", f"ls -A {victim} | wc -l"], no_dev_tmpfs)
+    if out.returncode == 0:
+        assert int(out.stdout.split()[0]) > 0      # what was meant for /{kind} is in the rootfs's copy
+    else:
+        one_clear_line(out, f"/{kind}")
+    assert os.listdir(victim) == []
+    hostile.assert_nothing_left(cid)
