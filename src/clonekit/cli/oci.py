@@ -155,8 +155,8 @@ def run_list(args: argparse.Namespace) -> int:
     if args.quiet:
         for d in docs:
             print(d["id"])
-    elif args.format == "json":
-        print(json.dumps(docs))
+    elif args.format == "json":  # runc names the owner here (its `state` leaves it empty)
+        print(json.dumps([d | {"owner": _owner(d)} for d in docs]))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(str(d["id"]), str(d["pid"]), str(d["status"]), str(d["bundle"]), str(d["created"]),

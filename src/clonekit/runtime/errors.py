@@ -37,5 +37,9 @@ class InvalidId(UsageError):
     pass
 
 
+class StateDirError(ContainerError):
+    """The state directory (--root) cannot be used."""
+
+
 class InitFailed(KernelError):
     """A step inside the new container failed; carries the step, the path and the errno."""

@@ -50,15 +50,17 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
     process = plan.process
     assert process is not None  # create() refuses a plan without one
     try:
-        # nothing of the host may be read through our /proc entries (CVE-2019-5736 class);
-        # execve of the user's program makes it dumpable again
-        _native.prctl(PR_SET_DUMPABLE, 0)
         _native.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the runtime during setup
         # we hold copies of every fd of the runtime, among them its flock on the state dir
         # (which would keep `start` waiting) and its cgroup fd: keep only what we need
         _close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds)})
         step = "wait for the runtime"  # cgroup placement and id maps come first
         chan.expect("maps")
+        # From here nothing of the host may be read through our /proc entries (CVE-2019-5736
+        # class); execve of the user's program makes it dumpable again.  Not before the maps:
+        # a non-dumpable task's /proc files are root's, and a rootless runtime (or newuidmap
+        # on its behalf) could no longer write them -- runc waits for its maps the same way.
+        _native.prctl(PR_SET_DUMPABLE, 0)
         if opts.new_user_ns:
             _become_root()
         step = "set hostname"
@@ -84,8 +86,11 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         run_hooks("createContainer", plan.hooks.create_container, _state(plan, opts, "created", host_pid))
         step = "pivot into the rootfs"
         finish_rootfs(plan, rootless=unprivileged, no_pivot=opts.no_pivot)
+        step = f"process.cwd {process.cwd}"
+        _prepare_cwd(process.cwd)
         step = "find the program"
         program = _find_program(process.args[0], process.env)
+        env = _with_home(env_dict(process.env), process.user.uid)
         step = "close fds"
         _close_fds(opts)
         # `create` ends as soon as it reads "created": stop dying with it before saying so
@@ -113,7 +118,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         if process.no_new_privileges:
             _native.prctl(PR_SET_NO_NEW_PRIVS, 1)
         step = f"exec {process.args[0]}"
-        os.execve(program, list(process.args), env_dict(process.env))
+        os.execve(program, list(process.args), env)
     except BaseException as exc:
         _die(f"clonekit init: {step}: {exc}")
 
@@ -146,6 +151,36 @@ def _write_sysctls(plan: Plan) -> None:
             raise OSError(exc.errno, f"sysctl {key}={value}: {exc.strerror}", path) from None
         finally:
             os.close(fd)
+
+
+def _prepare_cwd(cwd: str) -> None:
+    """Make a missing process.cwd (as runc does) and make sure it can be entered, so a bad one
+    fails `create` rather than the container after `start`.  We are inside the root already:
+    symlinks resolve within it."""
+    try:
+        os.makedirs(cwd, mode=0o755, exist_ok=True)
+        os.chdir(cwd)
+        os.chdir("/")
+    except OSError as exc:
+        raise OSError(exc.errno, f"process.cwd {cwd!r} cannot be made or entered in the container: "
+                      f"{exc.strerror}") from None
+
+
+def _with_home(env: dict[str, str], uid: int) -> dict[str, str]:
+    """HOME from the container's /etc/passwd when process.env lacks it (as runc and crun do)."""
+    if "HOME" in env:
+        return env
+    home = "/"
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) > 5 and fields[2] == str(uid):
+                    home = fields[5] or "/"
+                    break
+    except OSError:
+        pass
+    return {**env, "HOME": home}
 
 
 def _find_program(name: str, env: tuple[str, ...]) -> str:

@@ -13,7 +13,7 @@ import os
 import re
 
 from .._record import asdict, field, record
-from .errors import ContainerExists, InvalidId, NoSuchContainer
+from .errors import ContainerExists, InvalidId, NoSuchContainer, StateDirError
 
 __all__ = ["ContainerState", "StateDir", "default_root", "process_start_time"]
 
@@ -93,7 +93,13 @@ class StateDir:
 
     def create(self, container_id: str) -> str:
         """Make the container's directory; fails if the id is taken."""
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+        except OSError as exc:
+            raise StateDirError(
+                f"cannot create the state directory {self.root}: {exc.strerror}; pass --root with "
+                "a directory you can write (rootless, the default is $XDG_RUNTIME_DIR/clonekit)"
+            ) from None
         path = self.path(container_id)
         try:
             os.mkdir(path, 0o711)
