@@ -25,10 +25,6 @@ from runtime_helpers import (
 conf = _load_conftest()
 
 NOTICE = "cgroup placement skipped"
-MAPS_BUG = pytest.mark.xfail(
-    strict=True, reason="rootless create fails: the init makes itself non-dumpable before the "
-    "runtime writes its id maps, so /proc/<init>/setgroups is root's (EACCES)")
-
 
 @pytest.fixture(scope="module")
 def user():
@@ -150,7 +146,6 @@ def test_spec_rootless_maps_root_to_the_user(home):
     assert "rbind" in sys_mount["options"]      # sysfs needs a network namespace of the user's own
 
 
-@MAPS_BUG
 def test_run_as_an_unprivileged_user(home):
     observe = "; ".join(f"echo @@{k}; {v}" for k, v in {
         "pid": "echo $$", "uid": "id -u", "maps": "cat /proc/self/uid_map /proc/self/gid_map",
@@ -179,7 +174,6 @@ def test_run_as_an_unprivileged_user(home):
     home.assert_nothing_left()
 
 
-@MAPS_BUG
 def test_lifecycle_as_an_unprivileged_user(home):
     cid, bundle = home.bundle(["sleep", "30"])
     created = home.cli("create", "--bundle", bundle, cid)   # default --root: $XDG_RUNTIME_DIR/clonekit
@@ -207,7 +201,6 @@ def test_lifecycle_as_an_unprivileged_user(home):
     home.assert_nothing_left()
 
 
-@MAPS_BUG
 def test_explicit_root_and_delete_force(home):
     root = os.path.join(home.run_dir, "elsewhere")
     cid, bundle = home.bundle(["sleep", "30"])
@@ -220,7 +213,6 @@ def test_explicit_root_and_delete_force(home):
     home.assert_nothing_left()
 
 
-@MAPS_BUG
 def test_subordinate_ids_through_newuidmap(home):
     sub_uid, sub_gid = home.user.subuid[0], home.user.subgid[0]
 
@@ -252,8 +244,6 @@ def test_a_bad_config_as_the_user_is_one_clear_line(home):
     home.assert_nothing_left()
 
 
-@pytest.mark.xfail(strict=True, reason="create/run with a --root the user cannot create ends in a "
-                   "PermissionError traceback from os.makedirs")
 def test_the_root_state_dir_is_refused_clearly(home):
     cid, bundle = home.bundle(["true"])
     out = home.cli("run", "--bundle", bundle, cid, root="/run/clonekit-not-for-users")

@@ -143,8 +143,6 @@ def test_same_id_maps_in_a_user_namespace(pair):
     assert normalise_mounts(ours["mounts"]) == normalise_mounts(theirs["mounts"])
 
 
-@pytest.mark.xfail(strict=True, reason="a process.cwd missing from the rootfs is not created (runc "
-                   "creates it); the chdir fails only after start, with exit 127")
 def test_cwd_that_does_not_exist_is_made_like_runc(pair):
     def cwd(c):
         c["process"]["cwd"] = "/tmp/made/here"
@@ -153,8 +151,6 @@ def test_cwd_that_does_not_exist_is_made_like_runc(pair):
     assert seen["clonekit"] == seen["runc"] == {"": "/tmp/made/here\n"}
 
 
-@pytest.mark.xfail(strict=True, reason="HOME is not set from the rootfs's /etc/passwd when "
-                   "process.env lacks it (runc and crun set it)")
 def test_home_from_passwd_like_runc(pair):
     seen = both_ok(pair.run(["/bin/sh", "-c", "echo $HOME"]))
     assert seen["runc"] == {"": "/root\n"}
@@ -250,8 +246,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(strict=True, reason="list --format json gives owner \"\" where runc gives the "
-                   "owner's user name")
 def test_list_json_names_the_owner_like_runc(pair):
     owners = {}
     for rt in pair.each():
