@@ -429,17 +429,12 @@ def test_container_ids_that_are_paths_are_refused(hostile, cid):
     assert not os.path.exists(os.path.join(os.path.dirname(hostile.rt.root), "escape"))
 
 
-@pytest.mark.xfail(strict=True, reason="a container id longer than NAME_MAX ends in an OSError "
-                   "ENAMETOOLONG traceback (create, run and state)")
 def test_overlong_container_id_is_one_clear_line(hostile):
     _, bundle = hostile.bundle(["true"])
     out = hostile.rt.cli("run", "--bundle", bundle, "x" * 300)
     one_clear_line(out, "container id")
 
 
-@pytest.mark.xfail(strict=True, reason="--preserve-fds N beyond the fds the caller opened passes the "
-                   "runtime's own fds (state dir + its lock, channel, exec fifo, a cgroup dir) to the "
-                   "init: `run` hangs, and so does `delete --force` (the lock)")
 def test_preserve_fds_beyond_the_open_fds_neither_hangs_nor_leaks(hostile):
     cid, bundle = hostile.bundle(["sleep", "30"])
     hostile.ids.remove(cid)  # cleaned up here: a hung init would keep `delete` waiting on its lock
@@ -484,9 +479,6 @@ def _cgroup_of(pid: int) -> str:
         return ""
 
 
-@pytest.mark.xfail(strict=True, reason="a state dir without state.json (what a runtime killed during "
-                   "create leaves) blocks the id: create says 'already exists: delete it first', "
-                   "delete says 'does not exist'")
 def test_half_created_container_can_be_deleted(hostile):
     cid, bundle = hostile.bundle(["true"])
     os.makedirs(os.path.join(hostile.rt.root, cid))   # create was SIGKILLed before saving its state

@@ -40,11 +40,27 @@ def _check_cgroup_manager(args: argparse.Namespace) -> bool:
     return args.cgroup_manager != "disabled"
 
 
+def _check_preserved_fds(count: int) -> None:
+    """--preserve-fds N hands fds 3 .. 3+N-1 to the container: they must be the caller's, open
+    now, before this process opens any of its own (which would take the free numbers there)."""
+    from clonekit.errors import UsageError
+
+    if count < 0:
+        raise UsageError("--preserve-fds must be 0 or more")
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise UsageError(f"--preserve-fds {count}: fd {fd} is not open; pass the number of fds "
+                             "after stdio that you opened for the container (3 .. 3+N-1)") from None
+
+
 def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from clonekit.runtime.container import CreateOptions, create
     from clonekit.runtime.spec import ignored_fields, load_config, plan_from_dict
 
     managed = _check_cgroup_manager(args)
+    _check_preserved_fds(args.preserve_fds)
     rootless = _rootless(args)
     doc = load_config(args.bundle, args.config)
     plan = plan_from_dict(doc, args.bundle, rootless=rootless)
@@ -60,10 +76,6 @@ def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
         raise UsageError("process.terminal is true, but clonekit cannot give a container a terminal "
                          "yet: set it to false (`clonekit spec` writes true, like runc)")
-    if args.preserve_fds < 0:
-        from clonekit.errors import UsageError
-
-        raise UsageError("--preserve-fds must be 0 or more")
     opts = CreateOptions(pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_pivot=args.no_pivot,
                          no_new_keyring=args.no_new_keyring, rootless=rootless, cgroups=managed)
     task = create(_states(args), args.container_id, args.bundle, plan, opts)

@@ -21,7 +21,7 @@ from .._record import record
 from ..errors import KernelError, UsageError
 from ..flags import CloneFlag
 from ..task import Task
-from .errors import ContainerStateError
+from .errors import ContainerStateError, NoSuchContainer
 from .hooks import HookFailed, run_hook, run_hooks
 from .plan import Hook, IdMapping, Plan
 from .state import FIFO, ContainerState, StateDir, process_start_time
@@ -73,6 +73,9 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
             if opts.cgroups:
                 cgroup = _make_cgroup(plan, container_id, opts.rootless)
                 st.cgroup = cgroup.to_state() if cgroup.enabled else {}
+            # saved as "creating" (pid 0) before the init exists: if this process is killed now,
+            # `delete` still finds what to remove (the flock tells it the creator is gone)
+            states.save(st)
             task = _make_init(plan, st, path, cgroup, opts)
             st.pid = task.pid
             st.pid_start = process_start_time(task.pid) or 0
@@ -391,8 +394,14 @@ def _signal_init(st: ContainerState, sig: int) -> None:
 
 
 def delete(states: StateDir, container_id: str, *, force: bool = False) -> None:
-    with states.lock(container_id):
-        st = states.load(container_id)
+    with states.lock(container_id):  # held by `create` while it works: ours means it is done
+        try:
+            st = states.load(container_id)
+        except NoSuchContainer:
+            if not states.exists(container_id):
+                raise
+            states.remove(container_id)  # a create killed before it wrote anything
+            return
         path = states.path(container_id)
         status = st.status(path)
         if status == "running" and not force:

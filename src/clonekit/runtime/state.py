@@ -130,6 +130,9 @@ class StateDir:
             raise NoSuchContainer(container_id, self.root) from None
         return ContainerState(**doc)
 
+    def exists(self, container_id: str) -> bool:
+        return os.path.isdir(self.path(container_id))
+
     def ids(self) -> list[str]:
         try:
             names = sorted(os.listdir(self.root))
@@ -165,3 +168,6 @@ def check_id(container_id: str) -> None:
     if not isinstance(container_id, str) or not _ID.match(container_id) or container_id in (".", ".."):
         raise InvalidId(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' "
                         "and '.' only (it names a directory in the state dir)")
+    if len(container_id.encode()) > 255:
+        raise InvalidId(f"container id of {len(container_id)} characters is too long: at most 255 "
+                        "(it names a directory in the state dir)")
