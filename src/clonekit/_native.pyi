@@ -6,7 +6,6 @@ STEP_EXEC: int
 STEP_CHDIR: int
 STEP_DUP: int
 STEP_SETSID: int
-STEP_FDS: int
 
 def clone(flags: int, exit_signal: int, cgroup_fd: int, /) -> tuple[int, int]: ...
 def spawn(

@@ -17,6 +17,7 @@ from .errors import KernelError, UsageError, from_errno
 __all__ = ["Task"]
 
 _WALL = 0x40000000  # __WALL: also children whose exit signal is not SIGCHLD
+_WAIT_EXITED = os.WEXITED | _WALL
 _PIDFD_GET_INFO = 0xC040FF0B  # _IOWR(0xFF, 11, struct pidfd_info), Linux 6.13+
 _PIDFD_INFO_EXIT = 1 << 3  # Linux 6.15+
 
@@ -67,6 +68,19 @@ class Task:
         """
         if self.returncode is not None:
             return self.returncode
+        if timeout is None and self._is_child:
+            # the common case, inline: right after a fork every page the parent touches is a
+            # copy-on-write fault, so the shortest path to waitid is also the fastest
+            try:
+                info = os.waitid(os.P_PIDFD, self._pidfd, _WAIT_EXITED)
+            except InterruptedError:
+                info = None
+            except ChildProcessError:
+                self._is_child = False  # CLONE_PARENT made it our sibling
+                info = None
+            if info is not None:
+                self.returncode = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+                return self.returncode
         start = time.monotonic()
         if timeout is None and self._is_child:
             self._reap(block=True)

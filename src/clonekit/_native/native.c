@@ -98,7 +98,7 @@ native_clone(PyObject *self, PyObject *args)
 /* ------------------------------------------------------------------------------------------ */
 /* spawn(): clone-to-exec with CLONE_VM|CLONE_VFORK, the child runs no Python                   */
 
-enum spawn_step { STEP_NONE, STEP_EXEC, STEP_CHDIR, STEP_DUP, STEP_SETSID, STEP_FDS };
+enum spawn_step { STEP_NONE, STEP_EXEC, STEP_CHDIR, STEP_DUP, STEP_SETSID };
 
 struct spawn_plan {
     char *const *exec_paths; /* candidates from the PATH search, tried in order */
@@ -439,8 +439,7 @@ PyInit__native(void)
     if (!m)
         return NULL;
     if (PyModule_AddIntConstant(m, "STEP_EXEC", STEP_EXEC) || PyModule_AddIntConstant(m, "STEP_CHDIR", STEP_CHDIR) ||
-        PyModule_AddIntConstant(m, "STEP_DUP", STEP_DUP) || PyModule_AddIntConstant(m, "STEP_SETSID", STEP_SETSID) ||
-        PyModule_AddIntConstant(m, "STEP_FDS", STEP_FDS)) {
+        PyModule_AddIntConstant(m, "STEP_DUP", STEP_DUP) || PyModule_AddIntConstant(m, "STEP_SETSID", STEP_SETSID)) {
         Py_DECREF(m);
         return NULL;
     }
