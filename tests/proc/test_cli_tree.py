@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -79,6 +80,7 @@ def ns_family() -> Iterator[dict[str, int]]:
         while len(kids := children_of(sh.pid)) < 3:
             pass
         for kid in kids:
+            _wait_until_not(kid, "sh")  # forked but not exec'd yet: its cmdline is still sh's
             with open(f"/proc/{kid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
             if b"-fp" in argv:
@@ -92,11 +94,21 @@ def ns_family() -> Iterator[dict[str, int]]:
                     pids["sleep_all" if b"601" in f.read() else "sleep_u"] = kid
         yield pids
     finally:
-        for name in ("sleep_u", "sleep_all", "unshare_p"):  # our sh's children; --kill-child: sleep_p
-            if name in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pids[name], signal.SIGKILL)
+        # the whole process group this fixture started (new session): sh, the unshares, the
+        # sleeps, also ones that were not classified if setup failed; --kill-child: sleep_p
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sh.pid, signal.SIGKILL)
         sh.wait(timeout=10)
+
+
+def _wait_until_not(pid: int, comm: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() != comm:
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"pid {pid} still runs {comm}")
 
 
 def test_ns_marks_match_pstree_pS(ns_family: dict[str, int]) -> None:
