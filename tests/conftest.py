@@ -32,10 +32,31 @@ def _clonekit_mounts() -> list[str]:
         return [line for line in f if "clonekit" in line]
 
 
+# top-level cgroups the tests place their groups under; shared by many tests, so no single
+# container's cleanup can know it is the last one: the suite removes them when it ends
+_TEST_CGROUP_TOPS = ("clonekit-test", "clonekit-test-cg", "clonekit-test-oracle")
+
+
+def _remove_test_cgroup_tops() -> list[str]:
+    left = []
+    base = "/sys/fs/cgroup"
+    for hierarchy in os.listdir(base) if os.path.isdir(base) else ():
+        for top in _TEST_CGROUP_TOPS:
+            path = os.path.join(base, hierarchy, top)
+            if os.path.isdir(path):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    left.append(path)  # not empty: a test left a group inside
+    return left
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leaks_at_the_end():
     fds, kids, mounts = _fds(), _children(), _clonekit_mounts()
     yield
+    left = _remove_test_cgroup_tops()
+    assert not left, f"the suite left cgroups behind: {left}"
     leaked_kids = _children() - kids
     assert not leaked_kids, f"the suite left child processes (zombies or running): {leaked_kids}"
     leaked = {fd: _describe(fd) for fd in _fds() - fds}
