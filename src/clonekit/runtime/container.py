@@ -110,6 +110,7 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
     )
     # born in its cgroup2 group (CLONE_INTO_CGROUP): no migration, no window outside it
     v2_fd = cgroup.v2_dir_fd() if cgroup is not None and cgroup.enabled else None
+    task: Task | None = None
     try:
         try:
             with _time_offsets(plan):
@@ -128,21 +129,19 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
             cgroup.add(task.pid, v2=v2_fd is None)
         ours.expect("mounted", task_fd=task.fileno())
         oci = st.oci(path, "creating") | {"pid": task.pid}
-        try:
-            run_hooks("prestart", plan.hooks.prestart, oci)
-            run_hooks("createRuntime", plan.hooks.create_runtime, oci)
-        except HookFailed as exc:
-            task.kill()
-            raise exc from None
+        run_hooks("prestart", plan.hooks.prestart, oci)
+        run_hooks("createRuntime", plan.hooks.create_runtime, oci)
         ours.send("hooks-done", pid=task.pid)
         ours.expect("created", task_fd=task.fileno())
         return task
-    except KernelError as exc:
-        if "task" in locals():
+    except BaseException as exc:
+        if task is not None:  # whatever failed, the init is ours to end and reap
             task.kill()
             task.wait()
             task.close()
-        raise _in_container(exc) from None
+        if isinstance(exc, KernelError):
+            raise _in_container(exc) from None
+        raise
     finally:
         ours.close()
 
