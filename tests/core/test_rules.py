@@ -13,11 +13,11 @@ import shutil
 import signal
 import tempfile
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from core_helpers import in_child
 
 import clonekit
 from clonekit.errors import Error, KernelError, UsageError
@@ -68,30 +68,6 @@ def write_id_maps(uid: int, gid: int) -> None:
         f.write(f"0 {gid} 1")
 
 
-def in_child(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` in a forked child (a throwaway caller state) and return its result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            os.close(r)
-            try:
-                data = pickle.dumps(("ok", fn()))
-            except BaseException as exc:
-                data = pickle.dumps(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-            with os.fdopen(w, "wb") as f:
-                f.write(data)
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    assert data, "the child died before reporting"
-    kind, value = pickle.loads(data)
-    if kind == "error":
-        pytest.fail(f"in the child: {value}")
-    return value
 
 
 def refusal(flags: Any, via: str = "clone3", sig: int = SIGCHLD, **state: Any) -> tuple[int, str, str]:

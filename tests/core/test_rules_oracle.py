@@ -14,19 +14,17 @@ import ctypes
 import dataclasses
 import errno
 import os
-import pickle
 import random
 import shutil
 import signal
 import tempfile
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 import pytest
+from core_helpers import in_child
 
 from clonekit.flags import CloneFlag
 from clonekit.rules import CallerState, CloneFlagsError, check, first_refusal
@@ -73,30 +71,6 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int) -> No
 MS_REC, MS_PRIVATE = 16384, 1 << 18
 
 
-def in_child(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` in a forked child (a throwaway caller) and return its result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            os.close(r)
-            try:
-                data = pickle.dumps(("ok", fn()))
-            except BaseException as exc:
-                data = pickle.dumps(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-            with os.fdopen(w, "wb") as f:
-                f.write(data)
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    assert data, "the child died before reporting"
-    kind, value = pickle.loads(data)
-    if kind == "error":
-        pytest.fail(f"in the child: {value}")
-    return value
 
 
 def mine(flags: int, via: str, sig: int, state: CallerState | None = None,

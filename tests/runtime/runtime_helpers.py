@@ -272,12 +272,6 @@ class Unprivileged:
         return False
 
 
-def _subid_ranges(name: str, path: str) -> list[tuple[int, int]]:
-    from clonekit.ns.idmap import subid_ranges
-
-    return [(r[0], r[1]) for r in subid_ranges(name, path)]
-
-
 def make_unprivileged() -> Iterator[Unprivileged | str]:
     """Yield the user (or a reason to skip); remove the account and the ranges afterwards."""
     if os.geteuid() != 0:
@@ -301,12 +295,14 @@ def make_unprivileged() -> Iterator[Unprivileged | str]:
         subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", "--user-group", USER],
                        check=True, capture_output=True)
     try:
+        from clonekit.ns.idmap import subid_ranges
+
         ranges = {}
         for path in ("/etc/subuid", "/etc/subgid"):
-            if not _subid_ranges(USER, path):
+            if not subid_ranges(USER, path):
                 with open(path, "a") as f:
                     f.write(f"{USER}:{SUBID_START}:{SUBID_COUNT}\n")
-            ranges[path] = _subid_ranges(USER, path)[0]
+            ranges[path] = subid_ranges(USER, path)[0]
         user = Unprivileged(USER, ranges["/etc/subuid"], ranges["/etc/subgid"])
         if not user.pick_python():
             yield f"no python{sys.version_info[0]}.{sys.version_info[1]} that {USER} can import clonekit with"
