@@ -15,6 +15,15 @@ def _ps(*args: str) -> list[list[str]]:
     return [line.split() for line in out.splitlines()]
 
 
+def _minutes_apart(a: str, b: str) -> int:
+    """Distance of two STIME values: HH:MM minutes (mod a day), or 0/999 for equal/unequal dates."""
+    if ":" not in a or ":" not in b:
+        return 0 if a == b else 999
+    (ah, am), (bh, bm) = (map(int, a.split(":")), map(int, b.split(":")))
+    d = abs((ah * 60 + am) - (bh * 60 + bm))
+    return min(d, 1440 - d)
+
+
 def test_json_matches_ps_on_tids_tgids_nlwp(family: Family) -> None:
     res = run_cli("tasks", "--json", "-p", str(family.pid))
     assert res.returncode == 0, res.stderr
@@ -41,11 +50,20 @@ def test_table_matches_ps_eLf(family: Family) -> None:
     watched = {str(family.pid), *map(str, family.kids), "2"}  # 2: kthreadd, a kernel thread
 
     def rows(table: list[list[str]]) -> list[tuple[str, ...]]:
-        # UID PID PPID LWP NLWP STIME TTY CMD... (C and TIME are rates that move between runs)
-        return sorted((r[0], r[1], r[2], r[3], r[5], r[6], r[7], *r[9:]) for r in table if r[1] in watched)
+        # UID PID PPID LWP NLWP TTY CMD... (C and TIME are rates that move between runs)
+        return sorted((r[0], r[1], r[2], r[3], r[5], r[7], *r[9:]) for r in table if r[1] in watched)
+
+    def stimes(table: list[list[str]]) -> dict[str, str]:
+        return {r[3]: r[6] for r in table if r[1] in watched}
 
     ours = rows([line.split() for line in res.stdout.splitlines()[1:]])
     assert ours == rows(ps[1:])
+    # STIME: ps derives boot time from time(NULL) - uptime, truncated, so ps itself flips
+    # between two minutes for a process started within a second of the boundary
+    our_stimes, ps_stimes = stimes([line.split() for line in res.stdout.splitlines()[1:]]), stimes(ps[1:])
+    assert our_stimes.keys() == ps_stimes.keys()
+    for lwp, ours_at in our_stimes.items():
+        assert _minutes_apart(ours_at, ps_stimes[lwp]) <= 1, (lwp, ours_at, ps_stimes[lwp])
     assert len(ours) == 5 + 2 + 1
     assert next(r for r in ours if r[1] == "2")[-1] == "[kthreadd]"
     # and the whole listing: every long-lived task ps sees, we see too
