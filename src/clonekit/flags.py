@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 
+from . import _bits
 from .errors import UsageError
 
 __all__ = ["CSIGNAL", "CloneFlag", "parse_flags"]
@@ -18,33 +19,33 @@ CSIGNAL = 0xFF
 class CloneFlag(enum.IntFlag):
     """The ``CLONE_*`` bits, named without their ``CLONE_`` prefix."""
 
-    NEWTIME = 0x00000080
-    VM = 0x00000100
-    FS = 0x00000200
-    FILES = 0x00000400
-    SIGHAND = 0x00000800
-    PIDFD = 0x00001000
-    PTRACE = 0x00002000
-    VFORK = 0x00004000
-    PARENT = 0x00008000
-    THREAD = 0x00010000
-    NEWNS = 0x00020000
-    SYSVSEM = 0x00040000
-    SETTLS = 0x00080000
-    PARENT_SETTID = 0x00100000
-    CHILD_CLEARTID = 0x00200000
-    DETACHED = 0x00400000
-    UNTRACED = 0x00800000
-    CHILD_SETTID = 0x01000000
-    NEWCGROUP = 0x02000000
-    NEWUTS = 0x04000000
-    NEWIPC = 0x08000000
-    NEWUSER = 0x10000000
-    NEWPID = 0x20000000
-    NEWNET = 0x40000000
-    IO = 0x80000000
-    CLEAR_SIGHAND = 0x100000000
-    INTO_CGROUP = 0x200000000
+    NEWTIME = _bits.NEWTIME
+    VM = _bits.VM
+    FS = _bits.FS
+    FILES = _bits.FILES
+    SIGHAND = _bits.SIGHAND
+    PIDFD = _bits.PIDFD
+    PTRACE = _bits.PTRACE
+    VFORK = _bits.VFORK
+    PARENT = _bits.PARENT
+    THREAD = _bits.THREAD
+    NEWNS = _bits.NEWNS
+    SYSVSEM = _bits.SYSVSEM
+    SETTLS = _bits.SETTLS
+    PARENT_SETTID = _bits.PARENT_SETTID
+    CHILD_CLEARTID = _bits.CHILD_CLEARTID
+    DETACHED = _bits.DETACHED
+    UNTRACED = _bits.UNTRACED
+    CHILD_SETTID = _bits.CHILD_SETTID
+    NEWCGROUP = _bits.NEWCGROUP
+    NEWUTS = _bits.NEWUTS
+    NEWIPC = _bits.NEWIPC
+    NEWUSER = _bits.NEWUSER
+    NEWPID = _bits.NEWPID
+    NEWNET = _bits.NEWNET
+    IO = _bits.IO
+    CLEAR_SIGHAND = _bits.CLEAR_SIGHAND
+    INTO_CGROUP = _bits.INTO_CGROUP
 
     @property
     def names(self) -> list[str]:
@@ -55,11 +56,8 @@ class CloneFlag(enum.IntFlag):
         return "|".join(self.names) or "0"
 
 
-ALL_FLAGS = CloneFlag(sum(f.value for f in CloneFlag))
-NAMESPACE_FLAGS = (
-    CloneFlag.NEWNS | CloneFlag.NEWCGROUP | CloneFlag.NEWUTS | CloneFlag.NEWIPC
-    | CloneFlag.NEWUSER | CloneFlag.NEWPID | CloneFlag.NEWNET | CloneFlag.NEWTIME
-)
+ALL_FLAGS = CloneFlag(_bits.ALL)
+NAMESPACE_FLAGS = CloneFlag(_bits.NAMESPACES)
 
 
 def _valid_names() -> str:

@@ -9,11 +9,10 @@ pays for no /proc reads.
 from __future__ import annotations
 
 import os
-import signal
+from _signal import SIGCHLD, SIGPIPE, SIGXFSZ  # `signal` would import enum (see _bits)
 
-from . import _native
+from . import _bits, _native
 from .errors import UsageError
-from .flags import CloneFlag, parse_flags
 from .task import Task
 
 __all__ = ["CloneRefused", "clone", "spawn"]
@@ -23,23 +22,22 @@ if TYPE_CHECKING:  # the typing module costs more to import than all of clonekit
     from collections.abc import Iterable, Mapping, Sequence
     from typing import IO
 
+    from .flags import CloneFlag
+
     FlagsLike = int | str | CloneFlag
     FdLike = int | IO[bytes] | IO[str] | None
 
 # A Python child cannot live in its parent's address space or thread group: the interpreter's
 # state (GIL, thread states, allocator) would be shared by two tasks without a thread state.
-_NOT_FOR_PYTHON = CloneFlag.VM | CloneFlag.VFORK | CloneFlag.THREAD | CloneFlag.SETTLS | CloneFlag.SIGHAND
+_NOT_FOR_PYTHON = _bits.VM | _bits.VFORK | _bits.THREAD | _bits.SETTLS | _bits.SIGHAND
 # clone-to-exec shares memory with the suspended parent until execve: whatever the child changes
 # before that (cwd, fd table, handlers) must not be shared with the parent.
 _NOT_FOR_SPAWN = (
-    CloneFlag.THREAD | CloneFlag.SETTLS | CloneFlag.SIGHAND | CloneFlag.FS | CloneFlag.FILES
-    | CloneFlag.PARENT_SETTID | CloneFlag.CHILD_SETTID | CloneFlag.CHILD_CLEARTID | CloneFlag.DETACHED
+    _bits.THREAD | _bits.SETTLS | _bits.SIGHAND | _bits.FS | _bits.FILES
+    | _bits.PARENT_SETTID | _bits.CHILD_SETTID | _bits.CHILD_CLEARTID | _bits.DETACHED
 )
-_SPAWN_DEFAULT = CloneFlag(0)
 # subprocess's restore_signals: Python ignores these, a new program should not
-_RESTORED_SIGNALS = tuple(
-    int(getattr(signal, name)) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name)
-)
+_RESTORED_SIGNALS = (SIGPIPE, SIGXFSZ)
 _EXEC_STEPS = {
     _native.STEP_CHDIR: "chdir",
     _native.STEP_DUP: "dup2",
@@ -54,7 +52,7 @@ class CloneRefused(UsageError):
 def clone(
     flags: FlagsLike = 0,
     *,
-    exit_signal: int = signal.SIGCHLD,
+    exit_signal: int = SIGCHLD,
     cgroup: int | str | os.PathLike[str] | None = None,
 ) -> int | Task:
     """Like :func:`os.fork`, with any clone flags that leave the child its own address space.
@@ -63,11 +61,11 @@ def clone(
     ``cgroup`` (an fd or a path of a cgroup2 directory) places the child there from birth
     (``CLONE_INTO_CGROUP``).
     """
-    flags = parse_flags(flags)
-    bad = flags & _NOT_FOR_PYTHON
+    value = _flag_bits(flags)
+    bad = value & _NOT_FOR_PYTHON
     if bad:
         raise CloneRefused(
-            f"clone() cannot make a Python child with {bad}: a child that shares the address "
+            f"clone() cannot make a Python child with {_named(bad)}: a child that shares the address "
             "space or thread group would run the interpreter without a thread state of its own. "
             "Use clonekit.spawn() to run a program that way, or clonekit.probe() to watch what "
             "these flags do in a native child"
@@ -75,19 +73,18 @@ def clone(
     exit_signal = _signal_number(exit_signal)
     # Everything is decided before the clone: until the child is gone, each page the parent
     # writes is a copy-on-write fault, so the parent's path after it stays as short as os.fork's.
-    value = flags.value
-    is_child = not value & CloneFlag.PARENT.value
+    is_child = not value & _bits.PARENT
     if cgroup is None:
         try:
             pid, pidfd = _native.clone(value, exit_signal, -1)
         except OSError as exc:
-            raise _explained(exc, flags, exit_signal, "clone3") from None
+            raise _explained(exc, value, exit_signal, "clone3") from None
     else:
         with _cgroup_fd(cgroup) as cgroup_fd:
             try:
-                pid, pidfd = _native.clone(value | CloneFlag.INTO_CGROUP.value, exit_signal, cgroup_fd)
+                pid, pidfd = _native.clone(value | _bits.INTO_CGROUP, exit_signal, cgroup_fd)
             except OSError as exc:
-                raise _explained(exc, flags, exit_signal, "clone3") from None
+                raise _explained(exc, value, exit_signal, "clone3") from None
     if pid == 0:
         return 0
     return Task(pid, pidfd, is_child=is_child)
@@ -106,7 +103,7 @@ def spawn(
     pass_fds: Iterable[int] = (),
     close_fds: bool = True,
     start_new_session: bool = False,
-    exit_signal: int = signal.SIGCHLD,
+    exit_signal: int = SIGCHLD,
     cgroup: int | str | os.PathLike[str] | None = None,
 ) -> Task:
     """Run a program in a new task made by ``clone3(CLONE_VM|CLONE_VFORK|flags)`` + execve.
@@ -115,10 +112,10 @@ def spawn(
     mirror :class:`subprocess.Popen`; a failed execve or chdir raises the right ``OSError``
     here, in the parent, with the path named.
     """
-    flags = _SPAWN_DEFAULT if flags == 0 else parse_flags(flags)
-    if flags.value & _NOT_FOR_SPAWN.value:
+    value = _flag_bits(flags)
+    if value & _NOT_FOR_SPAWN:
         raise CloneRefused(
-            f"spawn() does not take {flags & _NOT_FOR_SPAWN}: until execve the child runs on the "
+            f"spawn() does not take {_named(value & _NOT_FOR_SPAWN)}: until execve the child runs on the "
             "parent's memory, so it must not share cwd, fd table, signal handlers or thread group "
             "with it (spawn adds VM, VFORK, PIDFD and CLEAR_SIGHAND itself)"
         )
@@ -133,22 +130,37 @@ def spawn(
     keep = sorted({int(fd) for fd in pass_fds if int(fd) > 2}) if pass_fds else []
     exit_signal = _signal_number(exit_signal)
     with _cgroup_fd(cgroup) as cgroup_fd:
-        value = flags.value | (CloneFlag.INTO_CGROUP.value if cgroup_fd >= 0 else 0)
         try:
             pid, pidfd, err, step = _native.spawn(
-                exec_paths, args, envb, None if cwd is None else os.fsencode(cwd), value,
+                exec_paths, args, envb, None if cwd is None else os.fsencode(cwd),
+                value | (_bits.INTO_CGROUP if cgroup_fd >= 0 else 0),
                 exit_signal, fd_map, keep, close_fds, start_new_session, _RESTORED_SIGNALS,
                 cgroup_fd,
             )
         except OSError as exc:
-            raise _explained(exc, flags | CloneFlag.VM | CloneFlag.VFORK, exit_signal, "clone3") from None
+            raise _explained(exc, value | _bits.VM | _bits.VFORK, exit_signal, "clone3") from None
     if err:
         if step == _native.STEP_EXEC:
             raise OSError(err, os.strerror(err), os.fsdecode(program))
         if step == _native.STEP_CHDIR:
             raise OSError(err, os.strerror(err), os.fsdecode(os.fsencode(cwd or "")))
         raise OSError(err, f"{os.strerror(err)} (in the child, at {_EXEC_STEPS.get(step, step)})")
-    return Task(pid, pidfd, is_child=not flags.value & CloneFlag.PARENT.value)
+    return Task(pid, pidfd, is_child=not value & _bits.PARENT)
+
+
+def _flag_bits(flags: object) -> int:
+    """The flags as an int; a plain int of known bits skips the parser (and its enum import)."""
+    if type(flags) is int and flags >= 0 and not flags & ~_bits.ALL:
+        return flags
+    from .flags import parse_flags
+
+    return parse_flags(flags).value
+
+
+def _named(bits: int) -> str:
+    from .flags import CloneFlag
+
+    return str(CloneFlag(bits))
 
 
 def _exec_candidates(program: bytes, env: Mapping[str, str] | None) -> list[bytes]:
@@ -198,17 +210,19 @@ class _cgroup_fd:
             os.close(self._opened)
 
 
-def _explained(exc: OSError, flags: CloneFlag, exit_signal: int, via: str) -> OSError:
+def _explained(exc: OSError, flags: int, exit_signal: int, via: str) -> OSError:
     """The kernel refused: name the rule when clonekit.check knows it."""
     from .errors import from_errno
 
     try:
         from .rules import CloneFlagsError, check
+
+        shown = _named(flags)
     except ImportError:  # e.g. in a container's init, past the point where imports work
-        return from_errno(exc.errno or 0, via, f"the kernel refused {flags}")
+        return from_errno(exc.errno or 0, via, f"the kernel refused clone flags {flags:#x}")
     try:
         check(flags, via=via, exit_signal=exit_signal)
     except CloneFlagsError as explained:
         if explained.errno == exc.errno:
             return explained
-    return from_errno(exc.errno or 0, via, f"the kernel refused {flags}")
+    return from_errno(exc.errno or 0, via, f"the kernel refused {shown}")

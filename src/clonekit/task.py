@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
-import warnings
+from _signal import SIGKILL, SIGTERM, pidfd_send_signal  # `signal` would import enum
 
 from .errors import KernelError, UsageError, from_errno
 
@@ -179,15 +178,15 @@ class Task:
         if self.returncode is not None:
             return
         try:
-            signal.pidfd_send_signal(self.fileno(), sig)
+            pidfd_send_signal(self.fileno(), sig)
         except ProcessLookupError:
             pass  # ended but not reaped yet: same as subprocess
 
     def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
+        self.send_signal(SIGTERM)
 
     def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
+        self.send_signal(SIGKILL)
 
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -209,6 +208,8 @@ class Task:
     def __del__(self) -> None:
         if getattr(self, "_pidfd", -1) >= 0:
             if self.returncode is None and self._is_child:
+                import warnings
+
                 warnings.warn(f"task {self.pid} is still running or not reaped", ResourceWarning,
                               stacklevel=2)
             self.close()

@@ -3,9 +3,10 @@ features spec.  Parsing and printing only; clonekit.runtime does the work."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+
+from clonekit._jsonc import dumps
 
 from . import say
 from .table import add_verb
@@ -109,14 +110,14 @@ def run_run(args: argparse.Namespace) -> int:
         task._is_child = False
         task.close()
         return 0
-    import signal
+    import _signal  # `signal` would import enum
 
     # forward the usual termination signals to the container, like runc does
     def forward(sig: int, _frame: object) -> None:
         task.send_signal(sig)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, forward)
+    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
+        _signal.signal(sig, forward)
     with task:
         code = task.wait()
     if not args.keep:
@@ -140,7 +141,7 @@ def run_start(args: argparse.Namespace) -> int:
 def run_state(args: argparse.Namespace) -> int:
     from clonekit.runtime.container import state
 
-    print(json.dumps(state(_states(args), args.container_id), indent=2))
+    print(dumps(state(_states(args), args.container_id), indent=2))
     return 0
 
 
@@ -168,7 +169,7 @@ def run_list(args: argparse.Namespace) -> int:
         for d in docs:
             print(d["id"])
     elif args.format == "json":  # runc names the owner here (its `state` leaves it empty)
-        print(json.dumps([d | {"owner": _owner(d)} for d in docs]))
+        print(dumps([d | {"owner": _owner(d)} for d in docs]))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(str(d["id"]), str(d["pid"]), str(d["status"]), str(d["bundle"]), str(d["created"]),
@@ -194,7 +195,7 @@ def run_ps(args: argparse.Namespace) -> int:
 
     found = pids(_states(args), args.container_id)
     if args.format == "json":
-        print(json.dumps(found))
+        print(dumps(found))
         return 0
     from clonekit.proc import Process
 
@@ -212,7 +213,7 @@ def run_ps(args: argparse.Namespace) -> int:
 def run_features(args: argparse.Namespace) -> int:
     from clonekit.runtime.features import features_document
 
-    print(json.dumps(features_document(), indent=2))
+    print(dumps(features_document(), indent=2))
     return 0
 
 

@@ -8,10 +8,10 @@ socket module would cost the per-container start-up ~4 ms of imports.)
 
 from __future__ import annotations
 
-import json
 import os
 import select
 
+from .._jsonc import dumps, loads
 from ..errors import KernelError
 
 __all__ = ["Channel"]
@@ -29,7 +29,7 @@ class Channel:
         return cls(a_read, a_write), cls(b_read, b_write)
 
     def send(self, msg: str, **fields: object) -> None:
-        os.write(self.fds[1], json.dumps({"msg": msg, **fields}).encode() + b"\n")
+        os.write(self.fds[1], dumps({"msg": msg, **fields}).encode() + b"\n")
 
     def send_error(self, exc: BaseException, step: str) -> None:
         err = getattr(exc, "errno", None) or 0
@@ -40,7 +40,7 @@ class Channel:
     def expect(self, msg: str, *, task_fd: int | None = None, timeout: float = 60.0) -> dict[str, object]:
         """Wait for message ``msg``; an error message, EOF or the init's death raise KernelError."""
         line = self._line(task_fd, timeout, msg)
-        doc = json.loads(line)
+        doc = loads(line.decode())
         if doc.get("msg") == "error":
             raise KernelError(int(doc.get("errno") or 0), str(doc.get("text")),
                               step=str(doc.get("step") or ""), filename=doc.get("path"))

@@ -13,13 +13,12 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
 import time
-from collections.abc import Callable
+from _signal import SIGKILL, pidfd_send_signal  # `signal` would import enum
 
+from .. import _bits
 from .._record import record
 from ..errors import KernelError, UsageError
-from ..flags import CloneFlag
 from ..task import Task
 from .errors import ContainerStateError, NoSuchContainer
 from .hooks import HookFailed, run_hook, run_hooks
@@ -28,6 +27,8 @@ from .state import FIFO, ContainerState, StateDir, process_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..cgroups import Cgroup
 
 __all__ = ["CreateOptions", "create", "delete", "kill", "list_states", "pids", "start", "state"]
@@ -152,7 +153,7 @@ def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None]) -> Task
 
     flags = plan.new_namespace_flags
     if plan.time_offsets:
-        flags &= ~CloneFlag.NEWTIME  # the time namespace was unshared by _time_offsets
+        flags &= ~_bits.NEWTIME  # the time namespace was unshared by _time_offsets
     joins = sorted((ns for ns in plan.namespaces if ns.path), key=lambda ns: _JOIN_ORDER.index(ns.kind))
     cgroup = v2_fd
     if not joins:
@@ -176,10 +177,10 @@ def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None]) -> Task
                 assert ns.path is not None
                 fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
-                    _native.setns(fd, int(ns.flag))
+                    _native.setns(fd, ns.flag)
                 finally:
                     os.close(fd)
-            init = clone(flags | CloneFlag.PARENT, exit_signal=0, cgroup=cgroup)
+            init = clone(flags | _bits.PARENT, exit_signal=0, cgroup=cgroup)
             if init == 0:
                 os.close(w)
                 body()
@@ -218,7 +219,7 @@ class _time_offsets:
         from .. import _native
 
         self.saved = os.open("/proc/self/ns/time", os.O_RDONLY | os.O_CLOEXEC)
-        _native.unshare(int(CloneFlag.NEWTIME))
+        _native.unshare(_bits.NEWTIME)
         with open("/proc/self/timens_offsets", "w") as f:
             for clock, secs, nsecs in self.plan.time_offsets:
                 f.write(f"{clock} {secs} {nsecs}\n")
@@ -228,7 +229,7 @@ class _time_offsets:
         if self.saved >= 0:
             from .. import _native
 
-            _native.setns(self.saved, int(CloneFlag.NEWTIME))
+            _native.setns(self.saved, _bits.NEWTIME)
             os.close(self.saved)
 
 
@@ -385,7 +386,7 @@ def _signal_init(st: ContainerState, sig: int) -> None:
         return
     try:
         if process_start_time(st.pid) == st.pid_start:  # not a reused pid
-            signal.pidfd_send_signal(pidfd, sig)
+            pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         pass
     finally:
@@ -409,8 +410,8 @@ def delete(states: StateDir, container_id: str, *, force: bool = False) -> None:
         cgroup = _load_cgroup(st)
         if status in ("created", "running"):
             if cgroup is not None and force:
-                cgroup.signal_all(signal.SIGKILL)
-            _signal_init(st, signal.SIGKILL)
+                cgroup.signal_all(SIGKILL)
+            _signal_init(st, SIGKILL)
             _wait_gone(st)
         if cgroup is not None:
             cgroup.remove()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
+from _signal import SIGKILL  # `signal` would import enum
 
+from .._jsonc import dumps
 from ..errors import KernelError
 from ..process import spawn  # at import time: the init runs hooks where imports may fail
 from .plan import Hook, env_dict
@@ -21,14 +21,14 @@ def run_hooks(kind: str, hooks: tuple[Hook, ...], state: dict[str, object]) -> N
     """Run ``hooks`` in order; the first failure raises HookFailed (with the hook's output)."""
     if not hooks:
         return
-    payload = json.dumps(state).encode()
+    payload = dumps(state).encode()
     for index, hook in enumerate(hooks):
         _run_one(f"{kind}[{index}]", hook, payload)
 
 
 def run_hook(name: str, hook: Hook, state: dict[str, object]) -> None:
     """Run one hook, named ``name`` in messages (e.g. "poststop[1]")."""
-    _run_one(name, hook, json.dumps(state).encode())
+    _run_one(name, hook, dumps(state).encode())
 
 
 def _run_one(name: str, hook: Hook, payload: bytes) -> None:
@@ -53,7 +53,7 @@ def _run_one(name: str, hook: Hook, payload: bytes) -> None:
             try:
                 code = task.wait(timeout=hook.timeout)
             except TimeoutError:
-                task.send_signal(signal.SIGKILL)
+                task.send_signal(SIGKILL)
                 task.wait()
                 raise HookFailed(62, f"hook {name} {hook.path!r} timed out after {hook.timeout} s "
                                  "and was killed", step=f"{name} hook") from None  # ETIME

@@ -14,8 +14,8 @@ from __future__ import annotations
 import _socket  # the C module: `socket` would import ~4 ms of Python for sethostname
 import errno
 import os
-import signal
 import sys
+from _signal import SIGKILL  # `signal` would import enum
 
 from .. import _native
 from .._record import record
@@ -50,7 +50,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
     process = plan.process
     assert process is not None  # create() refuses a plan without one
     try:
-        _native.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the runtime during setup
+        _native.prctl(PR_SET_PDEATHSIG, SIGKILL)  # die with the runtime during setup
         # we hold copies of every fd of the runtime, among them its flock on the state dir
         # (which would keep `start` waiting) and its cgroup fd: keep only what we need
         _close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds)})

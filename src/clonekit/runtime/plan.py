@@ -4,14 +4,14 @@ code that consumes a Plan never re-checks the config."""
 
 from __future__ import annotations
 
+from .. import _bits
 from .._record import field, record
-from ..flags import CloneFlag
 
-NAMESPACE_FLAGS: dict[str, CloneFlag] = {
-    # OCI linux.namespaces[].type -> clone flag
-    "pid": CloneFlag.NEWPID, "network": CloneFlag.NEWNET, "mount": CloneFlag.NEWNS,
-    "ipc": CloneFlag.NEWIPC, "uts": CloneFlag.NEWUTS, "user": CloneFlag.NEWUSER,
-    "cgroup": CloneFlag.NEWCGROUP, "time": CloneFlag.NEWTIME,
+NAMESPACE_FLAGS: dict[str, int] = {
+    # OCI linux.namespaces[].type -> clone flag (ints: CloneFlag's enum costs import time)
+    "pid": _bits.NEWPID, "network": _bits.NEWNET, "mount": _bits.NEWNS,
+    "ipc": _bits.NEWIPC, "uts": _bits.NEWUTS, "user": _bits.NEWUSER,
+    "cgroup": _bits.NEWCGROUP, "time": _bits.NEWTIME,
 }
 
 
@@ -37,7 +37,7 @@ class NamespacePlan:
     path: str | None = None      # join this one instead of creating a new one
 
     @property
-    def flag(self) -> CloneFlag:
+    def flag(self) -> int:
         return NAMESPACE_FLAGS[self.kind]
 
 
@@ -132,9 +132,9 @@ class Plan:
         return next((ns for ns in self.namespaces if ns.kind == kind), None)
 
     @property
-    def new_namespace_flags(self) -> CloneFlag:
+    def new_namespace_flags(self) -> int:
         """Flags of the namespaces to create (those without a path)."""
-        flags = CloneFlag(0)
+        flags = 0
         for ns in self.namespaces:
             if ns.path is None:
                 flags |= ns.flag

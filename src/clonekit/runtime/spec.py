@@ -13,11 +13,11 @@ Only ``json``, ``os``, ``stat`` and ``posixpath`` are imported (this runs on eve
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import stat
 
+from .._jsonc import dumps, loads
 from ..errors import UsageError
 from . import options as _opts
 from .plan import (
@@ -115,7 +115,7 @@ _NS_KIND_OF_FLAG = {int(flag): kind for kind, flag in NAMESPACE_FLAGS.items()}
 def _key(path: str, key: object) -> str:
     if isinstance(key, str) and key.isidentifier():
         return f"{path}.{key}"
-    return f"{path}[{json.dumps(key if isinstance(key, str) else str(key))}]"
+    return f"{path}[{dumps(key if isinstance(key, str) else str(key))}]"
 
 
 def _describe(value: object) -> str:
@@ -127,7 +127,7 @@ def _describe(value: object) -> str:
         return f"the number {value!r}"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {json.dumps(shown)}"
+        return f"the string {dumps(shown)}"
     if isinstance(value, list):
         return "an array"
     return "an object"
@@ -218,10 +218,10 @@ def _abs_path(value: object, path: str, what: str, *, allow_root: bool = True) -
     once symlinks are resolved in the container)."""
     text = _str(value, path)
     if not text.startswith("/"):
-        raise SpecError(path, f"{what} {json.dumps(text)} is not absolute: {SPEC} requires absolute "
+        raise SpecError(path, f"{what} {dumps(text)} is not absolute: {SPEC} requires absolute "
                               f"paths inside the container; write it as \"/{text}\"")
     if ".." in text.split("/"):
-        raise SpecError(path, f"{what} {json.dumps(text)} contains \"..\": paths are resolved inside "
+        raise SpecError(path, f"{what} {dumps(text)} contains \"..\": paths are resolved inside "
                               "the rootfs, where \"..\" after a symlink can lead elsewhere; write the "
                               "path without \"..\"")
     norm = posixpath.normpath(text)
@@ -245,7 +245,7 @@ def _oci_version(doc: dict[str, Any]) -> str:
     core = text.split("+", 1)[0].split("-", 1)[0]
     parts = core.split(".")
     if len(parts) != 3 or not all(p.isdigit() and p.isascii() for p in parts):
-        raise SpecError("$.ociVersion", f"{json.dumps(text)} is not a SemVer version (MAJOR.MINOR.PATCH): "
+        raise SpecError("$.ociVersion", f"{dumps(text)} is not a SemVer version (MAJOR.MINOR.PATCH): "
                                         f"{SPEC} requires SemVer 2.0.0; write e.g. \"1.2.0\"")
     if parts[0] != "1":
         raise SpecError("$.ociVersion", f"version {text} is not 1.x: clonekit implements {SPEC} 1.x "
@@ -303,7 +303,7 @@ def _process(value: object) -> ProcessPlan:
                                          "\"cwd\": \"/\"")
     cwd = _str(cwd_v, "$.process.cwd")
     if not cwd.startswith("/"):
-        raise SpecError("$.process.cwd", f"{json.dumps(cwd)} is not absolute: {SPEC} requires an "
+        raise SpecError("$.process.cwd", f"{dumps(cwd)} is not absolute: {SPEC} requires an "
                                          "absolute path inside the container; e.g. \"/\"")
     cwd = posixpath.normpath(cwd)
     if cwd.startswith("//"):
@@ -326,7 +326,7 @@ def _env(value: object, path: str) -> tuple[str, ...]:
     env = _str_list(value, path)
     for i, item in enumerate(env):
         if not item.partition("=")[0] or "=" not in item:
-            raise SpecError(f"{path}[{i}]", f"{json.dumps(item)} is not NAME=VALUE: environment entries "
+            raise SpecError(f"{path}[{i}]", f"{dumps(item)} is not NAME=VALUE: environment entries "
                                             "need a name and \"=\"; write e.g. \"TERM=xterm\"")
     return env
 
@@ -421,7 +421,7 @@ def _hook(value: object, path: str) -> Hook:
         raise SpecError(f"{path}.path", "missing: the program the hook runs; add \"path\": \"/usr/bin/...\"")
     exe = _str(h["path"], f"{path}.path")
     if not exe.startswith("/"):
-        raise SpecError(f"{path}.path", f"{json.dumps(exe)} is not absolute: {SPEC} requires an "
+        raise SpecError(f"{path}.path", f"{dumps(exe)} is not absolute: {SPEC} requires an "
                                         "absolute path for hooks (no $PATH search); write the full path")
     args = _str_list(h["args"], f"{path}.args") if _get(h, "args") is not None else ()
     env = _env(h["env"], f"{path}.env") if _get(h, "env") is not None else ()
@@ -456,7 +456,7 @@ def _namespaces(value: object) -> tuple[NamespacePlan, ...]:
             raise SpecError(f"{path}.type", f"missing: one of {', '.join(NAMESPACE_FLAGS)}")
         kind = _str(ns["type"], f"{path}.type")
         if kind not in NAMESPACE_FLAGS:
-            raise SpecError(f"{path}.type", f"{json.dumps(kind)} is not a namespace type: {SPEC} names "
+            raise SpecError(f"{path}.type", f"{dumps(kind)} is not a namespace type: {SPEC} names "
                                             f"them {', '.join(NAMESPACE_FLAGS)}; use one of those")
         if kind in seen:
             raise SpecError(f"{path}.type", f"namespace {kind!r} is listed twice (also at "
@@ -475,7 +475,7 @@ def _namespaces(value: object) -> tuple[NamespacePlan, ...]:
 def _check_ns_file(ns_path: str, kind: str, path: str) -> None:
     """``ns_path`` must be an nsfs file of ``kind`` (NS_GET_NSTYPE says which kind it is)."""
     if not ns_path.startswith("/"):
-        raise SpecError(path, f"{json.dumps(ns_path)} is not absolute: {SPEC} requires an absolute "
+        raise SpecError(path, f"{dumps(ns_path)} is not absolute: {SPEC} requires an absolute "
                               "path to a namespace file (e.g. /proc/PID/ns/net or /run/netns/NAME)")
     try:
         st = os.stat(ns_path)
@@ -562,7 +562,7 @@ def _devices(value: object) -> tuple[DevicePlan, ...]:
                                          "character) or \"p\" (FIFO)")
         dtype = _str(d["type"], f"{p}.type")
         if dtype not in ("c", "b", "u", "p"):
-            raise SpecError(f"{p}.type", f"{json.dumps(dtype)} is not a device type: {SPEC} knows \"c\", "
+            raise SpecError(f"{p}.type", f"{dumps(dtype)} is not a device type: {SPEC} knows \"c\", "
                                          "\"b\", \"u\" and \"p\"; use one of those")
         major = minor = 0
         if dtype != "p":
@@ -616,7 +616,7 @@ def _sysctls(value: object) -> tuple[tuple[str, str], ...]:
         name = _sysctl_name(key)
         # the file is /proc/sys/ + the dotted name with "." -> "/" (and "/" inside a word -> ".")
         if any(part.replace("/", ".") in ("", ".", "..") for part in name.split(".")):
-            raise SpecError(p, f"{json.dumps(key)} is not a sysctl name: names are dot-separated words "
+            raise SpecError(p, f"{dumps(key)} is not a sysctl name: names are dot-separated words "
                                "under /proc/sys (e.g. \"net.ipv4.ip_forward\"); fix the name")
         if name in out:
             raise SpecError(p, f"sysctl {name} is given twice (once with \"/\" separators): keep one")
@@ -630,7 +630,7 @@ def _time_offsets(value: object) -> tuple[tuple[str, int, int], ...]:
     for clock, entry in t.items():
         p = _key("$.linux.timeOffsets", clock)
         if clock not in TIME_CLOCKS:
-            raise SpecError(p, f"{json.dumps(clock)} is not a clock a time namespace can offset: the "
+            raise SpecError(p, f"{dumps(clock)} is not a clock a time namespace can offset: the "
                                "kernel offsets only \"monotonic\" and \"boottime\"; use those")
         e = _obj(entry, p)
         _fields(e, p, TIME_KNOWN, what="a time offset")
@@ -647,7 +647,7 @@ def _cgroups_path(value: object) -> str | None:
     if not text:
         return None
     if ".." in text.replace(":", "/").split("/"):
-        raise SpecError("$.linux.cgroupsPath", f"{json.dumps(text)} contains \"..\": a container's cgroup "
+        raise SpecError("$.linux.cgroupsPath", f"{dumps(text)} contains \"..\": a container's cgroup "
                                                "must stay inside the cgroup tree it names; write the "
                                                "path without \"..\"")
     return text
@@ -676,7 +676,7 @@ def _linux(value: object) -> dict[str, Any]:
         if prop:
             if prop not in ROOTFS_PROPAGATION:
                 raise SpecError("$.linux.rootfsPropagation",
-                                f"{json.dumps(prop)} is not a propagation: use one of "
+                                f"{dumps(prop)} is not a propagation: use one of "
                                 f"{', '.join(ROOTFS_PROPAGATION)}")
             out["rootfs_propagation"] = ROOTFS_PROPAGATION[prop]
     if g("sysctl") is not None:
@@ -878,18 +878,20 @@ def load_config(bundle: str, config_path: str | None = None) -> Any:
 def parse_json(data: bytes | str, name: str = "config.json") -> Any:
     """``json.loads`` with errors as SpecError: not JSON, not UTF-8, duplicate keys, too deep."""
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates)
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+        return loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
-        raise SpecError("$", f"{name}: key {json.dumps(exc.args[0])} appears twice in one object: JSON "
+        raise SpecError("$", f"{name}: key {dumps(exc.args[0])} appears twice in one object: JSON "
                              "readers disagree on which one wins, so the config is ambiguous; keep one"
-                        ) from None
-    except json.JSONDecodeError as exc:
-        raise SpecError("$", f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column "
-                             f"{exc.colno}; fix the syntax (e.g. `python3 -m json.tool {name}` shows it)"
                         ) from None
     except UnicodeDecodeError as exc:
         raise SpecError("$", f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start}): JSON must "
                              "be UTF-8; re-encode the file") from None
+    except ValueError as exc:  # json.JSONDecodeError, or a number too long for int()
+        line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+        where = f" at line {line} column {column}" if line is not None else ""
+        raise SpecError("$", f"{name} is not valid JSON: {getattr(exc, 'msg', exc)}{where}; fix the "
+                             f"syntax (e.g. `python3 -m json.tool {name}` shows it)") from None
     except RecursionError:
         raise SpecError("$", f"{name} is nested too deeply to read; no config.json needs that") from None
 

@@ -8,16 +8,16 @@ PID that was reused after the container ended is never taken for the container.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
 
+from .._jsonc import dumps, loads
 from .._record import asdict, field, record
 from .errors import ContainerExists, InvalidId, NoSuchContainer, StateDirError
 
 __all__ = ["ContainerState", "StateDir", "default_root", "process_start_time"]
 
-_ID = re.compile(r"^[\w+\-.]+$")
+# runc's container id alphabet (its \w is ASCII): letters, digits, _ + - .
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 
@@ -117,7 +117,7 @@ class StateDir:
         path = self.path(state.id)
         tmp = os.path.join(path, f".{STATE_FILE}.tmp")
         with open(tmp, "w") as f:
-            json.dump(asdict(state), f)
+            f.write(dumps(asdict(state)))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, os.path.join(path, STATE_FILE))  # atomic: readers see old or new
@@ -125,7 +125,7 @@ class StateDir:
     def load(self, container_id: str) -> ContainerState:
         try:
             with open(os.path.join(self.path(container_id), STATE_FILE)) as f:
-                doc = json.load(f)
+                doc = loads(f.read())
         except FileNotFoundError:
             raise NoSuchContainer(container_id, self.root) from None
         return ContainerState(**doc)
@@ -165,7 +165,8 @@ class Lock:
 
 
 def check_id(container_id: str) -> None:
-    if not isinstance(container_id, str) or not _ID.match(container_id) or container_id in (".", ".."):
+    if (not isinstance(container_id, str) or not container_id or not _ID_CHARS.issuperset(container_id)
+            or container_id in (".", "..")):
         raise InvalidId(f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-' "
                         "and '.' only (it names a directory in the state dir)")
     if len(container_id.encode()) > 255:
