@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -250,4 +251,30 @@ def test_the_root_state_dir_is_refused_clearly(home):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "/run/clonekit-not-for-users" in out.stderr, out.stderr
     assert not os.path.exists("/run/clonekit-not-for-users")
+    home.assert_nothing_left()
+
+
+
+def test_joining_a_namespace_without_capabilities_is_one_clear_line(home):
+    # setns(CLONE_NEWNET) needs CAP_SYS_ADMIN in the caller's own user namespace too: a rootless
+    # runtime in the host's user namespace cannot join even a namespace its own user made
+    holder = subprocess.Popen(home.user.wrap(["unshare", "-U", "-n", "sleep", "600"]), cwd="/")
+    try:
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            assert time.monotonic() < deadline and holder.poll() is None, "the holder did not unshare"
+            time.sleep(0.01)
+
+        def join(config):
+            config["linux"]["namespaces"].append({"type": "network", "path": f"/proc/{holder.pid}/ns/net"})
+
+        cid, bundle = home.bundle(["true"], join)
+        out = home.cli("run", "--bundle", bundle, cid)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"cannot join the network namespace /proc/{holder.pid}/ns/net" in last, last
+    assert "user namespace of its own" in last and "[Errno" not in last, last
     home.assert_nothing_left()

@@ -175,11 +175,7 @@ def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None]) -> Task
             _native.prctl(4, 0)  # PR_SET_DUMPABLE: before touching container namespaces
             for ns in joins:
                 assert ns.path is not None
-                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    _native.setns(fd, ns.flag)
-                finally:
-                    os.close(fd)
+                _join(ns.kind, ns.path, ns.flag)
             init = clone(flags | _bits.PARENT, exit_signal=0, cgroup=cgroup)
             if init == 0:
                 os.close(w)
@@ -189,7 +185,8 @@ def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None]) -> Task
             os.write(w, str(init.pid).encode())
             os._exit(0)
         except BaseException as exc:
-            os.write(w, f"!{getattr(exc, 'errno', 0) or 0}:{exc}".encode())
+            err = getattr(exc, "errno", 0) or 0
+            os.write(w, f"!{err}:{getattr(exc, 'strerror', None) or exc}".encode())
             os._exit(1)
     os.close(w)
     with os.fdopen(r, "rb") as f:
@@ -202,6 +199,27 @@ def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None]) -> Task
         raise KernelError(int(err or 0), text or "the intermediate process died",
                           step="join the container's namespaces")
     return Task.from_pid(int(answer))
+
+
+def _join(kind: str, path: str, flag: int) -> None:
+    from .. import _native
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot open the {kind} namespace {path}: {exc.strerror}") from None
+    try:
+        _native.setns(fd, flag)
+    except OSError as exc:
+        why = {
+            errno.EINVAL: f"{path} is not a {kind} namespace",
+            errno.EPERM: "joining needs CAP_SYS_ADMIN in the user namespace that owns it and in the "
+                         "runtime's own; a rootless runtime can join namespaces only from inside a "
+                         "user namespace of its own (list that user namespace with a path first)",
+        }.get(exc.errno or 0, exc.strerror)
+        raise OSError(exc.errno, f"cannot join the {kind} namespace {path}: {why}") from None
+    finally:
+        os.close(fd)
 
 
 class _time_offsets:
