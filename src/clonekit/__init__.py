@@ -6,6 +6,8 @@ per container) only pays for what it uses.
 
 from __future__ import annotations
 
+from . import _lazy
+
 TYPE_CHECKING = False  # not `from typing import ...`: typing alone costs more than clonekit
 
 __version__ = "0.1.0"
@@ -32,10 +34,10 @@ _EXPORTS = {
     "PRESETS": "observe",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # the subpackages below are attributes, not star-exports
 
 # subpackages, imported on first attribute access: clonekit.ns, clonekit.proc, ...
-_SUBPACKAGES = frozenset({"ns", "proc", "runtime", "cgroups", "rootfs"})
+_EXPORTS.update(dict.fromkeys(("ns", "proc", "runtime", "cgroups", "rootfs"), ""))
 
 if TYPE_CHECKING:  # pragma: no cover
     from .errors import Error as Error
@@ -59,17 +61,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> object:
-    from importlib import import_module
-
-    if name in _SUBPACKAGES:
-        return import_module(f".{name}", __name__)
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'clonekit' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    return _lazy.attribute(globals(), _EXPORTS, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | _SUBPACKAGES)
+    return _lazy.names(globals(), _EXPORTS)

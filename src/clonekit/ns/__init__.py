@@ -13,8 +13,9 @@ Names are imported lazily (``import clonekit.ns`` costs almost nothing)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from .. import _lazy
+
+TYPE_CHECKING = False  # not `typing`: it costs more to import than this package
 
 _EXPORTS = {
     "Kind": "kinds",
@@ -52,6 +53,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     # ruff: noqa: F401  (re-exported lazily through __getattr__)
     from .errors import NamespaceError, NoSuchProcessError, NotANamespaceError, WrongKindError
     from .idmap import IdMap, IdRange, read_map, subid_ranges, write_maps
@@ -66,13 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'clonekit.ns' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    return _lazy.attribute(globals(), _EXPORTS, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return _lazy.names(globals(), _EXPORTS)

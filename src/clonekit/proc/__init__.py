@@ -14,7 +14,7 @@ Names are imported lazily so ``import clonekit.proc`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
+from .. import _lazy
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs more than a scan
 
@@ -65,13 +65,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'clonekit.proc' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    return _lazy.attribute(globals(), _EXPORTS, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return _lazy.names(globals(), _EXPORTS)
