@@ -2,19 +2,21 @@
 
 Each subcommand is a module of this package with ``add_arguments(parser)`` and
 ``run(args) -> int`` (or, for a module serving several verbs such as ``oci``, ``VERBS`` mapping
-each verb to its pair); it is imported only when chosen, so start-up stays small.  The global
+each verb to its pair); it is imported only when chosen, so start-up stays small.  argparse is
+built only for help and errors: the runtime verbs (``VERBS``) and the commands with a ``FAST``
+table are read by the small parsers of :mod:`.table` first.  The global
 options are runc's (and crun's ``--cgroup-manager``), so clonekit is a drop-in for either.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -64,10 +66,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     # with a command chosen, only its parser is built (each costs argparse and gettext work);
     # without one, all of them, for --help
     for name in [command] if command else COMMANDS:
-        module, help_text = COMMANDS[name]
+        help_text = COMMANDS[name][1]
         sp = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Formatter)
         if name == command:
-            mod = importlib.import_module(f".{module}", __name__)
+            mod = _module(name)
             add = mod.VERBS[name][0] if hasattr(mod, "VERBS") else mod.add_arguments
             add(sp)
     return parser
@@ -91,19 +93,39 @@ def _chosen(argv: list[str]) -> str | None:
     return None
 
 
+def _module(command: str) -> Any:
+    # __import__ rather than importlib.import_module: importlib (and the warnings it imports)
+    # would be the only reason to load it
+    name = f"{__name__}.{COMMANDS[command][0]}"
+    __import__(name)
+    return sys.modules[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0] in ("--version", "-v"):
+        print(_version())  # what argparse's version action prints, without argparse
+        return 0
     command = _chosen(argv)
     parsed = None
-    if command is not None and COMMANDS[command][0] == "oci":
-        from .table import fast_parse
+    module = None
+    if command is not None:
+        module = _module(command)
+        # the small parsers; None: unusual input, argparse decides and explains
+        if hasattr(module, "VERBS"):
+            from .table import fast_parse
 
-        parsed = fast_parse(argv)  # None: unusual input, argparse decides and explains
+            parsed = fast_parse(argv)
+        elif hasattr(module, "FAST"):
+            from .table import fast_command
+
+            parsed = fast_command(argv, module.FAST)
     args = parsed if parsed is not None else build_parser(command).parse_args(argv)
     if args.command is None:
         build_parser().print_help()
         return 2
-    module = importlib.import_module(f".{COMMANDS[args.command][0]}", __name__)
+    if module is None or args.command != command:
+        module = _module(args.command)
     run = module.VERBS[args.command][1] if hasattr(module, "VERBS") else module.run
     from clonekit.errors import Error
 

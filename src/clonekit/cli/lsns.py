@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Any
+
+from .table import Command, Opt
+
+TYPE_CHECKING = False  # typing and argparse stay off the start-up path
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 COLUMNS = {
     "NS": "namespace identifier (inode number)",
@@ -23,6 +28,16 @@ COLUMNS = {
 }
 DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "PPID", "USER", "COMMAND"]
 _RIGHT = {"NS", "NPROCS", "PID", "PPID", "UID", "PNS", "ONS"}
+
+#: the options of add_arguments() for the small parser (tests/cli checks that they agree)
+FAST = Command("lsns", (
+    Opt(("-J", "--json"), "json"), Opt(("-l", "--list"), "list"), Opt(("-n", "--noheadings"), "noheadings"),
+    Opt(("-o", "--output"), "output", takes=str), Opt(("--output-all",), "output_all"),
+    Opt(("-p", "--task"), "task", takes=int), Opt(("-r", "--raw"), "raw"),
+    Opt(("-t", "--type"), "type", takes=str, default=[], append=True),
+    Opt(("-u", "--notruncate"), "notruncate"), Opt(("-W", "--nowrap"), "nowrap"),
+    Opt(("-T", "--tree"), "tree", takes=str, choices=("owner", "parent"), const="owner"),
+), positional=("namespace", int, None))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Any
 
-from .unshare import install_rewriter, rewrite_optional_values
+from .table import Command, Opt
+
+TYPE_CHECKING = False  # typing and argparse stay off the start-up path
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 _KINDS = (("-m", "--mount", "mnt"), ("-u", "--uts", "uts"), ("-i", "--ipc", "ipc"), ("-n", "--net", "net"),
           ("-p", "--pid", "pid"), ("-U", "--user", "user"), ("-C", "--cgroup", "cgroup"),
@@ -16,8 +19,21 @@ _OPTIONAL_VALUE |= {"--root": "root_dir", "--wd": "wd_dir"}
 _SHORT_FILES = {short: f"{kind}_file" for short, _l, kind in _KINDS} | {"-r": "root_dir", "-w": "wd_dir"}
 _TAKES_VALUE = {"-t", "--target", "-S", "--setuid", "-G", "--setgid"}
 
+#: the options of add_arguments() for the small parser (tests/cli checks that they agree)
+FAST = Command("nsenter", (
+    Opt(("-t", "--target"), "target", takes=int), Opt(("-a", "--all"), "all"),
+    *(Opt((short, long), kind) for short, long, kind in _KINDS),
+    Opt(("--preserve-credentials",), "preserve_credentials"),
+    Opt(("-S", "--setuid"), "setuid", takes=str), Opt(("-G", "--setgid"), "setgid", takes=str),
+    Opt(("-r", "--root"), "root_flag"), Opt(("-w", "--wd"), "wd_flag"), Opt(("-F", "--no-fork"), "no_fork"),
+), optional=_OPTIONAL_VALUE, short_files=_SHORT_FILES, remainder="program")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import argparse
+
+    from .unshare import install_rewriter, rewrite_optional_values
+
     parser.usage = "clonekit nsenter [options] [<program> [<argument>...]]"
     parser.add_argument("-t", "--target", type=int, metavar="PID",
                         help="target process to get namespaces from")

@@ -1,32 +1,42 @@
-"""The runtime's command line as data.
+"""The command line as data, and a small parser that reads it.
 
-argparse is built from these tables for help and error messages; on the hot path a small
-parser reads them directly, because importing argparse (with re, gettext and locale) costs a
-runtime that containerd starts several times per container ~10 ms each time.  Anything the
-small parser does not know for certain (--help, a bad choice, "--", bundled short options) it
-leaves to argparse, so both always agree.
+The runtime's verbs: argparse is built from these tables for help and error messages; on the hot
+path a small parser reads them directly, because importing argparse (with re, gettext and locale)
+costs a runtime that containerd starts several times per container ~10 ms each time.  The
+namespace commands (unshare, nsenter, lsns, tasks, tree) keep their argparse definitions for
+help and errors and describe their options a second time as a :class:`Command` for
+:func:`fast_command` (tests/cli check that both agree).  Anything the small parsers do not know
+for certain (--help, a bad choice, an abbreviation, a value that looks like an option) they
+leave to argparse, so both always agree.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from types import SimpleNamespace
+else:
+    SimpleNamespace = type(sys.implementation)  # types.SimpleNamespace without importing types
 
 
 class Opt:
-    """One option: ``takes`` is None for a flag, else the value's type (str or int)."""
+    """One option: ``takes`` is None for a flag, else the value's type (str, int or float).
 
-    __slots__ = ("choices", "default", "dest", "help", "metavar", "names", "takes")
+    For :class:`Command` only: ``append`` collects every value in a list (argparse's "append");
+    ``const`` makes the value optional (argparse's nargs="?": the option alone means ``const``)."""
+
+    __slots__ = ("append", "choices", "const", "default", "dest", "help", "metavar", "names", "takes")
 
     def __init__(self, names: tuple[str, ...], dest: str, *, takes: type | None = None,
                  default: object = None, choices: tuple[str, ...] | None = None, help: str = "",
-                 metavar: str | None = None) -> None:
+                 metavar: str | None = None, append: bool = False, const: object = None) -> None:
         self.names, self.dest, self.takes, self.choices = names, dest, takes, choices
         self.default = False if takes is None and default is None else default
         self.help, self.metavar = help, metavar
+        self.append, self.const = append, const
 
 
 GLOBAL = (
@@ -155,3 +165,177 @@ def _options(argv: list[str], i: int, opts: tuple[Opt, ...], ns: SimpleNamespace
         else:
             setattr(ns, o.dest, text)
     return i
+
+
+# ------------------------------------------------------------------ util-linux style commands
+class Command:
+    """A util-linux style command line for :func:`fast_command`.
+
+    ``opts``: its options.  ``optional``: long flags that also take an optional "=VALUE"
+    (``--mount=FILE``), mapped to the dest of the value (None when absent).  ``short_files``:
+    short flags whose attached "/path", "./path" or "=path" (nsenter's ``-m/proc/1/ns/mnt``)
+    goes to the named dest.  Then either ``remainder``, the dest of everything from the first
+    word on ("--" included, like argparse.REMAINDER: the program and its arguments), or at most
+    one ``positional`` as (dest, type, default).  ``exclusive``: pairs of flag dests that cannot
+    both be set (argparse's mutually exclusive groups)."""
+
+    __slots__ = ("by_name", "exclusive", "name", "optional", "opts", "positional", "remainder",
+                 "short_files")
+
+    def __init__(self, name: str, opts: tuple[Opt, ...], *, optional: dict[str, str] | None = None,
+                 short_files: dict[str, str] | None = None, remainder: str | None = None,
+                 positional: tuple[str, type, object] | None = None,
+                 exclusive: tuple[tuple[str, str], ...] = ()) -> None:
+        self.name, self.opts, self.remainder, self.positional = name, opts, remainder, positional
+        self.optional = optional or {}
+        self.short_files = short_files or {}
+        self.exclusive = exclusive
+        self.by_name = {n: o for o in opts for n in o.names}
+
+
+class _Unusual(Exception):
+    """Something for argparse to decide (and explain)."""
+
+
+def _convert(o: Opt, text: str) -> object:
+    try:
+        value = o.takes(text) if o.takes is not None else text
+    except (TypeError, ValueError):
+        raise _Unusual from None
+    if o.choices is not None and value not in o.choices:
+        raise _Unusual
+    return value
+
+
+def _store(ns: SimpleNamespace, o: Opt, value: object) -> None:
+    if o.append:
+        value = [*(getattr(ns, o.dest) or ()), value]
+    setattr(ns, o.dest, value)
+
+
+def fast_command(argv: list[str], cmd: Command) -> SimpleNamespace | None:
+    """``clonekit [global options] CMD ...`` parsed without argparse into the namespace argparse
+    would make, or None when argparse should decide (help, errors, unusual spellings)."""
+    ns = SimpleNamespace(**{o.dest: o.default for o in GLOBAL})
+    i = _options(argv, 0, GLOBAL, ns)
+    if i is None or i >= len(argv) or argv[i] != cmd.name:
+        return None
+    ns.command = cmd.name
+    # the command's defaults replace the global ones of the same name, as argparse's subparser
+    for o in cmd.opts:
+        setattr(ns, o.dest, o.default)
+    for dest in (*cmd.optional.values(), *cmd.short_files.values()):
+        setattr(ns, dest, None)
+    try:
+        words = _command_words(argv, i + 1, cmd, ns)
+    except _Unusual:
+        return None
+    for a, b in cmd.exclusive:
+        if getattr(ns, a) and getattr(ns, b):
+            return None
+    if cmd.remainder is not None:
+        setattr(ns, cmd.remainder, words)
+    elif cmd.positional is not None:
+        dest, kind, default = cmd.positional
+        if len(words) > 1:
+            return None
+        try:
+            setattr(ns, dest, kind(words[0]) if words else default)
+        except (TypeError, ValueError):
+            return None
+    elif words:
+        return None
+    return ns
+
+
+def _command_words(argv: list[str], i: int, cmd: Command, ns: SimpleNamespace) -> list[str]:
+    """Read argv[i:] into ns; return the words (for a remainder: everything from the first)."""
+    n = len(argv)
+    words: list[str] = []
+    by_name = cmd.by_name
+    while i < n:
+        tok = argv[i]
+        if tok[:1] != "-" or tok == "-" or tok == "--":
+            if cmd.remainder is not None:
+                if _ambiguous(argv, i, cmd):
+                    raise _Unusual
+                return argv[i:]
+            if tok == "--":
+                raise _Unusual
+            words.append(tok)
+            i += 1
+            continue
+        if tok[1] == "-":  # --long, --long=VALUE
+            name, eq, inline = tok.partition("=")
+            o = by_name.get(name)
+            if o is None:
+                raise _Unusual  # unknown, an abbreviation, --help
+            if o.takes is None:
+                if eq:
+                    dest = cmd.optional.get(name)
+                    if dest is None:
+                        raise _Unusual
+                    setattr(ns, dest, inline)
+                setattr(ns, o.dest, True)
+                i += 1
+            else:
+                i = _value(argv, i + 1, o, inline if eq else None, ns)
+            continue
+        if len(tok) > 2 and tok[:2] in cmd.short_files and tok[2] in "/.=":
+            setattr(ns, by_name[tok[:2]].dest, True)
+            setattr(ns, cmd.short_files[tok[:2]], tok[2:].removeprefix("="))
+            i += 1
+            continue
+        for j in range(1, len(tok)):  # -x, -xyz (flags bundled), -xVALUE
+            o = by_name.get("-" + tok[j])
+            if o is None:
+                raise _Unusual
+            if o.takes is None:
+                setattr(ns, o.dest, True)
+                continue
+            attached: str | None = tok[j + 1:] or None
+            if j > 1 and attached is None and (cmd.optional or cmd.short_files):
+                raise _Unusual  # -fR DIR: unshare/nsenter's argparse rewriting takes DIR for the program
+            if j > 1 and attached is not None and attached[0] == "=":
+                raise _Unusual  # argparse reads -fS=5 as -f -S "=5" (but -S=5 as -S 5)
+            if attached is not None and attached[0] == "=":
+                attached = attached[1:]
+            i = _value(argv, i + 1, o, attached, ns)
+            break
+        else:
+            i += 1
+    return words
+
+
+def _value(argv: list[str], i: int, o: Opt, attached: str | None, ns: SimpleNamespace) -> int:
+    """Store the value of ``o`` (attached, or the word at argv[i]); the index after it."""
+    if attached is not None:
+        _store(ns, o, _convert(o, attached))
+        return i
+    nxt = argv[i] if i < len(argv) else None
+    if nxt is not None and nxt[:1] != "-":
+        _store(ns, o, _convert(o, nxt))
+        return i + 1
+    if o.const is None or nxt in ("-", "--"):
+        raise _Unusual  # no value (argparse explains), or a "-5" argparse may take as one
+    _store(ns, o, _convert(o, str(o.const)) if isinstance(o.const, str) else o.const)
+    return i
+
+
+def _ambiguous(argv: list[str], i: int, cmd: Command) -> bool:
+    """Does a word of the program's arguments (before any "--") abbreviate two options of
+    clonekit or of the command?  argparse reads every word, the program's too, and refuses
+    those ("ambiguous option: --ro could match --root, --rootless"): it must say so, as before."""
+    for word in argv[i:]:
+        if word == "--":
+            return False
+        if word[:2] != "--":
+            continue
+        prefix = word.partition("=")[0]
+        for names in (_TOP_NAMES, (*cmd.by_name, "--help", "--_value")):
+            if prefix not in names and sum(1 for name in names if name.startswith(prefix)) > 1:
+                return True
+    return False
+
+
+_TOP_NAMES = (*(n for o in GLOBAL for n in o.names), "--help", "--version")

@@ -6,12 +6,14 @@ leader's row is that thread's own CPU time; ps shows the whole process's there.
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .table import Command, Opt
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs more than a scan
 
 if TYPE_CHECKING:  # pragma: no cover
+    import argparse
     from typing import Any
 
     from clonekit.proc.tasks import TaskInfo
@@ -20,6 +22,10 @@ HEADER = ("UID", "PID", "PPID", "LWP", "C", "NLWP", "STIME", "TTY", "TIME", "CMD
 # like ps: control characters in a command line print as "?", a newline as a space
 # (and so do bytes that are not UTF-8, which reach us as surrogate escapes)
 _CONTROL = {i: "?" for i in (*range(32), *range(127, 160), *range(0xDC80, 0xDD00))} | {10: " "}
+
+#: the options of add_arguments() for the small parser (tests/cli checks that they agree)
+FAST = Command("tasks", (Opt(("-p", "--pid"), "pid", takes=str, append=True), Opt(("--json",), "json"),
+                         Opt(("--no-headers",), "no_headers")))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+
+from .table import Command, Opt
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs more than a scan
 
 if TYPE_CHECKING:  # pragma: no cover
+    import argparse
     from typing import Any
 
     from clonekit.proc.tree import TreeNode
@@ -17,6 +19,13 @@ if TYPE_CHECKING:  # pragma: no cover
 # (single child, first of several, middle, last, vertical bar)
 _ASCII = ("---", "-+-", " |-", " `-", " | ")
 _UTF8 = ("───", "─┬─", " ├─", " └─", " │ ")
+
+#: the options of add_arguments() for the small parser (tests/cli checks that they agree)
+FAST = Command("tree", (
+    Opt(("--ns",), "ns"), Opt(("-T", "--hide-threads"), "hide_threads"),
+    Opt(("-t", "--thread-names"), "thread_names"), Opt(("--json",), "json"), Opt(("--dot",), "dot"),
+    Opt(("-A", "--ascii"), "ascii"), Opt(("-U", "--unicode"), "unicode"),
+), positional=("pid", str, "1"), exclusive=(("json", "dot"), ("ascii", "unicode")))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

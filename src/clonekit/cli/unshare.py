@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
-from clonekit.signals import parse_signal
+from .table import Command, Opt
+
+TYPE_CHECKING = False  # typing, argparse and enum stay off the start-up path
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 # long options that take an optional "=VALUE" (util-linux optional_argument) -> where VALUE goes
 _OPTIONAL_VALUE = {
@@ -24,6 +27,25 @@ _KINDS = (("-m", "--mount", "mnt", "mounts"), ("-u", "--uts", "uts", "UTS (hostn
           ("-i", "--ipc", "ipc", "System V IPC"), ("-n", "--net", "net", "network"),
           ("-p", "--pid", "pid", "pid"), ("-U", "--user", "user", "user"),
           ("-C", "--cgroup", "cgroup", "cgroup"), ("-T", "--time", "time", "time"))
+
+#: the options of add_arguments() for the small parser (tests/cli checks that they agree)
+FAST = Command("unshare", (
+    *(Opt((short, long), kind) for short, long, kind, _text in _KINDS),
+    Opt(("-f", "--fork"), "fork"), Opt(("--mount-proc",), "mount_proc"),
+    Opt(("-r", "--map-root-user"), "map_root_user"), Opt(("-c", "--map-current-user"), "map_current_user"),
+    Opt(("--map-user",), "map_user", takes=str), Opt(("--map-group",), "map_group", takes=str),
+    Opt(("--map-users",), "map_users", takes=str, default=[], append=True),
+    Opt(("--map-groups",), "map_groups", takes=str, default=[], append=True),
+    Opt(("--map-auto",), "map_auto"),
+    Opt(("--setgroups",), "setgroups", takes=str, choices=("allow", "deny")),
+    Opt(("--propagation",), "propagation", takes=str, default="private",
+        choices=("private", "shared", "slave", "unchanged")),
+    Opt(("--kill-child",), "kill_child"),
+    Opt(("-R", "--root"), "root", takes=str), Opt(("-w", "--wd"), "wd", takes=str),
+    Opt(("--monotonic",), "monotonic", takes=float), Opt(("--boottime",), "boottime", takes=float),
+    Opt(("--keep-caps",), "keep_caps"),
+    Opt(("-S", "--setuid"), "setuid", takes=str), Opt(("-G", "--setgid"), "setgid", takes=str),
+), optional=_OPTIONAL_VALUE, remainder="program")
 
 
 def rewrite_optional_values(argv: Sequence[str], optional: dict[str, str], takes_value: set[str],
@@ -58,6 +80,8 @@ def install_rewriter(parser: argparse.ArgumentParser, rewrite: Callable[[Sequenc
                      dests: Sequence[str]) -> None:
     """Make ``parser`` (a subcommand parser) rewrite its words first, and turn the hidden
     ``--_value=DEST=VALUE`` words into ``args.DEST`` (default None)."""
+    import argparse
+
     parser.add_argument("--_value", dest="_values", action="append", default=[], help=argparse.SUPPRESS)
     parser.set_defaults(**dict.fromkeys(dests))
     original = parser.parse_known_args
@@ -73,6 +97,8 @@ def install_rewriter(parser: argparse.ArgumentParser, rewrite: Callable[[Sequenc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import argparse
+
     parser.usage = "clonekit unshare [options] [<program> [<argument>...]]"
     for short, long, kind, text in _KINDS:
         parser.add_argument(short, long, dest=kind, action="store_true",
@@ -174,6 +200,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     if args.mount_proc or args.mount_proc_dir:
         spec.mount_proc = args.mount_proc_dir or "/proc"
     if args.kill_child or args.kill_child_signal:
+        from clonekit.signals import parse_signal  # signal imports enum: only when a name is given
+
         spec.kill_child = parse_signal(args.kill_child_signal) if args.kill_child_signal else 9
     spec.root = args.root
     spec.wd = args.wd
