@@ -9,6 +9,11 @@ Contract (runtime side)::
     fd = cg.v2_dir_fd()                     # int | None: clone3(CLONE_INTO_CGROUP) target
     task = clonekit.spawn(argv, cgroup=fd)  # (or clone(cgroup=fd)); then os.close(fd)
     cg.add(task.pid, v2=fd is None)         # v1 hierarchies (hybrid/legacy) before the program runs
+
+    # cheaper for a child that runs our code first (the runtime's init): it joins the v1
+    # hierarchies itself, which skips the kernel's global lock and its RCU grace period
+    fds = cg.join_fds(v2=fd is None)        # parent, before the clone: the group's `tasks` files
+    task = clone(..., cgroup=fd)            # child: join_self(fds) first thing; parent: close fds
     state["cgroup"] = cg.to_state()         # JSON-able
     ...
     cg = Cgroup.load(state["cgroup"])       # in `ps`, `kill --all`, `delete` (later processes)
@@ -55,18 +60,20 @@ _EXPORTS = {
     "Layout": "layout",
     "detect": "layout",
     "parse_mountinfo": "layout",
+    "join_self": "group",
     "OWNED_PARENT": "paths",
     "resolve": "paths",
 }
 
 __all__ = [
     "OWNED_PARENT", "Cgroup", "CgroupBusyError", "CgroupError", "CgroupPathError",
-    "CgroupUnavailableError", "Hierarchy", "Layout", "detect", "parse_mountinfo", "resolve",
+    "CgroupUnavailableError", "Hierarchy", "Layout", "detect", "join_self", "parse_mountinfo",
+    "resolve",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .errors import CgroupBusyError, CgroupError, CgroupPathError, CgroupUnavailableError
-    from .group import Cgroup
+    from .group import Cgroup, join_self
     from .layout import Hierarchy, Layout, detect, parse_mountinfo
     from .paths import OWNED_PARENT, resolve
 

@@ -7,21 +7,22 @@ written to.
 
 from __future__ import annotations
 
-import contextlib
+import _signal  # the C module: `signal` would import enum, on the path of every container start
+import _thread  # builtin: join_self() runs in a child that may no longer find files to import
 import errno
 import os
-import signal as _signal
 import time
 
 from .errors import CgroupBusyError, CgroupError, CgroupPathError, CgroupUnavailableError, cgroup_error
-from .layout import Hierarchy, Layout, detect
 from .paths import OWNED_PARENT, resolve
 
-__all__ = ["Cgroup"]
+__all__ = ["Cgroup", "join_self"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .layout import Hierarchy, Layout
 
 _DRAIN_TIMEOUT = 2.0      # remove(): how long the kernel may take to let go of exited tasks
 _FREEZE_TIMEOUT = 0.5     # signal_all(): how long to wait for the group to report frozen
@@ -93,7 +94,10 @@ class Cgroup:
         disabled Cgroup whose ``reason`` the caller should show once.  An existing leaf group is
         reused if empty and refused if it has processes.  On failure nothing made is left behind.
         """
-        layout = layout or detect()
+        if layout is None:
+            from .layout import detect
+
+            layout = detect()
         path, owned = resolve(cgroups_path, container_id)
         if layout.mode == "none":
             raise CgroupUnavailableError(
@@ -195,11 +199,42 @@ class Cgroup:
 
         ``v2=False`` skips cgroup2: for a task born there with ``CLONE_INTO_CGROUP`` (see
         :meth:`v2_dir_fd`), which on a hybrid host still needs the v1 hierarchies.
+
+        Each write of another process's pid takes the kernel's global threadgroup lock for
+        writing, and the first one after a quiet spell waits for an RCU grace period (several
+        ms, more on a busy host).  A child that has not run the user's program yet can instead
+        join by itself, without that lock: see :meth:`join_fds`.
         """
+        data = str(pid).encode()
+        step = f"add pid {pid} to cgroup"
         for d in self._dirs:
             if d.version == 2 and not v2:
                 continue
-            _write(os.path.join(d.dir, "cgroup.procs"), str(pid), f"add pid {pid} to cgroup")
+            _write(f"{d.dir}/cgroup.procs", data, step)
+
+    def join_fds(self, *, v2: bool = False) -> list[int]:
+        """Open the group's files that a new child writes itself into (see :func:`join_self`):
+        the ``tasks`` file of each v1 hierarchy and, with ``v2=True`` (no ``CLONE_INTO_CGROUP``),
+        the cgroup2 ``cgroup.procs``.  Open them before the clone (O_CLOEXEC: the child inherits
+        them until it execs), pass them to the child, and close them in the parent after it.
+
+        Why: a process that writes ``0`` to a v1 ``tasks`` file moves itself (its only thread)
+        without the kernel's global threadgroup rwsem, so without the RCU grace period that
+        :meth:`add` pays on the first write (measured here: 0.15 ms for 9 hierarchies instead of
+        ~12-16 ms).  Empty on a cgroup2-only host and for a disabled group."""
+        fds: list[int] = []
+        try:
+            for d in self._dirs:
+                if d.version == 2:
+                    if v2:
+                        fds.append(_open_w(f"{d.dir}/cgroup.procs", "open cgroup"))
+                else:
+                    fds.append(_open_w(f"{d.dir}/tasks", "open cgroup"))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return fds
 
     def v2_dir_fd(self) -> int | None:
         """A new O_DIRECTORY fd of the cgroup2 group, for ``clone3(CLONE_INTO_CGROUP)``
@@ -317,45 +352,42 @@ def _make(h: Hierarchy, path: str, owned: str | None) -> _Dir:
             f"(it shows only {h.root}): mount the whole hierarchy, or use a path under {h.root}",
             step="cgroup create", filename=h.mountpoint)
     base = h.mountpoint.rstrip("/")
-    if leaf.rstrip("/") == base:
+    leaf = leaf.rstrip("/")
+    if leaf == base:
         raise CgroupError(
             errno.EINVAL,
             f"{path} is the top of the {h.key} hierarchy mounted at {h.mountpoint}: a container needs "
             "a group of its own below it", step="cgroup create", filename=h.mountpoint)
     prune_to = h.dir_of(owned) if owned is not None else None
-    levels = [base + "/" + "/".join(leaf[len(base) + 1:].split("/")[:i + 1])
-              for i in range(leaf[len(base) + 1:].count("/") + 1)]
     cpuset = "cpuset" in h.controllers
-    created: list[str] = []
     for attempt in range(_MKDIR_RETRIES):
+        created: list[str] = []
         try:
-            for d in levels:
-                try:
-                    os.mkdir(d, 0o755)
-                except FileExistsError:
-                    if not os.path.isdir(d):
-                        raise CgroupError(
-                            errno.EEXIST,
-                            f"{os.path.basename(d)!r} is a file of the {h.key} cgroup interface, not a "
-                            "group: choose another name for this cgroupsPath component",
-                            step="cgroup create", filename=d) from None
-                    if d == leaf:
-                        busy = _read_pids(leaf, recursive=True)
-                        if busy:
-                            raise CgroupError(
-                                errno.EEXIST,
-                                f"the cgroup already has processes ({', '.join(map(str, busy[:5]))}): "
-                                "another container uses this cgroupsPath; choose another",
-                                step="cgroup create", filename=leaf) from None
-                    continue
-                created.append(d)
+            try:  # the usual case, the parents exist: one mkdir
+                os.mkdir(leaf, 0o755)
+            except FileNotFoundError:  # a parent is missing: make the path from the top
+                levels = leaf[len(base) + 1:].split("/")
+                for i in range(len(levels)):
+                    d = base + "/" + "/".join(levels[:i + 1])
+                    try:
+                        os.mkdir(d, 0o755)
+                    except FileExistsError:
+                        _check_existing(h, d, leaf)
+                        continue
+                    created.append(d)
+                    if cpuset:
+                        _copy_cpuset(d[:d.rindex("/")], d)
+            except FileExistsError:
+                _check_existing(h, leaf, leaf)
+            else:
+                created.append(leaf)
                 if cpuset:
-                    _copy_cpuset(os.path.dirname(d), d)
+                    _copy_cpuset(leaf[:leaf.rindex("/")], leaf)
             return _Dir(h.key, h.version, h.mountpoint, leaf, created, prune_to)
         except FileNotFoundError as exc:  # a parent was pruned by a concurrent remove()
+            for made in reversed(created):
+                _rmdir_quiet(made)
             if attempt == _MKDIR_RETRIES - 1:
-                for made in reversed(created):
-                    _rmdir_quiet(made)
                 raise cgroup_error(exc, "mkdir", exc.filename or leaf) from None
         except CgroupError:
             for made in reversed(created):
@@ -368,22 +400,43 @@ def _make(h: Hierarchy, path: str, owned: str | None) -> _Dir:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _check_existing(h: Hierarchy, d: str, leaf: str) -> None:
+    """``d`` was already there: it must be a group (not an interface file), and the leaf an
+    unused one."""
+    if not os.path.isdir(d):
+        raise CgroupError(
+            errno.EEXIST,
+            f"{os.path.basename(d)!r} is a file of the {h.key} cgroup interface, not a "
+            "group: choose another name for this cgroupsPath component",
+            step="cgroup create", filename=d) from None
+    if d == leaf:
+        busy = _read_pids(leaf, recursive=True)
+        if busy:
+            raise CgroupError(
+                errno.EEXIST,
+                f"the cgroup already has processes ({', '.join(map(str, busy[:5]))}): "
+                "another container uses this cgroupsPath; choose another",
+                step="cgroup create", filename=leaf) from None
+
+
 def _copy_cpuset(parent: str, child: str) -> None:
     """A new v1 cpuset group starts with no cpus and no mems (unless the parent has
-    cgroup.clone_children); a task cannot join it until they are set: copy the parent's."""
-    names = ("cpuset.cpus", "cpuset.mems")
-    if not os.path.exists(os.path.join(child, names[0])):
-        names = ("cpus", "mems")  # a noprefix mount
-    for name in names:
-        mine = os.path.join(child, name)
+    cgroup.clone_children); a task cannot join it until they are set: copy the parent's
+    (writing the same values again is harmless when clone_children already did)."""
+    prefix = "cpuset."
+    for name in ("cpus", "mems"):
         try:
-            if _read(mine).strip():
-                continue
+            value = _read_raw(f"{parent}/{prefix}{name}")
         except FileNotFoundError:
-            continue
-        value = _read(os.path.join(parent, name)).strip()
-        if value:
-            _write(mine, value, "copy cpuset from the parent")
+            if not (prefix and name == "cpus"):
+                raise
+            prefix = ""  # a noprefix mount
+            try:
+                value = _read_raw(f"{parent}/{name}")
+            except FileNotFoundError:
+                return  # no cpuset interface at all (not a cgroup filesystem: the tests' fake trees)
+        if value.strip():
+            _write(f"{child}/{prefix}{name}", value, "copy cpuset from the parent")
 
 
 def _remove_tree(top: str, deadline: float) -> None:
@@ -537,13 +590,33 @@ def _read(path: str) -> str:
         raise cgroup_error(exc, "read", path) from None
 
 
-def _write(path: str, data: str, step: str) -> None:
+def _read_raw(path: str) -> bytes:
+    """A small cgroup file's bytes (one open, one read, one close: no text layer)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise cgroup_error(exc, "read", path) from None
+    try:
+        return os.read(fd, 65536)
+    except OSError as exc:
+        raise cgroup_error(exc, "read", path) from None
+    finally:
+        os.close(fd)
+
+
+def _open_w(path: str, step: str) -> int:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise cgroup_error(exc, step, path) from None
+
+
+def _write(path: str, data: str | bytes, step: str) -> None:
+    fd = _open_w(path, step)
     try:
-        os.write(fd, data.encode())
+        os.write(fd, data.encode() if isinstance(data, str) else data)
     except OSError as exc:
         raise cgroup_error(exc, step, path) from None
     finally:
@@ -551,8 +624,40 @@ def _write(path: str, data: str, step: str) -> None:
 
 
 def _rmdir_quiet(path: str) -> None:
-    with contextlib.suppress(OSError):
+    try:
         os.rmdir(path)
+    except OSError:
+        pass
+
+
+def join_self(fds: list[int]) -> None:
+    """In a new child, before it runs anything else: join the group through the files
+    :meth:`Cgroup.join_fds` opened in the parent (written ``0``, "the writer itself"), then close
+    them.  The caller must be single-threaded (a freshly cloned child is): a v1 ``tasks`` file
+    moves the writing thread only."""
+    if fds and _thread.get_native_id() != os.getpid():
+        raise CgroupError(errno.EINVAL, "join_self() moves the calling thread only: call it in the "
+                          "main thread of a single-threaded child (right after the clone)",
+                          step="join cgroup")
+    try:
+        for fd in fds:
+            try:
+                os.write(fd, b"0")
+            except OSError as exc:
+                raise cgroup_error(exc, "join cgroup", _fd_path(fd)) from None
+    finally:
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _fd_path(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return f"fd {fd}"
 
 
 def _wait(predicate: Any, timeout: float) -> bool:

@@ -15,7 +15,7 @@ tree (mount points in a temp dir laid out like /sys/fs/cgroup).
 
 from __future__ import annotations
 
-from ..rootfs.mountinfo import unescape
+import os
 
 __all__ = ["MOUNTINFO", "Hierarchy", "Layout", "detect", "parse_mountinfo"]
 
@@ -121,14 +121,14 @@ def parse_mountinfo(text: str) -> Layout:
     """The cgroup hierarchies of a mountinfo text.  A hierarchy mounted more than once (bind
     mounts) is counted once, preferring the mount that shows its whole tree (root ``/``)."""
     found: dict[str, Hierarchy] = {}
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        if not sep:
+    for line in text.split("\n"):
+        if " - cgroup" not in line:  # most lines: no split at all
             continue
+        left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
         if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
             continue
-        dev, root, mountpoint = fields[2], unescape(fields[3]), unescape(fields[4])
+        dev, root, mountpoint = fields[2], _unescape(fields[3]), _unescape(fields[4])
         if tail[0] == "cgroup2":
             h = Hierarchy(2, (), mountpoint, root, dev)
         else:
@@ -144,13 +144,42 @@ def parse_mountinfo(text: str) -> Layout:
     return Layout(order)
 
 
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as ``\\ooo`` (octal)."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        code = field[i + 1:i + 4]
+        if field[i] == "\\" and len(code) == 3 and code.isdigit():
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
 def detect(mountinfo: str | None = None) -> Layout:
-    """The layout of this host, parsed once per process (``mountinfo`` given: that file, uncached)."""
+    """The layout of this host, parsed once per process (``mountinfo`` given: that file, uncached).
+
+    One read of /proc/self/mountinfo (raw bytes, no text layer); nothing is kept across
+    processes: a mount or a cgroup namespace may differ between two runs."""
     global _cache
     if mountinfo is None and _cache is not None:
         return _cache
-    with open(mountinfo or MOUNTINFO) as f:
-        layout = parse_mountinfo(f.read())
+    path = mountinfo or MOUNTINFO
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    layout = parse_mountinfo(b"".join(chunks).decode("utf-8", "surrogateescape"))
     if mountinfo is None and MOUNTINFO == "/proc/self/mountinfo":
         _cache = layout
     return layout
