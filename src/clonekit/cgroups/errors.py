@@ -54,6 +54,7 @@ _HINTS = {
     _errno.ESRCH: "the process has already exited",
     _errno.EOPNOTSUPP: "the group is threaded or a domain-invalid cgroup2 group",
     _errno.ENOENT: "the group or its parent does not exist (removed meanwhile?)",
+    _errno.ENODEV: "the group was removed meanwhile",
 }
 
 

@@ -635,11 +635,11 @@ def join_self(fds: list[int]) -> None:
     :meth:`Cgroup.join_fds` opened in the parent (written ``0``, "the writer itself"), then close
     them.  The caller must be single-threaded (a freshly cloned child is): a v1 ``tasks`` file
     moves the writing thread only."""
-    if fds and _thread.get_native_id() != os.getpid():
-        raise CgroupError(errno.EINVAL, "join_self() moves the calling thread only: call it in the "
-                          "main thread of a single-threaded child (right after the clone)",
-                          step="join cgroup")
     try:
+        if fds and _thread.get_native_id() != os.getpid():
+            raise CgroupError(errno.EINVAL, "join_self() moves the calling thread only: call it in "
+                              "the main thread of a single-threaded child (right after the clone)",
+                              step="join cgroup")
         for fd in fds:
             try:
                 os.write(fd, b"0")
