@@ -19,20 +19,30 @@ import pytest
 from rootfs_helpers import TAG, mountinfo_by_point, run_child
 
 from clonekit import _native
+from clonekit.mountflags import (
+    MNT_DETACH,
+    MOUNT_ATTR__ATIME,
+    MOUNT_ATTR_NOATIME,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_NOSYMFOLLOW,
+    MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_STRICTATIME,
+    MS_BIND,
+    MS_NOATIME,
+    MS_NOSUID,
+    MS_PER_MOUNT,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_UNBINDABLE,
+)
 from clonekit.rootfs import Root, apply_mount, bind_root
 from clonekit.rootfs import mounts as mounts_mod
-from clonekit.rootfs.mountinfo import (
-    ATTR__ATIME,
-    ATTR_NODEV,
-    ATTR_NODIRATIME,
-    ATTR_NOEXEC,
-    ATTR_NOSUID,
-    ATTR_NOSYMFOLLOW,
-    ATTR_RDONLY,
-    ATTR_STRICTATIME,
-    MNT_DETACH,
-    MS,
-)
 from clonekit.rootfs.paths import mount_id, open_in_root
 from clonekit.rootfs.pivot import set_tree_propagation
 from clonekit.runtime.plan import MountPlan
@@ -40,24 +50,23 @@ from clonekit.runtime.plan import MountPlan
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
-ATTR_NOATIME = 0x10
 OPEN_TREE_CLONE = 0x1
 MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
 NR_OPEN_TREE, NR_MOUNT_SETATTR = 428, 442  # x86_64 (and every architecture's new table)
-RBIND = MS.BIND | MS.REC
+RBIND = MS_BIND | MS_REC
 # submounts of the source tree, relative to its top (d0/deep sits on a submount)
 SUBS = ("d0", "d1", "d2", "d0/deep")
 
 
 def make_tree(top: str, subs=SUBS, flags: int = 0) -> None:
     """A tmpfs on ``top`` and one on each of ``subs`` below it, all mounted with ``flags``."""
-    _native.mount(TAG, top, "tmpfs", flags & ~MS.RDONLY, None)
+    _native.mount(TAG, top, "tmpfs", flags & ~MS_RDONLY, None)
     for sub in subs:  # parents first: d0/deep is made on the tmpfs of d0
         os.makedirs(os.path.join(top, sub))
-        _native.mount(TAG, os.path.join(top, sub), "tmpfs", flags & ~MS.RDONLY, None)
-    if flags & MS.RDONLY:  # read-only last, or the directories above could not be made
+        _native.mount(TAG, os.path.join(top, sub), "tmpfs", flags & ~MS_RDONLY, None)
+    if flags & MS_RDONLY:  # read-only last, or the directories above could not be made
         for path in (*[os.path.join(top, s) for s in reversed(subs)], top):
-            _native.mount(None, path, None, MS.REMOUNT | MS.BIND | (flags & MS.PER_MOUNT), None)
+            _native.mount(None, path, None, MS_REMOUNT | MS_BIND | (flags & MS_PER_MOUNT), None)
 
 
 def tree_options(mi: dict[str, dict], top: str, subs=SUBS) -> dict[str, set[str]]:
@@ -76,7 +85,7 @@ def apply_to_tree(rootfs, tmp_path, plan: MountPlan, *, src_flags: int = 0, befo
 
     def body():
         before()
-        set_tree_propagation(MS.PRIVATE | MS.REC)
+        set_tree_propagation(MS_PRIVATE | MS_REC)
         make_tree(src, flags=src_flags)
         path = bind_root(rootfs)
         with Root(path) as root:
@@ -95,8 +104,9 @@ def apply_to_tree(rootfs, tmp_path, plan: MountPlan, *, src_flags: int = 0, befo
 
 
 @pytest.mark.parametrize(("attr", "word"), [
-    (ATTR_RDONLY, "ro"), (ATTR_NOSUID, "nosuid"), (ATTR_NODEV, "nodev"), (ATTR_NOEXEC, "noexec"),
-    (ATTR_NODIRATIME, "nodiratime"), (ATTR_NOSYMFOLLOW, "nosymfollow"),
+    (MOUNT_ATTR_RDONLY, "ro"), (MOUNT_ATTR_NOSUID, "nosuid"), (MOUNT_ATTR_NODEV, "nodev"),
+    (MOUNT_ATTR_NOEXEC, "noexec"),
+    (MOUNT_ATTR_NODIRATIME, "nodiratime"), (MOUNT_ATTR_NOSYMFOLLOW, "nosymfollow"),
 ], ids=["rro", "rnosuid", "rnodev", "rnoexec", "rnodiratime", "rnosymfollow"])
 def test_recursive_attribute_reaches_every_submount(rootfs, tmp_path, attr, word):
     copy, source, _, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
@@ -111,15 +121,15 @@ def test_recursive_attribute_reaches_every_submount(rootfs, tmp_path, attr, word
 def test_several_attributes_in_one_call(rootfs, tmp_path):
     copy, _, _, _ = apply_to_tree(rootfs, tmp_path, MountPlan(
         "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND,
-        recursive_set=ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC))
+        recursive_set=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC))
     for sub, opts in copy.items():
         assert {"ro", "nosuid", "nodev", "noexec"} <= opts, (sub, opts)
 
 
 def test_rrw_clears_read_only_everywhere_and_keeps_other_flags(rootfs, tmp_path):
     copy, source, _, _ = apply_to_tree(rootfs, tmp_path, MountPlan(
-        "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_clear=ATTR_RDONLY),
-        src_flags=MS.RDONLY | MS.NOSUID)
+        "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_clear=MOUNT_ATTR_RDONLY),
+        src_flags=MS_RDONLY | MS_NOSUID)
     for sub, opts in copy.items():
         assert {"rw", "nosuid"} <= opts and "ro" not in opts, (sub, opts)
     for sub, opts in source.items():
@@ -127,10 +137,10 @@ def test_rrw_clears_read_only_everywhere_and_keeps_other_flags(rootfs, tmp_path)
 
 
 @pytest.mark.parametrize(("attr_set", "attr_clear", "src_flags", "present", "absent"), [
-    (ATTR_NOATIME, ATTR__ATIME, 0, {"noatime"}, {"relatime"}),                            # rnoatime
-    (ATTR_STRICTATIME, ATTR__ATIME, MS.NOATIME, set(), {"noatime", "relatime"}),         # rstrictatime
-    (0, ATTR__ATIME, MS.NOATIME, {"relatime"}, {"noatime"}),                               # rrelatime
-    (ATTR_NOATIME, 0, 0, {"noatime"}, {"relatime"}),  # a plan built by hand, without the clear
+    (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, 0, {"noatime"}, {"relatime"}),                      # rnoatime
+    (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME, MS_NOATIME, set(), {"noatime", "relatime"}),  # rstrictatime
+    (0, MOUNT_ATTR__ATIME, MS_NOATIME, {"relatime"}, {"noatime"}),                               # rrelatime
+    (MOUNT_ATTR_NOATIME, 0, 0, {"noatime"}, {"relatime"}),  # a plan built by hand, without the clear
 ], ids=["rnoatime", "rstrictatime", "rrelatime", "noatime-without-clear"])
 def test_recursive_atime(rootfs, tmp_path, attr_set, attr_clear, src_flags, present, absent):
     copy, _, _, _ = apply_to_tree(rootfs, tmp_path, MountPlan(
@@ -141,8 +151,8 @@ def test_recursive_atime(rootfs, tmp_path, attr_set, attr_clear, src_flags, pres
 
 
 @pytest.mark.parametrize(("propagation", "top", "subs"), [
-    (MS.SHARED | MS.REC, "shared:", "shared:"), (MS.SHARED, "shared:", None),
-    (MS.UNBINDABLE | MS.REC, "unbindable", "unbindable"),
+    (MS_SHARED | MS_REC, "shared:", "shared:"), (MS_SHARED, "shared:", None),
+    (MS_UNBINDABLE | MS_REC, "unbindable", "unbindable"),
 ], ids=["rshared", "shared", "runbindable"])
 def test_propagation_with_and_without_rec(rootfs, tmp_path, propagation, top, subs):
     _, _, optional, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
@@ -204,16 +214,16 @@ def test_filter_really_hides_mount_setattr():
 
 
 @needs_x86_64
-@pytest.mark.parametrize("recursive_set", [ATTR_RDONLY | ATTR_NOSUID, ATTR_NOATIME],
+@pytest.mark.parametrize("recursive_set", [MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOATIME],
                          ids=["rro,rnosuid", "rnoatime"])
 @pytest.mark.parametrize("denied", [(NR_MOUNT_SETATTR,), (NR_OPEN_TREE, NR_MOUNT_SETATTR)],
                          ids=["no-mount_setattr", "no-open_tree"])
 def test_without_mount_setattr_each_submount_is_remounted(rootfs, tmp_path, recursive_set, denied):
     copy, source, optional, fallback = apply_to_tree(rootfs, tmp_path, MountPlan(
         "/mnt/t", "bind", str(tmp_path / "src"), flags=RBIND, recursive_set=recursive_set,
-        propagation=MS.SHARED | MS.REC), before=lambda: deny_with_enosys(*denied))
+        propagation=MS_SHARED | MS_REC), before=lambda: deny_with_enosys(*denied))
     assert fallback == {"setattr": True, "open_tree": NR_OPEN_TREE in denied}  # ENOSYS remembered
-    words = {"ro", "nosuid"} if recursive_set & ATTR_RDONLY else {"noatime"}
+    words = {"ro", "nosuid"} if recursive_set & MOUNT_ATTR_RDONLY else {"noatime"}
     for sub, opts in copy.items():
         assert words <= opts, (sub, opts)
         assert any(o.startswith("shared:") for o in optional[sub]), optional
@@ -228,7 +238,7 @@ def test_wrapper_errors_carry_errno_and_path(tmp_path):
     os.mkdir(top)
 
     def body():
-        set_tree_propagation(MS.PRIVATE | MS.REC)
+        set_tree_propagation(MS_PRIVATE | MS_REC)
         _native.mount(TAG, top, "tmpfs", 0, None)
         os.mkdir(top + "/dir")
         fd = os.open(top, os.O_PATH | os.O_CLOEXEC)
@@ -236,15 +246,15 @@ def test_wrapper_errors_carry_errno_and_path(tmp_path):
         closed = os.open(top, os.O_PATH | os.O_CLOEXEC)
         os.close(closed)
         calls = {
-            "bad fd": (-1, "", AT_EMPTY_PATH, ATTR_RDONLY, 0),
-            "closed fd": (closed, "", AT_EMPTY_PATH, ATTR_RDONLY, 0),
+            "bad fd": (-1, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0),
+            "closed fd": (closed, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0),
             "unknown attribute": (fd, "", AT_EMPTY_PATH, 1 << 40, 0),
-            "atime without clearing the field": (fd, "", AT_EMPTY_PATH, ATTR_NOATIME, 0),
-            "half the atime field cleared": (fd, "", AT_EMPTY_PATH, 0, ATTR_NOATIME),
-            "two propagations": (fd, "", AT_EMPTY_PATH, 0, 0, MS.SHARED | MS.PRIVATE),
-            "not a mount root": (sub, "", AT_EMPTY_PATH | AT_RECURSIVE, ATTR_RDONLY, 0),
-            "unknown flag": (fd, "", 0x40000000, ATTR_RDONLY, 0),
-            "missing path": (AT_FDCWD, top + "/missing", 0, ATTR_RDONLY, 0),
+            "atime without clearing the field": (fd, "", AT_EMPTY_PATH, MOUNT_ATTR_NOATIME, 0),
+            "half the atime field cleared": (fd, "", AT_EMPTY_PATH, 0, MOUNT_ATTR_NOATIME),
+            "two propagations": (fd, "", AT_EMPTY_PATH, 0, 0, MS_SHARED | MS_PRIVATE),
+            "not a mount root": (sub, "", AT_EMPTY_PATH | AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0),
+            "unknown flag": (fd, "", 0x40000000, MOUNT_ATTR_RDONLY, 0),
+            "missing path": (AT_FDCWD, top + "/missing", 0, MOUNT_ATTR_RDONLY, 0),
         }
         out = {}
         for name, args in calls.items():
@@ -276,9 +286,9 @@ def test_wrapper_sets_one_mount_by_path(tmp_path):
     os.mkdir(top)
 
     def body():
-        set_tree_propagation(MS.PRIVATE | MS.REC)
+        set_tree_propagation(MS_PRIVATE | MS_REC)
         make_tree(top)
-        _native.mount_setattr(AT_FDCWD, top, 0, ATTR_RDONLY, 0)  # no AT_RECURSIVE: the top only
+        _native.mount_setattr(AT_FDCWD, top, 0, MOUNT_ATTR_RDONLY, 0)  # no AT_RECURSIVE: the top only
         return {k: sorted(v) for k, v in tree_options(mountinfo_by_point(), top).items()}
 
     seen = run_child(body)
@@ -293,7 +303,7 @@ def test_rootfs_error_names_step_path_and_hint(rootfs, tmp_path):
         with Root(path) as root:
             fd = open_in_root(root, "/mnt/plain", step="t")  # a directory, not a mount root
             try:
-                mounts_mod.apply_recursive(root, fd, ATTR_RDONLY, 0, step="mount bind on /mnt/plain",
+                mounts_mod.apply_recursive(root, fd, MOUNT_ATTR_RDONLY, 0, step="mount bind on /mnt/plain",
                                            path="/mnt/plain")
             finally:
                 os.close(fd)
@@ -314,11 +324,11 @@ def test_locked_flags_in_a_user_namespace_fail_atomically(rootfs, tmp_path):
         path = bind_root(rootfs)
         out = {}
         with Root(path) as root:
-            for name, clear in (("atomic", ATTR_NOSUID), ("allowed", 0)):
+            for name, clear in (("atomic", MOUNT_ATTR_NOSUID), ("allowed", 0)):
                 dest = f"/mnt/{name}"
                 try:
                     apply_mount(root, MountPlan(dest, "bind", src, flags=RBIND,
-                                                recursive_set=ATTR_RDONLY, recursive_clear=clear))
+                                                recursive_set=MOUNT_ATTR_RDONLY, recursive_clear=clear))
                     out[name] = None
                 except OSError as exc:
                     out[name] = [exc.errno, getattr(exc, "hint", "")]
@@ -327,8 +337,8 @@ def test_locked_flags_in_a_user_namespace_fail_atomically(rootfs, tmp_path):
         return out
 
     def outer():
-        set_tree_propagation(MS.PRIVATE | MS.REC)
-        make_tree(src, flags=MS.NOSUID)
+        set_tree_propagation(MS_PRIVATE | MS_REC)
+        make_tree(src, flags=MS_NOSUID)
         from clonekit import CloneFlag as F
         return run_child(inner, flags=F.NEWNS, userns_map="0 0 1")
 
@@ -355,7 +365,7 @@ def test_time_recursive_step_setattr_vs_remount_each(rootfs, tmp_path):
     src = str(tmp_path / "src")
     os.mkdir(src)
     reps = 15
-    attrs = ATTR_RDONLY | ATTR_NOSUID
+    attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID
 
     def recursive_step(root, how):
         apply_mount(root, MountPlan("/mnt/b", "bind", src, flags=RBIND))
@@ -377,7 +387,7 @@ def test_time_recursive_step_setattr_vs_remount_each(rootfs, tmp_path):
             mounts_mod._no_setattr = mounts_mod._no_open_tree = False
 
     def body():
-        set_tree_propagation(MS.PRIVATE | MS.REC)
+        set_tree_propagation(MS_PRIVATE | MS_REC)
         make_tree(src, subs)
         path = bind_root(rootfs)
         times: dict[str, list[float]] = {}
@@ -412,7 +422,7 @@ def test_open_tree_and_move_mount_wrappers(tmp_path):
     os.mkdir(dst)
 
     def body():
-        set_tree_propagation(MS.PRIVATE | MS.REC)
+        set_tree_propagation(MS_PRIVATE | MS_REC)
         make_tree(top)
         count = len(mountinfo_by_point())
         out: dict = {}
@@ -470,7 +480,7 @@ def test_bind_fd_names_the_new_mount_even_after_the_path_moves(rootfs, tmp_path,
     os.mkdir(src)
 
     def body():
-        set_tree_propagation(MS.PRIVATE | MS.REC)
+        set_tree_propagation(MS_PRIVATE | MS_REC)
         make_tree(src)
         path = bind_root(rootfs)
         os.makedirs(path + "/mnt/a/dst")
@@ -480,7 +490,7 @@ def test_bind_fd_names_the_new_mount_even_after_the_path_moves(rootfs, tmp_path,
             new = mounts_mod.bind_fd(src_fd, dst, recursive=recursive, step="t", path="/mnt/a/dst")
             os.rename(path + "/mnt/a", path + "/mnt/b")
             os.makedirs(path + "/mnt/a/dst")                              # the decoy
-            mounts_mod.remount(new, MS.RDONLY, step="t", path="/mnt/a/dst")
+            mounts_mod.remount(new, MS_RDONLY, step="t", path="/mnt/a/dst")
             for fd in (src_fd, dst, new):
                 os.close(fd)
         mi = mountinfo_by_point()

@@ -10,12 +10,27 @@ from rootfs_helpers import TAG, mountinfo_by_point, run_child
 
 from clonekit import CloneFlag as F
 from clonekit import _native
+from clonekit.mountflags import (
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+    MS_BIND,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_UNBINDABLE,
+)
 from clonekit.rootfs import Root, apply_mount, bind_root, prepare_rootfs
-from clonekit.rootfs.mountinfo import ATTR_NOSUID, ATTR_RDONLY, MS
 from clonekit.rootfs.pivot import set_tree_propagation
 from clonekit.runtime.plan import MountPlan, NamespacePlan, Plan
 
-BIND, REC = MS.BIND, MS.REC
+BIND, REC = MS_BIND, MS_REC
 
 
 def host_source(tmp_path, *, submount_flags: int | None = None, flags: int = 0):
@@ -53,12 +68,12 @@ def apply_and_observe(rootfs, plans, setup=lambda: None):
 
 
 def test_bind_options_set_and_keep_the_source_flags(rootfs, tmp_path):
-    src, setup = host_source(tmp_path, flags=MS.NOSUID)
+    src, setup = host_source(tmp_path, flags=MS_NOSUID)
     seen = apply_and_observe(rootfs, [
-        MountPlan("/mnt/ro", "bind", src, flags=BIND | MS.RDONLY | MS.NODEV),
-        MountPlan("/mnt/exec", "bind", src, flags=BIND | MS.NOEXEC),
-        MountPlan("/mnt/suid", "bind", src, flags=BIND, clear_flags=MS.NOSUID),
-        MountPlan("/mnt/noatime", "bind", src, flags=BIND | MS.NOATIME),
+        MountPlan("/mnt/ro", "bind", src, flags=BIND | MS_RDONLY | MS_NODEV),
+        MountPlan("/mnt/exec", "bind", src, flags=BIND | MS_NOEXEC),
+        MountPlan("/mnt/suid", "bind", src, flags=BIND, clear_flags=MS_NOSUID),
+        MountPlan("/mnt/noatime", "bind", src, flags=BIND | MS_NOATIME),
     ], setup)
     ro = set(seen["/mnt/ro"]["options"])
     assert {"ro", "nodev", "nosuid"} <= ro  # nosuid kept from the source
@@ -68,8 +83,8 @@ def test_bind_options_set_and_keep_the_source_flags(rootfs, tmp_path):
 
 
 @pytest.mark.parametrize(("propagation", "expect"), [
-    (MS.SHARED, "shared:"), (MS.PRIVATE, None), (MS.UNBINDABLE, "unbindable"),
-    (MS.SLAVE | MS.REC, "master:"),
+    (MS_SHARED, "shared:"), (MS_PRIVATE, None), (MS_UNBINDABLE, "unbindable"),
+    (MS_SLAVE | MS_REC, "master:"),
 ])
 def test_bind_propagation(rootfs, tmp_path, propagation, expect):
     src, _ = host_source(tmp_path)
@@ -77,7 +92,7 @@ def test_bind_propagation(rootfs, tmp_path, propagation, expect):
     def setup():
         set_tree_propagation()
         _native.mount(src, src, None, BIND, None)          # a mount of its own (not over the rootfs)
-        _native.mount(None, src, None, MS.SHARED, None)    # ... and shared, to be a master
+        _native.mount(None, src, None, MS_SHARED, None)    # ... and shared, to be a master
 
     seen = apply_and_observe(rootfs, [MountPlan("/mnt/p", "bind", src, flags=BIND | REC,
                                                 propagation=propagation)], setup)
@@ -91,8 +106,9 @@ def test_bind_propagation(rootfs, tmp_path, propagation, expect):
 def test_recursive_readonly_reaches_submounts_plain_ro_does_not(rootfs, tmp_path):
     src, setup = host_source(tmp_path, submount_flags=0)
     seen = apply_and_observe(rootfs, [
-        MountPlan("/mnt/rro", "bind", src, flags=BIND | REC, recursive_set=ATTR_RDONLY | ATTR_NOSUID),
-        MountPlan("/mnt/ro", "bind", src, flags=BIND | REC | MS.RDONLY),
+        MountPlan("/mnt/rro", "bind", src, flags=BIND | REC,
+                  recursive_set=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID),
+        MountPlan("/mnt/ro", "bind", src, flags=BIND | REC | MS_RDONLY),
     ], setup)
     assert {"ro", "nosuid"} <= set(seen["/mnt/rro"]["options"])
     assert {"ro", "nosuid"} <= set(seen["/mnt/rro/sub"]["options"])
@@ -102,7 +118,7 @@ def test_recursive_readonly_reaches_submounts_plain_ro_does_not(rootfs, tmp_path
 
 def test_tmpfs_options_reach_the_superblock(rootfs):
     seen = apply_and_observe(rootfs, [
-        MountPlan("/run/x", "tmpfs", TAG, flags=MS.NOSUID | MS.NODEV, data="size=1m,mode=700"),
+        MountPlan("/run/x", "tmpfs", TAG, flags=MS_NOSUID | MS_NODEV, data="size=1m,mode=700"),
     ])
     run = seen["/run/x"]
     assert run["fstype"] == "tmpfs" and {"nosuid", "nodev"} <= set(run["options"])
@@ -111,8 +127,8 @@ def test_tmpfs_options_reach_the_superblock(rootfs):
 
 
 @pytest.mark.parametrize(("rootfs_propagation", "expect"), [
-    (MS.SHARED | MS.REC, "shared:"), (MS.PRIVATE | MS.REC, None), (0, "default"),
-    (MS.UNBINDABLE | MS.REC, "unbindable"),
+    (MS_SHARED | MS_REC, "shared:"), (MS_PRIVATE | MS_REC, None), (0, "default"),
+    (MS_UNBINDABLE | MS_REC, "unbindable"),
 ])
 def test_rootfs_propagation_of_the_new_root(rootfs, rootfs_propagation, expect):
     plan = Plan("1.2.0", rootfs, mounts=(MountPlan("/proc", "proc", "proc"),),
@@ -144,9 +160,9 @@ def test_cgroup_mount_mirrors_the_host_hierarchies(rootfs, cgroupns):
     namespaces = (NamespacePlan("mount"),) + ((NamespacePlan("cgroup"),) if cgroupns else ())
     plan = Plan("1.2.0", rootfs, namespaces=namespaces, mounts=(
         MountPlan("/proc", "proc", "proc"),
-        MountPlan("/sys", "sysfs", "sysfs", flags=MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RDONLY),
+        MountPlan("/sys", "sysfs", "sysfs", flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY),
         MountPlan("/sys/fs/cgroup", "cgroup", "cgroup",
-                  flags=MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RELATIME | MS.RDONLY),
+                  flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RELATIME | MS_RDONLY),
     ))
 
     def body():
@@ -180,7 +196,7 @@ def test_cgroup_mount_mirrors_the_host_hierarchies(rootfs, cgroupns):
 def test_cgroup2_mount(rootfs):
     plan = Plan("1.2.0", rootfs, namespaces=(NamespacePlan("cgroup"),), mounts=(
         MountPlan("/proc", "proc", "proc"),
-        MountPlan("/sys/fs/cgroup", "cgroup2", "cgroup", flags=MS.NOSUID | MS.NOEXEC | MS.NODEV),
+        MountPlan("/sys/fs/cgroup", "cgroup2", "cgroup", flags=MS_NOSUID | MS_NOEXEC | MS_NODEV),
     ))
 
     def body():

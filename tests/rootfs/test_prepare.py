@@ -12,11 +12,11 @@ import subprocess
 import pytest
 from rootfs_helpers import TAG, mountinfo_by_point, run_child
 
+from clonekit.mountflags import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_STRICTATIME
 from clonekit.rootfs import prepare_rootfs
-from clonekit.rootfs.mountinfo import MS
 from clonekit.runtime.plan import DevicePlan, MountPlan, Plan
 
-NOSUID, NODEV, NOEXEC, RDONLY = MS.NOSUID, MS.NODEV, MS.NOEXEC, MS.RDONLY
+NOSUID, NODEV, NOEXEC, RDONLY = MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_RDONLY
 
 MASKED = ("/proc/kcore", "/proc/keys", "/proc/acpi", "/proc/does-not-exist", "/sys/firmware")
 READONLY = ("/proc/sys", "/proc/bus", "/proc/nothing-here")
@@ -30,7 +30,7 @@ def oci_mounts(extra=()):
     """The mounts of `runc spec`, as the spec engineer's translation makes them."""
     return (
         MountPlan("/proc", "proc", "proc"),
-        MountPlan("/dev", "tmpfs", TAG, flags=NOSUID | MS.STRICTATIME, data="mode=755,size=65536k"),
+        MountPlan("/dev", "tmpfs", TAG, flags=NOSUID | MS_STRICTATIME, data="mode=755,size=65536k"),
         MountPlan("/dev/pts", "devpts", "devpts", flags=NOSUID | NOEXEC,
                   data="newinstance,ptmxmode=0666,mode=0620"),
         MountPlan("/dev/shm", "tmpfs", TAG, flags=NOSUID | NOEXEC | NODEV, data="mode=1777,size=65536k"),
@@ -140,7 +140,7 @@ def test_dev_bound_from_the_host_is_left_alone(rootfs):
     before = sorted(os.listdir("/dev"))
     ptmx_before = os.lstat("/dev/ptmx")
     plan = Plan("1.2.0", rootfs, mounts=(MountPlan("/proc", "proc", "proc"),
-                                         MountPlan("/dev", "bind", "/dev", flags=MS.BIND | MS.REC)),
+                                         MountPlan("/dev", "bind", "/dev", flags=MS_BIND | MS_REC)),
                 devices=(DevicePlan("/dev/clonekit-should-not-exist", "c", 1, 3),))
 
     def body():

@@ -12,8 +12,8 @@ import pytest
 from rootfs_helpers import ROOTLESS_ID, TAG, mountinfo_by_point, run_child
 
 from clonekit import CloneFlag as F
+from clonekit.mountflags import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME
 from clonekit.rootfs import prepare_rootfs
-from clonekit.rootfs.mountinfo import MS
 from clonekit.runtime.plan import DevicePlan, MountPlan, Plan
 
 USERNS = F.NEWNS | F.NEWPID | F.NEWNET | F.NEWIPC
@@ -25,12 +25,12 @@ MAP = "0 0 1"
 def rootless_mounts(*, mqueue: bool = True):
     return (
         MountPlan("/proc", "proc", "proc"),
-        MountPlan("/dev", "tmpfs", TAG, flags=MS.NOSUID | MS.STRICTATIME, data="mode=755,size=65536k"),
-        MountPlan("/dev/pts", "devpts", "devpts", flags=MS.NOSUID | MS.NOEXEC,
+        MountPlan("/dev", "tmpfs", TAG, flags=MS_NOSUID | MS_STRICTATIME, data="mode=755,size=65536k"),
+        MountPlan("/dev/pts", "devpts", "devpts", flags=MS_NOSUID | MS_NOEXEC,
                   data="newinstance,ptmxmode=0666,mode=0620"),
-        *((MountPlan("/dev/mqueue", "mqueue", "mqueue", flags=MS.NOSUID | MS.NOEXEC | MS.NODEV),)
+        *((MountPlan("/dev/mqueue", "mqueue", "mqueue", flags=MS_NOSUID | MS_NOEXEC | MS_NODEV),)
           if mqueue else ()),
-        MountPlan("/sys", "sysfs", "sysfs", flags=MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RDONLY),
+        MountPlan("/sys", "sysfs", "sysfs", flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY),
     )
 
 
@@ -132,7 +132,7 @@ def test_unprivileged_map_full_oci_setup(unprivileged_rootfs, no_pivot):
     """Container root is host uid 100000: what a rootless runtime run by a user gets."""
     plan = Plan("1.2.0", unprivileged_rootfs, mounts=(
         *rootless_mounts(),
-        MountPlan("/dev/shm", "tmpfs", TAG, flags=MS.NOSUID | MS.NOEXEC | MS.NODEV, data="mode=1777"),
+        MountPlan("/dev/shm", "tmpfs", TAG, flags=MS_NOSUID | MS_NOEXEC | MS_NODEV, data="mode=1777"),
         MountPlan("/etc/created/deep", "tmpfs", TAG),
     ), masked_paths=("/proc/keys", "/proc/acpi"), readonly_paths=("/proc/sys",), root_readonly=True)
 
@@ -166,7 +166,7 @@ def _locked_source(src: str) -> None:
     from clonekit.rootfs.pivot import set_tree_propagation
 
     set_tree_propagation()
-    _native.mount(TAG, src, "tmpfs", MS.NOSUID | MS.NODEV, None)
+    _native.mount(TAG, src, "tmpfs", MS_NOSUID | MS_NODEV, None)
     with open(os.path.join(src, "file"), "w") as f:
         f.write("locked\n")
     _native.unshare(int(F.NEWUSER | F.NEWNS))
@@ -184,11 +184,11 @@ def test_rootless_bind_keeps_locked_flags_and_says_so_when_asked_to_clear_them(r
         _locked_source(str(src))
         path = bind_root(rootfs)
         with Root(path) as root:
-            ro = MountPlan("/mnt/ro", "bind", str(src), flags=MS.BIND | MS.RDONLY)
+            ro = MountPlan("/mnt/ro", "bind", str(src), flags=MS_BIND | MS_RDONLY)
             apply_mount(root, ro, rootless=True)
             try:
-                apply_mount(root, MountPlan("/mnt/suid", "bind", str(src), flags=MS.BIND,
-                                            clear_flags=MS.NOSUID), rootless=True)
+                apply_mount(root, MountPlan("/mnt/suid", "bind", str(src), flags=MS_BIND,
+                                            clear_flags=MS_NOSUID), rootless=True)
                 err = None
             except RootfsError as exc:
                 err = {"errno": exc.errno, "step": exc.step, "hint": exc.hint}
@@ -209,7 +209,7 @@ def test_rootless_cgroup_mount(rootfs):
 
     plan = Plan("1.2.0", rootfs, namespaces=(NamespacePlan("cgroup"),), mounts=(
         *rootless_mounts(mqueue=False),
-        MountPlan("/sys/fs/cgroup", "cgroup", "cgroup", flags=MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RDONLY),
+        MountPlan("/sys/fs/cgroup", "cgroup", "cgroup", flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY),
     ))
 
     def body():

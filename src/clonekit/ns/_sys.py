@@ -11,18 +11,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_UNBINDABLE = 0x20000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_SHARED = 0x100000
-MNT_DETACH = 0x2
+from ..mountflags import MNT_DETACH as MNT_DETACH
+from ..mountflags import MS_BIND as MS_BIND
+from ..mountflags import MS_NODEV as MS_NODEV
+from ..mountflags import MS_NOEXEC as MS_NOEXEC
+from ..mountflags import MS_NOSUID as MS_NOSUID
+from ..mountflags import MS_PRIVATE as MS_PRIVATE
+from ..mountflags import MS_RDONLY as MS_RDONLY
+from ..mountflags import MS_REC as MS_REC
+from ..mountflags import MS_REMOUNT as MS_REMOUNT
+from ..mountflags import MS_SHARED as MS_SHARED
+from ..mountflags import MS_SLAVE as MS_SLAVE
+from ..mountflags import MS_UNBINDABLE as MS_UNBINDABLE
 
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8

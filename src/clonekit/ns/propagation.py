@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import errno
-
-from ..errors import KernelError, UsageError
-from . import _sys
+from ..errors import UsageError
+from ..mountflags import MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE, MS_UNBINDABLE
 
 __all__ = ["PROPAGATIONS", "set_propagation"]
 
 PROPAGATIONS = {
-    "private": _sys.MS_PRIVATE,
-    "slave": _sys.MS_SLAVE,
-    "shared": _sys.MS_SHARED,
-    "unbindable": _sys.MS_UNBINDABLE,
+    "private": MS_PRIVATE,
+    "slave": MS_SLAVE,
+    "shared": MS_SHARED,
+    "unbindable": MS_UNBINDABLE,
     "unchanged": 0,
 }
 
@@ -26,19 +24,14 @@ def check_propagation(mode: str) -> str:
 
 def set_propagation(mode: str, path: str = "/", *, recursive: bool = True) -> None:
     """Set the propagation of the mount at ``path`` (and below it, with ``recursive``).
-    Do this in a new mount namespace: on the host it changes every process's view."""
+    Do this in a new mount namespace: on the host it changes every process's view.
+    Raises a KernelError (a RootfsError: errno, step, path, hint) when the kernel refuses."""
     flags = PROPAGATIONS[check_propagation(mode)]
     if not flags:
         return
     if recursive:
-        flags |= _sys.MS_REC
-    try:
-        _sys.mount(None, path, None, flags)
-    except OSError as exc:
-        hint = ""
-        if exc.errno == errno.EINVAL:
-            hint = f" ({path} is not a mount point)"
-        elif exc.errno == errno.EPERM:
-            hint = " (needs CAP_SYS_ADMIN in the user namespace owning this mount namespace)"
-        raise KernelError(exc.errno or 0, f"cannot make mounts {mode}: {exc.strerror}{hint}",
-                          step=f"mount --make-r{mode}", filename=path) from None
+        flags |= MS_REC
+    # the one mount(MS_<propagation>) helper, shared with the container's rootfs setup
+    from ..rootfs.pivot import set_tree_propagation
+
+    set_tree_propagation(flags, path, step=f"mount --make-{'r' if recursive else ''}{mode}")

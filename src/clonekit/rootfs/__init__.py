@@ -46,14 +46,12 @@ _EXPORTS = {
     "set_tree_propagation": "pivot",
     "bind_root": "pivot",
     "enter_root": "pivot",
-    "MS": "mountinfo",
     "MountInfo": "mountinfo",
     "read_mountinfo": "mountinfo",
 }
 
 __all__ = [
     "DEFAULT_DEVICES",
-    "MS",
     "Device",
     "MountInfo",
     "Root",
@@ -94,7 +92,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .errors import RootfsError
     from .masks import mask_paths, readonly_paths, readonly_root
-    from .mountinfo import MS, MountInfo, read_mountinfo
+    from .mountinfo import MountInfo, read_mountinfo
     from .mounts import apply_mount, mount_on, remount
     from .paths import Root, ensure_path, fd_path, open_in_root
     from .paths import open_in_root as resolve_in_root

@@ -11,8 +11,8 @@ import errno
 import os
 import stat
 
+from ..mountflags import MS_BIND
 from .errors import RootfsError
-from .mountinfo import MS
 from .paths import Root, ensure_path, fd_path, open_in_root
 
 TYPE_CHECKING = False
@@ -68,22 +68,36 @@ def needs_dev_setup(plan: Plan) -> bool:
 def create_devices(root: Root, devices: Iterable[DevicePlan | Device], *, rootless: bool,
                    defaults: bool = True) -> None:
     """The default devices (unless ``defaults`` is false), then ``devices`` (a device of the
-    config replaces the default of the same path), then /dev/ptmx and the /dev symlinks."""
+    config replaces the default of the same path), then /dev/ptmx and the /dev symlinks.
+    Each parent directory (/dev for most) is resolved once for all its devices."""
     wanted: dict[str, DevicePlan | Device] = {}
     if defaults:
         wanted.update((d.path, d) for d in DEFAULT_DEVICES)
     wanted.update((d.path, d) for d in devices)
-    for dev in wanted.values():
-        create_device(root, dev, rootless=rootless)
-    if defaults:
-        dev_symlinks(root)
+    parents: dict[str, int] = {}
+    try:
+        for dev in wanted.values():
+            if rootless:
+                _bind_device(root, dev)
+            else:
+                _mknod(root, dev, parents)
+        if defaults:
+            dev_symlinks(root, parents.get("/dev", -1))
+    finally:
+        for fd in parents.values():
+            os.close(fd)
 
 
 def create_device(root: Root, dev: DevicePlan | Device, *, rootless: bool) -> None:
     if rootless:
         _bind_device(root, dev)
-    else:
-        _mknod(root, dev)
+        return
+    parents: dict[str, int] = {}
+    try:
+        _mknod(root, dev, parents)
+    finally:
+        for fd in parents.values():
+            os.close(fd)
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -91,12 +105,15 @@ def _split(path: str) -> tuple[str, str]:
     return parent or "/", name
 
 
-def _mknod(root: Root, dev: DevicePlan | Device) -> None:
+def _mknod(root: Root, dev: DevicePlan | Device, parents: dict[str, int]) -> None:
+    """mknodat in the parent's fd (from ``parents``, the caller's cache: resolved once)."""
     step = f"mknod {dev.path}"
     fmt = _FORMATS[dev.type]
     rdev = 0 if dev.type == "p" else os.makedev(dev.major, dev.minor)
     parent_path, name = _split(dev.path)
-    parent = ensure_path(root, parent_path, step=step)
+    parent = parents.get(parent_path)
+    if parent is None:
+        parent = parents[parent_path] = ensure_path(root, parent_path, step=step)
     old_umask = os.umask(0)
     try:
         try:
@@ -122,7 +139,6 @@ def _mknod(root: Root, dev: DevicePlan | Device) -> None:
         raise RootfsError(exc.errno or 0, step, dev.path, hint) from None
     finally:
         os.umask(old_umask)
-        os.close(parent)
 
 
 def _chmod_in(parent: int, name: str, mode: int) -> None:
@@ -155,17 +171,18 @@ def _bind_device(root: Root, dev: DevicePlan | Device) -> None:
                               f"device the config asks for ({os.major(st.st_rdev)}:{os.minor(st.st_rdev)})")
         dst = ensure_path(root, dev.path, step=step, kind="file")
         try:
-            mount_on(dst, fd_path(src), None, MS.BIND, None, step=step, path=dev.path)
+            mount_on(dst, fd_path(src), None, MS_BIND, None, step=step, path=dev.path)
         finally:
             os.close(dst)
     finally:
         os.close(src)
 
 
-def dev_symlinks(root: Root) -> None:
-    """/dev/ptmx -> pts/ptmx, /dev/fd -> /proc/self/fd, stdin/stdout/stderr (and /dev/core)."""
+def dev_symlinks(root: Root, dev_fd: int = -1) -> None:
+    """/dev/ptmx -> pts/ptmx, /dev/fd -> /proc/self/fd, stdin/stdout/stderr (and /dev/core).
+    ``dev_fd``: /dev already resolved by the caller (it stays the caller's to close)."""
     step = "symlink /dev/ptmx"
-    dev = ensure_path(root, "/dev", step=step)
+    dev = ensure_path(root, "/dev", step=step) if dev_fd < 0 else dev_fd
     try:
         try:
             st = os.stat("ptmx", dir_fd=dev, follow_symlinks=False)
@@ -191,7 +208,8 @@ def dev_symlinks(root: Root) -> None:
             except OSError as exc:
                 raise RootfsError(exc.errno or 0, f"symlink /dev/{name}", f"/dev/{name}") from None
     finally:
-        os.close(dev)
+        if dev != dev_fd:
+            os.close(dev)
 
 
 def check_device(root: Root, path: str) -> tuple[int, int, int] | None:
@@ -240,6 +258,6 @@ def bind_console(root: Root, pty_fd: int, path: str = "/dev/console") -> None:
         if kind not in (stat.S_IFREG, stat.S_IFCHR):
             raise RootfsError(errno.EINVAL, step, path,
                               f"{path} in the rootfs is neither a file nor a device node")
-        mount_on(dst, fd_path(pty_fd), None, MS.BIND, None, step=step, path=path)
+        mount_on(dst, fd_path(pty_fd), None, MS_BIND, None, step=step, path=path)
     finally:
         os.close(dst)

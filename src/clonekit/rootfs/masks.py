@@ -16,8 +16,19 @@ import errno
 import os
 import stat
 
+from ..mountflags import (
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REC,
+)
 from .errors import RootfsError
-from .mountinfo import MS
 from .paths import Root, fd_path, open_in_root, reopen
 
 TYPE_CHECKING = False
@@ -27,15 +38,16 @@ if TYPE_CHECKING:
 __all__ = ["mask_paths", "readonly_paths", "readonly_root"]
 
 _NULL = os.makedev(1, 3)
-_MASK_TMPFS = MS.RDONLY  # as runc: an empty read-only tmpfs
-_READONLY = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC
+_MASK_TMPFS = MS_RDONLY  # as runc: an empty read-only tmpfs
+_READONLY = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+_READONLY_ATTR = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
 
 
 def _open_null(root: Root) -> int:
     """The container's /dev/null when it is the real 1:3 node reached without any symlink (what
     runc binds, so the mount tables match); the runtime's own otherwise."""
     try:
-        fd = open_in_root(root, "/dev/null", step="open /dev/null", no_symlinks=True)
+        fd = open_in_root(root, "/dev/null", step="open /dev/null", no_symlinks=True, missing_ok=True)
     except RootfsError:
         fd = -1
     if fd >= 0:
@@ -56,15 +68,6 @@ def _open_null(root: Root) -> int:
     return fd
 
 
-def _resolve(root: Root, path: str, step: str) -> int | None:
-    try:
-        return open_in_root(root, path, step=step)
-    except RootfsError as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise
-
-
 def mask_paths(root: Root, paths: Iterable[str]) -> list[str]:
     """Hide each path: /dev/null over a file, an empty read-only tmpfs over a directory.
     Returns the paths that existed and were masked."""
@@ -75,8 +78,8 @@ def mask_paths(root: Root, paths: Iterable[str]) -> list[str]:
     try:
         for path in paths:
             step = f"mask {path}"
-            fd = _resolve(root, path, step)
-            if fd is None:
+            fd = open_in_root(root, path, step=step, missing_ok=True)
+            if fd < 0:
                 continue
             try:
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
@@ -84,7 +87,7 @@ def mask_paths(root: Root, paths: Iterable[str]) -> list[str]:
                 else:
                     if null < 0:
                         null = _open_null(root)
-                    mount_on(fd, fd_path(null), None, MS.BIND, None, step=step, path=path)
+                    mount_on(fd, fd_path(null), None, MS_BIND, None, step=step, path=path)
             finally:
                 os.close(fd)
             done.append(path)
@@ -95,21 +98,29 @@ def mask_paths(root: Root, paths: Iterable[str]) -> list[str]:
 
 
 def readonly_paths(root: Root, paths: Iterable[str]) -> list[str]:
-    """Bind each path onto itself (recursively) and remount it ro,nosuid,nodev,noexec, keeping
-    its other flags.  Returns the paths that existed."""
-    from .mounts import mount_on, remount
+    """Bind each path onto itself (recursively) and make that mount ro,nosuid,nodev,noexec,
+    keeping its other flags.  Returns the paths that existed.
+
+    The bind is open_tree + move_mount, whose fd names the new mount itself: the flags are set
+    on it with one mount_setattr, with no lookup of the path again.  Without those syscalls
+    (Linux < 5.2 / 5.12): mount(2) on the fd's magic link, the path re-resolved and checked to
+    lead to the new mount, then MS_REMOUNT."""
+    from .mounts import bind_fd, mount_on, remount, set_attributes
 
     done: list[str] = []
     for path in paths:
         step = f"readonly {path}"
-        fd = _resolve(root, path, step)
-        if fd is None:
+        fd = open_in_root(root, path, step=step, missing_ok=True)
+        if fd < 0:
             continue
         try:
-            mount_on(fd, fd_path(fd), None, MS.BIND | MS.REC, None, step=step, path=path)
-            new = reopen(root, path, fd, step=step)
+            new = bind_fd(fd, fd, recursive=True, step=step, path=path)
+            if new < 0:
+                mount_on(fd, fd_path(fd), None, MS_BIND | MS_REC, None, step=step, path=path)
+                new = reopen(root, path, fd, step=step)
             try:
-                remount(new, _READONLY, step=step, path=path)
+                if not set_attributes(new, _READONLY_ATTR, 0, step=step, path=path):
+                    remount(new, _READONLY, step=step, path=path)
             finally:
                 os.close(new)
         finally:
@@ -119,7 +130,9 @@ def readonly_paths(root: Root, paths: Iterable[str]) -> list[str]:
 
 
 def readonly_root(root: Root) -> None:
-    """Remount the rootfs's own bind mount read-only (keeping nosuid, nodev... as they are)."""
-    from .mounts import remount
+    """Make the rootfs's own bind mount read-only (keeping nosuid, nodev... as they are)."""
+    from .mounts import remount, set_attributes
 
-    remount(root.fd, MS.RDONLY, step="remount / read-only", path="/")
+    step = "remount / read-only"
+    if not set_attributes(root.fd, MOUNT_ATTR_RDONLY, 0, step=step, path="/"):
+        remount(root.fd, MS_RDONLY, step=step, path="/")

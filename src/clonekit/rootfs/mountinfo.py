@@ -1,77 +1,39 @@
-"""/proc/self/mountinfo as records, and mount flags as numbers (MS_*, MOUNT_ATTR_*)."""
+"""/proc/self/mountinfo as records, and a mount's per-mount flags as MS_* bits.
+
+The bits themselves are :mod:`clonekit.mountflags`'."""
 
 from __future__ import annotations
 
 import os
 
 from .._record import record
+from ..mountflags import (
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_NOSYMFOLLOW,
+    MS_RDONLY,
+    MS_RELATIME,
+    MS_STRICTATIME,
+)
 
-__all__ = ["MS", "MountInfo", "current_flags", "read_mountinfo", "unescape"]
-
-
-class MS:
-    """mount(2) flags (include/uapi/linux/mount.h)."""
-
-    RDONLY = 0x1
-    NOSUID = 0x2
-    NODEV = 0x4
-    NOEXEC = 0x8
-    SYNCHRONOUS = 0x10
-    REMOUNT = 0x20
-    MANDLOCK = 0x40
-    DIRSYNC = 0x80
-    NOSYMFOLLOW = 0x100
-    NOATIME = 0x400
-    NODIRATIME = 0x800
-    BIND = 0x1000
-    MOVE = 0x2000
-    REC = 0x4000
-    SILENT = 0x8000
-    UNBINDABLE = 0x20000
-    PRIVATE = 0x40000
-    SLAVE = 0x80000
-    SHARED = 0x100000
-    RELATIME = 0x200000
-    STRICTATIME = 0x1000000
-    LAZYTIME = 0x2000000
-
-    PROPAGATION = UNBINDABLE | PRIVATE | SLAVE | SHARED
-    ATIME = NOATIME | RELATIME | STRICTATIME
-    # what MS_REMOUNT|MS_BIND can change on one mount
-    PER_MOUNT = RDONLY | NOSUID | NODEV | NOEXEC | NOSYMFOLLOW | NOATIME | NODIRATIME | RELATIME | STRICTATIME
-
-
-MNT_DETACH = 0x2
-
-# MOUNT_ATTR_* (mount_setattr) -> MS_* for the per-mount bits
-ATTR_RDONLY = 0x1
-ATTR_NOSUID = 0x2
-ATTR_NODEV = 0x4
-ATTR_NOEXEC = 0x8
-ATTR__ATIME = 0x70
-ATTR_NOATIME = 0x10
-ATTR_STRICTATIME = 0x20
-ATTR_NODIRATIME = 0x80
-ATTR_IDMAP = 0x100000
-ATTR_NOSYMFOLLOW = 0x200000
-ATTR_TO_MS = {
-    ATTR_RDONLY: MS.RDONLY, ATTR_NOSUID: MS.NOSUID, ATTR_NODEV: MS.NODEV, ATTR_NOEXEC: MS.NOEXEC,
-    ATTR_NODIRATIME: MS.NODIRATIME, ATTR_NOSYMFOLLOW: MS.NOSYMFOLLOW,
-}
+__all__ = ["MountInfo", "current_flags", "read_mountinfo", "unescape"]
 
 # per-mount option words of mountinfo field 6 -> MS_*
 _OPT_FLAGS = {
-    "ro": MS.RDONLY, "nosuid": MS.NOSUID, "nodev": MS.NODEV, "noexec": MS.NOEXEC,
-    "noatime": MS.NOATIME, "nodiratime": MS.NODIRATIME, "relatime": MS.RELATIME,
-    "nosymfollow": MS.NOSYMFOLLOW,
+    "ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME,
+    "nosymfollow": MS_NOSYMFOLLOW,
 }
 
 # statvfs f_flag (ST_*) -> MS_* for the per-mount bits
-_ST_FLAGS = {
-    os.ST_RDONLY: MS.RDONLY, os.ST_NOSUID: MS.NOSUID, os.ST_NODEV: MS.NODEV,
-    os.ST_NOEXEC: MS.NOEXEC, os.ST_NOATIME: MS.NOATIME, os.ST_NODIRATIME: MS.NODIRATIME,
-    os.ST_RELATIME: MS.RELATIME, 0x2000: MS.NOSYMFOLLOW,  # ST_NOSYMFOLLOW (5.10)
-}
+_ST_FLAGS = tuple({
+    os.ST_RDONLY: MS_RDONLY, os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV,
+    os.ST_NOEXEC: MS_NOEXEC, os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME,
+    os.ST_RELATIME: MS_RELATIME, 0x2000: MS_NOSYMFOLLOW,  # ST_NOSYMFOLLOW (5.10)
+}.items())
 
 
 def unescape(field: str) -> str:
@@ -110,8 +72,8 @@ class MountInfo:
         bits = 0
         for opt in self.options:
             bits |= _OPT_FLAGS.get(opt, 0)
-        if not bits & (MS.NOATIME | MS.RELATIME):
-            bits |= MS.STRICTATIME
+        if not bits & (MS_NOATIME | MS_RELATIME):
+            bits |= MS_STRICTATIME
         return bits
 
     @property
@@ -149,7 +111,7 @@ def current_flags(fd: int) -> int:
     """The per-mount MS_* flags of the mount ``fd`` is on (fstatvfs; works on O_PATH fds)."""
     st = os.statvfs(fd)
     bits = 0
-    for st_bit, ms_bit in _ST_FLAGS.items():
+    for st_bit, ms_bit in _ST_FLAGS:
         if st.f_flag & st_bit:
             bits |= ms_bit
     return bits

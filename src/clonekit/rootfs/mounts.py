@@ -18,25 +18,50 @@ import os
 import stat
 
 from .. import _native
-from .errors import RootfsError
-from .mountinfo import (
-    ATTR__ATIME,
-    ATTR_IDMAP,
-    ATTR_NOATIME,
-    ATTR_STRICTATIME,
-    ATTR_TO_MS,
-    MS,
-    current_flags,
-    read_mountinfo,
+from ..mountflags import (
+    MOUNT_ATTR__ATIME,
+    MOUNT_ATTR_IDMAP,
+    MOUNT_ATTR_NOATIME,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_NOSYMFOLLOW,
+    MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_STRICTATIME,
+    MS_ATIME,
+    MS_BIND,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_NOSYMFOLLOW,
+    MS_PER_MOUNT,
+    MS_PRIVATE,
+    MS_PROPAGATION,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    MS_UNBINDABLE,
 )
+from .errors import RootfsError
+from .mountinfo import current_flags, read_mountinfo
 from .paths import Root, ensure_path, fd_path, open_in_root, reopen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..runtime.plan import MountPlan
 
 __all__ = ["PROC_ALLOWED", "apply_mount", "apply_recursive", "bind_fd", "mount_on", "remount",
-           "remount_tree", "set_propagation"]
+           "remount_tree", "set_attributes", "set_propagation",
+           "set_tree_attributes"]
 
 # Files under /proc a container may get a mount on (lxcfs and friends), as runc allows.
 PROC_ALLOWED = frozenset({
@@ -85,15 +110,15 @@ def remount(fd: int, set_flags: int, clear_flags: int = 0, *, step: str, path: s
     """Change the per-mount flags of the mount at ``fd``, keeping those not named (so nosuid,
     nodev... inherited from the host stay: they are locked in a user namespace anyway)."""
     cur = current_flags(fd)
-    new = ((cur & ~MS.ATIME) | (set_flags & MS.PER_MOUNT)) & ~clear_flags
-    if set_flags & MS.ATIME:
-        new = (new & ~MS.ATIME) | (set_flags & MS.ATIME)
-    elif clear_flags & MS.RELATIME and cur & MS.RELATIME:
-        new |= MS.STRICTATIME
-    if new == cur & ~MS.ATIME and not set_flags & MS.ATIME and not clear_flags & MS.RELATIME:
+    new = ((cur & ~MS_ATIME) | (set_flags & MS_PER_MOUNT)) & ~clear_flags
+    if set_flags & MS_ATIME:
+        new = (new & ~MS_ATIME) | (set_flags & MS_ATIME)
+    elif clear_flags & MS_RELATIME and cur & MS_RELATIME:
+        new |= MS_STRICTATIME
+    if new == cur & ~MS_ATIME and not set_flags & MS_ATIME and not clear_flags & MS_RELATIME:
         return  # nothing changes: spare the syscall
     try:
-        _native.mount(None, fd_path(fd), None, MS.REMOUNT | MS.BIND | new, None)
+        _native.mount(None, fd_path(fd), None, MS_REMOUNT | MS_BIND | new, None)
     except OSError as exc:
         hint = ""
         if exc.errno == errno.EPERM:
@@ -101,6 +126,13 @@ def remount(fd: int, set_flags: int, clear_flags: int = 0, *, step: str, path: s
                     "(ro, nosuid, nodev, noexec, atime): drop the clearing option")
         raise RootfsError(exc.errno or 0, step, path, hint) from None
 
+
+# MOUNT_ATTR_* -> MS_* for the per-mount bits (the fallback without mount_setattr)
+ATTR_TO_MS = {
+    MOUNT_ATTR_RDONLY: MS_RDONLY, MOUNT_ATTR_NOSUID: MS_NOSUID, MOUNT_ATTR_NODEV: MS_NODEV,
+    MOUNT_ATTR_NOEXEC: MS_NOEXEC, MOUNT_ATTR_NODIRATIME: MS_NODIRATIME,
+    MOUNT_ATTR_NOSYMFOLLOW: MS_NOSYMFOLLOW,
+}
 
 # flags of mount_setattr(2), open_tree(2), move_mount(2) (uapi linux/fcntl.h, linux/mount.h)
 AT_EMPTY_PATH = 0x1000
@@ -141,10 +173,24 @@ def _setattr(fd: int, attr_set: int, attr_clr: int, propagation: int, *, recursi
     return True
 
 
+def set_attributes(fd: int, attr_set: int, attr_clr: int = 0, *, step: str, path: str) -> bool:
+    """MOUNT_ATTR_* bits on the one mount ``fd`` is on (its other flags kept): one
+    mount_setattr(2).  False when the kernel has none (< 5.12): the caller uses :func:`remount`."""
+    return _setattr(fd, attr_set, attr_clr, 0, recursive=False, step=step, path=path)
+
+
+def set_tree_attributes(fd: int, attr_set: int, attr_clr: int = 0, *, step: str, path: str) -> bool:
+    """MOUNT_ATTR_* bits on the mount ``fd`` is on and every mount below it, atomically: one
+    mount_setattr(AT_RECURSIVE).  False when the kernel has none (< 5.12)."""
+    if not attr_set and not attr_clr:
+        return True
+    return _setattr(fd, attr_set, attr_clr, 0, recursive=True, step=step, path=path)
+
+
 def set_propagation(fd: int, flags: int, *, step: str, path: str) -> None:
     """Make the mount at ``fd`` (and the mounts below it with MS_REC) shared, slave, private or
     unbindable: mount_setattr on the fd itself, mount(2) on its magic link before Linux 5.12."""
-    if _setattr(fd, 0, 0, flags & MS.PROPAGATION, recursive=bool(flags & MS.REC), step=step, path=path):
+    if _setattr(fd, 0, 0, flags & MS_PROPAGATION, recursive=bool(flags & MS_REC), step=step, path=path):
         return
     try:
         _native.mount(None, fd_path(fd), None, flags, None)
@@ -157,13 +203,13 @@ def apply_recursive(root: Root, fd: int, set_attr: int, clear_attr: int, *, step
 
     One mount_setattr(AT_RECURSIVE) on ``fd``; on a kernel without it (< 5.12) each mount of the
     subtree is remounted in turn instead (parents first), found in /proc/self/mountinfo."""
-    if set_attr & ATTR_IDMAP:
+    if set_attr & MOUNT_ATTR_IDMAP:
         raise RootfsError(errno.ENOSYS, step, path,
                           "idmapped mounts need a detached mount (open_tree), which clonekit "
                           "does not make yet")
-    if (set_attr | clear_attr) & ATTR__ATIME:
+    if (set_attr | clear_attr) & MOUNT_ATTR__ATIME:
         # the atime field is an enum: the kernel wants all of it cleared to select a value
-        clear_attr |= ATTR__ATIME
+        clear_attr |= MOUNT_ATTR__ATIME
     if _setattr(fd, set_attr, clear_attr, 0, recursive=True, step=step, path=path):
         return
     remount_tree(root, fd, set_attr, clear_attr, step=step, path=path)
@@ -177,10 +223,10 @@ def remount_tree(root: Root, fd: int, set_attr: int, clear_attr: int, *, step: s
             ms_set |= ms
         if clear_attr & attr:
             ms_clear |= ms
-    if (set_attr | clear_attr) & ATTR__ATIME:
-        atime = set_attr & ATTR__ATIME
-        ms_set |= (MS.NOATIME if atime == ATTR_NOATIME
-                   else MS.STRICTATIME if atime == ATTR_STRICTATIME else MS.RELATIME)
+    if (set_attr | clear_attr) & MOUNT_ATTR__ATIME:
+        atime = set_attr & MOUNT_ATTR__ATIME
+        ms_set |= (MS_NOATIME if atime == MOUNT_ATTR_NOATIME
+                   else MS_STRICTATIME if atime == MOUNT_ATTR_STRICTATIME else MS_RELATIME)
     top = os.readlink(fd_path(fd))
     remount(fd, ms_set, ms_clear, step=step, path=path)
     below = [mi for mi in read_mountinfo() if mi.mountpoint.startswith(top.rstrip("/") + "/")]
@@ -256,14 +302,17 @@ def _open_source(m: MountPlan) -> int:
         raise RootfsError(exc.errno or 0, _step(m), m.destination, hint) from None
 
 
-def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: bool = True) -> None:
-    """Perform one MountPlan inside ``root`` (before pivot_root)."""
+def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: bool = True,
+                cgroup_dirs: Mapping[str, str] | None = None) -> None:
+    """Perform one MountPlan inside ``root`` (before pivot_root).  ``cgroup_dirs``: for a
+    ``cgroup`` mount without a cgroup namespace, host hierarchy mount point -> the container's
+    group directory (see :func:`.cgroups.mount_cgroup_v1`)."""
     _check_destination(m)
     step = _step(m)
     if m.type == "cgroup" and not m.is_bind:
         from .cgroups import mount_cgroup_v1
 
-        mount_cgroup_v1(root, m, rootless=rootless, cgroupns=cgroupns)
+        mount_cgroup_v1(root, m, rootless=rootless, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
         return
     src_fd = -1
     kind = "dir"
@@ -274,9 +323,10 @@ def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: b
     try:
         if m.type in _NO_SYMLINK_TYPES:
             # the destination itself must be reached without symlinks (create it if missing)
-            fd = ensure_path(root, m.destination, step=step)
-            os.close(fd)
-            dst = open_in_root(root, m.destination, step=step, no_symlinks=True)
+            dst = open_in_root(root, m.destination, step=step, no_symlinks=True, missing_ok=True)
+            if dst < 0:
+                os.close(ensure_path(root, m.destination, step=step))
+                dst = open_in_root(root, m.destination, step=step, no_symlinks=True)
         else:
             dst = ensure_path(root, m.destination, step=step, kind=kind)
         try:
@@ -290,13 +340,13 @@ def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: b
 
 def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, *, rootless: bool) -> None:
     step, path = _step(m), m.destination
-    flags = m.flags & ~(MS.PROPAGATION | MS.REMOUNT)
+    flags = m.flags & ~(MS_PROPAGATION | MS_REMOUNT)
     new = -1
     if m.is_bind:
-        new = bind_fd(src_fd, dst, recursive=bool(flags & MS.REC), step=step, path=path)
+        new = bind_fd(src_fd, dst, recursive=bool(flags & MS_REC), step=step, path=path)
         if new < 0:  # no open_tree (Linux < 5.2)
-            mount_on(dst, fd_path(src_fd), None, MS.BIND | (flags & MS.REC), None, step=step, path=path)
-        extra = flags & ~(MS.BIND | MS.REC)
+            mount_on(dst, fd_path(src_fd), None, MS_BIND | (flags & MS_REC), None, step=step, path=path)
+        extra = flags & ~(MS_BIND | MS_REC)
     else:
         try:
             mount_on(dst, m.source or m.type, m.type, flags, m.data, step=step, path=path)
@@ -315,15 +365,15 @@ def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, *, rootless: boo
             except OSError:
                 raise exc from None
             try:
-                mount_on(dst, fd_path(hfd), None, MS.BIND | MS.REC, None, step=step, path=path)
+                mount_on(dst, fd_path(hfd), None, MS_BIND | MS_REC, None, step=step, path=path)
             finally:
                 os.close(hfd)
             extra = flags
     if new < 0:
         new = reopen(root, path, dst, step=step)
     try:
-        if extra & MS.PER_MOUNT or m.clear_flags & MS.PER_MOUNT:
-            remount(new, extra, m.clear_flags & MS.PER_MOUNT, step=step, path=path)
+        if extra & MS_PER_MOUNT or m.clear_flags & MS_PER_MOUNT:
+            remount(new, extra, m.clear_flags & MS_PER_MOUNT, step=step, path=path)
         if m.propagation:
             set_propagation(new, m.propagation, step=f"{step} ({_prop_name(m.propagation)})", path=path)
         if m.recursive_set or m.recursive_clear:
@@ -333,6 +383,6 @@ def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, *, rootless: boo
 
 
 def _prop_name(flags: int) -> str:
-    names = {MS.SHARED: "shared", MS.SLAVE: "slave", MS.PRIVATE: "private", MS.UNBINDABLE: "unbindable"}
+    names = {MS_SHARED: "shared", MS_SLAVE: "slave", MS_PRIVATE: "private", MS_UNBINDABLE: "unbindable"}
     name = next((n for bit, n in names.items() if flags & bit), "?")
-    return ("r" if flags & MS.REC else "") + name
+    return ("r" if flags & MS_REC else "") + name

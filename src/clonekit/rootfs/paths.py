@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 
 from .. import _native
 from .errors import RootfsError
@@ -41,10 +40,11 @@ _RETRIES = 8  # openat2 returns EAGAIN when a rename raced with a ".." walk
 class Root:
     """The rootfs: its host path (symlinks resolved) and an O_PATH fd of its top directory.
 
-    Open it *after* the rootfs has been bind-mounted onto itself, so the fd is on that mount."""
+    Open it *after* the rootfs has been bind-mounted onto itself, so the fd is on that mount.
+    ``resolved``: ``path`` is already free of symlinks (as :func:`bind_root` returns it)."""
 
-    def __init__(self, path: str):
-        self.path = os.path.realpath(path)
+    def __init__(self, path: str, *, resolved: bool = False):
+        self.path = path if resolved else os.path.realpath(path)
         try:
             self.fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
@@ -97,27 +97,32 @@ def _openat2(dirfd: int, rel: str, flags: int, resolve: int) -> int:
 
 
 def open_in_root(root: Root, path: str, *, step: str, flags: int = os.O_PATH,
-                 no_symlinks: bool = False) -> int:
+                 no_symlinks: bool = False, missing_ok: bool = False) -> int:
     """An fd of ``path`` (absolute, inside the container) resolved inside the rootfs.
 
     ``no_symlinks`` refuses any symlink on the way (for /proc and /sys destinations, whose
     redirection is the CVE-2019-16884 class).  Raises :class:`RootfsError`; ENOENT passes
-    through as a RootfsError with errno ENOENT so callers can skip missing paths."""
-    resolve = _IN_ROOT | (RESOLVE_NO_SYMLINKS if no_symlinks else 0)
+    through as a RootfsError with errno ENOENT so callers can skip missing paths, or gives -1
+    with ``missing_ok`` (no exception built: the cheap way to skip)."""
     try:
-        fd = _openat2(root.fd, _rel(path), flags, resolve)
+        fd = _openat2(root.fd, _rel(path), flags, _IN_ROOT | RESOLVE_NO_SYMLINKS if no_symlinks else _IN_ROOT)
     except OSError as exc:
-        err = exc.errno or 0
-        hint = ""
-        if err == errno.ELOOP and no_symlinks:
-            hint = (f"{path} or one of its parents is a symlink in the rootfs; this destination "
-                    "must be a real directory (a symlink could redirect the kernel's files)")
-        elif err == errno.ENOSYS:
-            hint = "openat2 needs Linux 5.6 or later"
-        elif err == errno.EXDEV:
-            hint = f"{path} resolves outside the rootfs"
-        raise RootfsError(err, step, path, hint) from None
+        if missing_ok and exc.errno == errno.ENOENT:
+            return -1
+        raise _open_error(exc.errno or 0, path, step, no_symlinks) from None
     return _checked(root, fd, path, step)
+
+
+def _open_error(err: int, path: str, step: str, no_symlinks: bool) -> RootfsError:
+    hint = ""
+    if err == errno.ELOOP and no_symlinks:
+        hint = (f"{path} or one of its parents is a symlink in the rootfs; this destination "
+                "must be a real directory (a symlink could redirect the kernel's files)")
+    elif err == errno.ENOSYS:
+        hint = "openat2 needs Linux 5.6 or later"
+    elif err == errno.EXDEV:
+        hint = f"{path} resolves outside the rootfs"
+    return RootfsError(err, step, path, hint)
 
 
 def _checked(root: Root, fd: int, path: str, step: str) -> int:
@@ -141,24 +146,29 @@ def ensure_path(root: Root, path: str, *, step: str, kind: str = "dir", mode: in
     """An O_PATH fd of ``path`` inside the rootfs, creating what is missing.
 
     Parents are always directories; the last component is a directory (``kind="dir"``) or an
-    empty regular file (``kind="file"``).  Each component is created with mkdirat/openat relative
-    to the fd of its (already resolved) parent, then re-resolved from the root fd."""
-    try:
-        return open_in_root(root, path, step=step)
-    except RootfsError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
+    empty regular file (``kind="file"``).  The deepest existing ancestor is found walking up
+    from the path (usually its parent: one lookup, not one per component); each missing
+    component is then created with mkdirat/openat relative to the fd of its (resolved, checked)
+    parent and re-resolved from the root fd."""
+    fd = open_in_root(root, path, step=step, missing_ok=True)
+    if fd >= 0:
+        return fd
     parts = [p for p in path.split("/") if p not in ("", ".")]
-    parent = os.dup(root.fd)
+    have = len(parts) - 1  # parts[:have] is the deepest ancestor that exists
+    while True:
+        if have == 0:
+            parent = os.dup(root.fd)
+            break
+        parent = _open_dir(root, "/" + "/".join(parts[:have]), path, step, missing_ok=True)
+        if parent >= 0:
+            break
+        have -= 1
     try:
-        for i, name in enumerate(parts):
+        for i in range(have, len(parts)):
             prefix = "/" + "/".join(parts[: i + 1])
             last = i == len(parts) - 1
-            fd = _component(root, parent, name, prefix, step=step, file=last and kind == "file", mode=mode)
-            if not last and not stat.S_ISDIR(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise RootfsError(errno.ENOTDIR, step, path,
-                                  f"{prefix} exists in the rootfs and is not a directory")
+            fd = _component(root, parent, parts[i], prefix, path, step=step,
+                            file=last and kind == "file", directory=not last, mode=mode)
             os.close(parent)
             parent = fd
     except BaseException:
@@ -167,17 +177,30 @@ def ensure_path(root: Root, path: str, *, step: str, kind: str = "dir", mode: in
     return parent
 
 
-def _component(root: Root, parent: int, name: str, prefix: str, *, step: str, file: bool,
-               mode: int | None) -> int:
+def _open_dir(root: Root, prefix: str, path: str, step: str, *, missing_ok: bool = False) -> int:
+    """O_PATH|O_DIRECTORY fd of ``prefix`` (a parent of ``path``); -1 if missing and
+    ``missing_ok``; a clear error if it is not a directory."""
+    try:
+        return open_in_root(root, prefix, step=step, flags=os.O_PATH | os.O_DIRECTORY, missing_ok=missing_ok)
+    except RootfsError as exc:
+        if exc.errno != errno.ENOTDIR:
+            raise
+        raise RootfsError(errno.ENOTDIR, step, path,
+                          f"{prefix} exists in the rootfs and is not a directory") from None
+
+
+def _component(root: Root, parent: int, name: str, prefix: str, path: str, *, step: str, file: bool,
+               directory: bool, mode: int | None) -> int:
     """Resolve ``prefix``; if missing, create ``name`` in ``parent`` and resolve again.  Retried
     when the tree changes between the two (a racing rename or symlink swap)."""
     link = None
     for _ in range(_RETRIES):
-        try:
-            return open_in_root(root, prefix, step=step)
-        except RootfsError as exc:
-            if exc.errno != errno.ENOENT or name == "..":
-                raise
+        fd = _open_dir(root, prefix, path, step, missing_ok=True) if directory else \
+            open_in_root(root, prefix, step=step, missing_ok=True)
+        if fd >= 0:
+            return fd
+        if name == "..":
+            raise RootfsError(errno.ENOENT, step, prefix)
         link = _create(parent, name, prefix, step=step, file=file, mode=mode)
     if link is not None:
         raise RootfsError(errno.ENOENT, step, prefix,

@@ -6,15 +6,17 @@ import errno
 import os
 
 from .. import _native
+from ..mountflags import MNT_DETACH, MS_BIND, MS_MOVE, MS_REC, MS_SLAVE
 from .errors import RootfsError
-from .mountinfo import MNT_DETACH, MS
 
 __all__ = ["bind_root", "enter_root", "set_tree_propagation"]
 
 
-def set_tree_propagation(flags: int = MS.SLAVE | MS.REC, path: str = "/") -> None:
+def set_tree_propagation(flags: int = MS_SLAVE | MS_REC, path: str = "/", *,
+                         step: str = "set rootfs propagation") -> None:
     """Make the mounts at ``path`` (recursively with MS_REC) slave/private/...: with the
-    default rslave nothing the container mounts propagates back to the host."""
+    default rslave nothing the container mounts propagates back to the host.  The one
+    propagation helper: ``ns.set_propagation`` (``unshare --propagation``) uses it too."""
     try:
         _native.mount(None, path, None, flags, None)
     except OSError as exc:
@@ -22,8 +24,9 @@ def set_tree_propagation(flags: int = MS.SLAVE | MS.REC, path: str = "/") -> Non
         if exc.errno == errno.EINVAL:
             hint = f"{path} is not a mount point, or the propagation flags {flags:#x} are invalid"
         elif exc.errno == errno.EPERM:
-            hint = "needs CAP_SYS_ADMIN over this mount namespace: run inside a new one"
-        raise RootfsError(exc.errno or 0, "set rootfs propagation", path, hint) from None
+            hint = ("needs CAP_SYS_ADMIN in the user namespace owning this mount namespace: "
+                    "run inside a new one")
+        raise RootfsError(exc.errno or 0, step, path, hint) from None
 
 
 def bind_root(path: str) -> str:
@@ -31,7 +34,7 @@ def bind_root(path: str) -> str:
     Returns the path with symlinks resolved."""
     real = os.path.realpath(path)
     try:
-        _native.mount(real, real, None, MS.BIND | MS.REC, None)
+        _native.mount(real, real, None, MS_BIND | MS_REC, None)
     except OSError as exc:
         hint = ""
         if exc.errno == errno.ENOENT:
@@ -81,7 +84,7 @@ def enter_root(path: str, *, no_pivot: bool = False) -> None:
         raise RootfsError(exc.errno or 0, "pivot_root", path, hint) from None
     try:
         # "." is now the old root, stacked over the new one: keep its unmount from propagating
-        _native.mount(None, ".", None, MS.SLAVE | MS.REC, None)
+        _native.mount(None, ".", None, MS_SLAVE | MS_REC, None)
         _native.umount2(".", MNT_DETACH)
     except OSError as exc:
         raise RootfsError(exc.errno or 0, "unmount the old root", "/") from None
@@ -108,7 +111,7 @@ def _detach_outside(path: str) -> None:
 def _move_root(path: str) -> None:
     _detach_outside(path)
     try:
-        _native.mount(".", "/", None, MS.MOVE, None)
+        _native.mount(".", "/", None, MS_MOVE, None)
     except OSError as exc:
         hint = "the rootfs mount cannot be moved while its parent mount is shared" \
             if exc.errno == errno.EINVAL else ""

@@ -7,15 +7,17 @@ the container's mount namespace, after the mounts, before pivot_root): :func:`mo
 
 from __future__ import annotations
 
+from ..mountflags import MS_PRIVATE, MS_REC, MS_SLAVE
 from .devices import create_devices, needs_dev_setup
 from .masks import mask_paths, readonly_paths, readonly_root
-from .mountinfo import MS
 from .mounts import apply_mount
 from .paths import Root
 from .pivot import bind_root, enter_root, set_tree_propagation
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..runtime.plan import Plan
 
 __all__ = ["finish_rootfs", "mount_rootfs", "prepare_rootfs"]
@@ -31,18 +33,22 @@ def prepare_rootfs(plan: Plan, *, rootless: bool, no_pivot: bool = False) -> Non
     finish_rootfs(plan, rootless=rootless, no_pivot=no_pivot)
 
 
-def mount_rootfs(plan: Plan, *, rootless: bool) -> None:
+def mount_rootfs(plan: Plan, *, rootless: bool, cgroup_dirs: Mapping[str, str] | None = None) -> None:
     """First half: propagation of "/" (rslave, or rprivate when the config asks private) so
     nothing flows back to the host, the rootfs bound onto itself, ``plan.mounts`` in order,
     then (unless /dev is a bind of the host's) the default devices, ``plan.devices`` and the
-    /dev symlinks — mknod, or bind mounts of the host's nodes when ``rootless``."""
-    pre = MS.PRIVATE | MS.REC if plan.rootfs_propagation & MS.PRIVATE else MS.SLAVE | MS.REC
+    /dev symlinks — mknod, or bind mounts of the host's nodes when ``rootless``.
+
+    ``cgroup_dirs`` (host cgroup hierarchy mount point -> the container's group directory in
+    it) is what a ``cgroup`` mount binds when the container has no cgroup namespace; without
+    it, the groups this process is in (/proc/self/cgroup) at that moment."""
+    pre = MS_PRIVATE | MS_REC if plan.rootfs_propagation & MS_PRIVATE else MS_SLAVE | MS_REC
     set_tree_propagation(pre)
     path = bind_root(plan.root)
     cgroupns = plan.namespace("cgroup") is not None
-    with Root(path) as root:
+    with Root(path, resolved=True) as root:
         for m in plan.mounts:
-            apply_mount(root, m, rootless=rootless, cgroupns=cgroupns)
+            apply_mount(root, m, rootless=rootless, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
         if needs_dev_setup(plan):
             create_devices(root, plan.devices, rootless=rootless)
 
@@ -58,5 +64,5 @@ def finish_rootfs(plan: Plan, *, rootless: bool = False, no_pivot: bool = False)
             readonly_root(root)
         path = root.path
     enter_root(path, no_pivot=no_pivot)
-    if plan.rootfs_propagation and not plan.rootfs_propagation & MS.PRIVATE:
+    if plan.rootfs_propagation and not plan.rootfs_propagation & MS_PRIVATE:
         set_tree_propagation(plan.rootfs_propagation)

@@ -18,46 +18,42 @@ Pure data and one pure function; no syscalls.
 
 from __future__ import annotations
 
-# mount(2) flags (include/uapi/linux/mount.h)
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_SYNCHRONOUS = 0x10
-MS_REMOUNT = 0x20
-MS_MANDLOCK = 0x40
-MS_DIRSYNC = 0x80
-MS_NOSYMFOLLOW = 0x100
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_MOVE = 0x2000
-MS_REC = 0x4000
-MS_SILENT = 0x8000
-MS_POSIXACL = 0x10000
-MS_UNBINDABLE = 0x20000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_SHARED = 0x100000
-MS_RELATIME = 0x200000
-MS_I_VERSION = 0x800000
-MS_STRICTATIME = 0x1000000
-MS_LAZYTIME = 0x2000000
-
-PROPAGATION_MASK = MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE
-
-# mount_setattr(2) attributes (include/uapi/linux/mount.h)
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-MOUNT_ATTR_NOEXEC = 0x8
-MOUNT_ATTR__ATIME = 0x70          # the atime field: one of the three values below
-MOUNT_ATTR_RELATIME = 0x0
-MOUNT_ATTR_NOATIME = 0x10
-MOUNT_ATTR_STRICTATIME = 0x20
-MOUNT_ATTR_NODIRATIME = 0x80
-MOUNT_ATTR_IDMAP = 0x100000
-MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+# the bits live in clonekit.mountflags (include/uapi/linux/mount.h)
+from ..mountflags import (
+    MOUNT_ATTR__ATIME,
+    MOUNT_ATTR_NOATIME,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_NOSYMFOLLOW,
+    MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_RELATIME,
+    MOUNT_ATTR_STRICTATIME,
+    MS_BIND,
+    MS_DIRSYNC,
+    MS_I_VERSION,
+    MS_LAZYTIME,
+    MS_MANDLOCK,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_NOSYMFOLLOW,
+    MS_POSIXACL,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_SILENT,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    MS_SYNCHRONOUS,
+    MS_UNBINDABLE,
+)
 
 #: word -> (clear?, MS_* bit). ``clear`` words undo the bit ("rw" clears MS_RDONLY).
 FLAGS: dict[str, tuple[bool, int]] = {
