@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
-from typing import Any
+
+from waiting import wait_for as wait_for  # re-exported: the tests import it from here
 
 TOP = "/clonekit-test-cg"
 
@@ -39,17 +38,6 @@ def proc_cgroup(pid: int) -> dict[str, str]:
 def cat(path: str) -> str:
     with open(path) as f:
         return f.read()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 # -- fake /sys/fs/cgroup trees ----------------------------------------------------------------

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from waiting import wait_for as wait_for  # re-exported: the tests import it from here
+
 ENV = dict(os.environ)
 ENV.pop("PYTHONDONTWRITEBYTECODE", None)
 CLONEKIT = [sys.executable, "-m", "clonekit"]
@@ -58,17 +60,6 @@ def children(pid: int) -> list[int]:
     except FileNotFoundError:
         pass
     return out
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def descendant(pid: int, comm: str, timeout: float = 10.0) -> int:
