@@ -84,6 +84,7 @@ def test_a_child_joins_every_hierarchy_itself(real: str, kind: str) -> None:
                 assert seen[field] == real, f"{h.key}: {seen[field]}"
             assert cg.pids() == [child.pid]
             assert proc_cgroup(os.getpid()) == mine, "the parent stays where it was"
+            assert cg.dirs_by_mount == {h.mountpoint: f"{h.mountpoint}{real}" for h in layout.targets()}
         finally:
             _finish(child, report, release)
     finally:

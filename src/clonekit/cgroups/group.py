@@ -166,6 +166,12 @@ class Cgroup:
         return {d.key: d.dir for d in self._dirs}
 
     @property
+    def dirs_by_mount(self) -> dict[str, str]:
+        """Hierarchy mount point -> the group's directory there (what the container's ``cgroup``
+        mount binds: ``rootfs.mount_rootfs(cgroup_dirs=...)``)."""
+        return {d.mount: d.dir for d in self._dirs}
+
+    @property
     def v2_dir(self) -> str | None:
         return next((d.dir for d in self._dirs if d.version == 2), None)
 
