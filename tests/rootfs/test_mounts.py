@@ -26,7 +26,7 @@ from clonekit.mountflags import (
     MS_SLAVE,
     MS_UNBINDABLE,
 )
-from clonekit.rootfs import Root, apply_mount, bind_root, prepare_rootfs
+from clonekit.rootfs import Root, apply_mount, bind_root, finish_rootfs, mount_rootfs, prepare_rootfs
 from clonekit.rootfs.pivot import set_tree_propagation
 from clonekit.runtime.plan import MountPlan, NamespacePlan, Plan
 
@@ -191,6 +191,40 @@ def test_cgroup_mount_mirrors_the_host_hierarchies(rootfs, cgroupns):
     assert seen["cpu_files"]
     for link, target in seen["links"].items():
         assert os.readlink(f"/sys/fs/cgroup/{link}") == target
+
+
+def test_cgroup_mount_binds_the_groups_the_runtime_names(rootfs):
+    """Without a cgroup namespace each hierarchy is a bind of the container's own group; the
+    runtime names it (cgroup_dirs), since the init may not be in its v1 groups yet."""
+    if not _hybrid_v1() or not os.path.isdir("/sys/fs/cgroup/pids"):
+        pytest.skip("this host has no cgroup v1 pids hierarchy (the v1 layout is what is tested)")
+    group = f"/clonekit-test/rootfs-dirs-{os.getpid()}"
+    host_dir = "/sys/fs/cgroup/pids" + group
+    os.makedirs(host_dir)
+    plan = Plan("1.2.0", rootfs, mounts=(
+        MountPlan("/proc", "proc", "proc"),
+        MountPlan("/sys", "sysfs", "sysfs", flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY),
+        MountPlan("/sys/fs/cgroup", "cgroup", "cgroup", flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY),
+    ))
+
+    def body():
+        mount_rootfs(plan, rootless=False, cgroup_dirs={"/sys/fs/cgroup/pids": host_dir})
+        finish_rootfs(plan)
+        with open("/proc/self/cgroup") as f:
+            own = {line.split(":")[1]: line.rstrip("\n").split(":", 2)[2] for line in f}
+        mi = mountinfo_by_point()
+        return {"mounts": {p: v for p, v in mi.items() if p.startswith("/sys/fs/cgroup/")}, "own": own}
+
+    try:
+        seen = run_child(body)
+    finally:
+        os.rmdir(host_dir)
+    assert "raised" not in seen, seen
+    assert seen["mounts"]["/sys/fs/cgroup/pids"]["root"] == group
+    assert "ro" in seen["mounts"]["/sys/fs/cgroup/pids"]["options"]
+    memory = seen["mounts"].get("/sys/fs/cgroup/memory")
+    if memory is not None:  # not named: the group the init is in
+        assert memory["root"] == seen["own"]["memory"]
 
 
 def test_cgroup2_mount(rootfs):

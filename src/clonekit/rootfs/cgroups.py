@@ -64,6 +64,10 @@ if TYPE_CHECKING:
 __all__ = ["host_cgroup2", "host_hierarchies", "mount_cgroup_v1"]
 
 HOST_CGROUP = "/sys/fs/cgroup"
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 0x1
+_no_open_tree = False  # the kernel lacks open_tree (Linux < 5.2): set at the first ENOSYS
 _BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 # MS_* per-mount bits -> MOUNT_ATTR_* (the atime field apart)
 _MS_TO_ATTR = ((MS_RDONLY, MOUNT_ATTR_RDONLY), (MS_NOSUID, MOUNT_ATTR_NOSUID), (MS_NODEV, MOUNT_ATTR_NODEV),
@@ -229,7 +233,7 @@ def _mount_hierarchy(root: Root, path: str, dst: int, mi: _Hierarchy | None, per
     """Mount one hierarchy on ``dst``: a fresh cgroup mount with the container's cgroup
     namespace (flags set already: -1 is returned), else a bind of the container's group, whose
     new mount's fd is returned (the caller sets its flags and closes it)."""
-    from .mounts import bind_fd, mount_on
+    from .mounts import mount_on
 
     fstype = "cgroup2" if mi is None or mi.fstype == "cgroup2" else "cgroup"
     data = None if fstype == "cgroup2" else ",".join(_controllers(mi)) if mi else None
@@ -254,20 +258,48 @@ def _mount_hierarchy(root: Root, path: str, dst: int, mi: _Hierarchy | None, per
         group = own.get(ctrls, "/")
         source = os.path.normpath(host + "/" + group.lstrip("/"))
     try:
-        sfd = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        try:  # the group is gone (or not there yet): the whole hierarchy, as runc
-            sfd = os.open(host, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return _bind_host_dir(root, source, dst, step=step, path=path)
+    except RootfsError:
+        raise
+    except OSError as exc:
+        if source == host or exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise RootfsError(exc.errno or err, step, path, f"cannot bind the host's {source}") from None
+    try:  # the group is gone (or not there yet): the whole hierarchy
+        return _bind_host_dir(root, host, dst, step=step, path=path)
+    except RootfsError:
+        raise
+    except OSError as exc:
+        raise RootfsError(exc.errno or err, step, path, f"cannot bind the host's {host}") from None
+
+
+def _bind_host_dir(root: Root, source: str, dst: int, *, step: str, path: str) -> int:
+    """Bind the host directory ``source`` (recursively) onto ``dst``; the new mount's fd.
+    open_tree(OPEN_TREE_CLONE) straight from the path, then move_mount; before Linux 5.2,
+    mount(2) through an fd of the source and the path re-resolved to reach the new mount.
+    Raises OSError when ``source`` cannot be opened."""
+    global _no_open_tree
+    from .mounts import MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, mount_on
+
+    if not _no_open_tree:
+        try:
+            tree = int(_native.open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | AT_RECURSIVE))
         except OSError as exc:
-            raise RootfsError(exc.errno or err, step, path, f"cannot open the host's {host}") from None
+            if exc.errno != errno.ENOSYS:
+                raise
+            _no_open_tree = True
+        else:
+            try:
+                _native.move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+            except OSError as exc:
+                os.close(tree)
+                raise RootfsError(exc.errno or 0, step, path) from None
+            return tree
+    sfd = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        new = bind_fd(sfd, dst, recursive=True, step=step, path=path)
-        if new < 0:  # no open_tree (Linux < 5.2)
-            mount_on(dst, fd_path(sfd), None, MS_BIND | MS_REC, None, step=step, path=path)
-            new = reopen(root, path, dst, step=step)
+        mount_on(dst, fd_path(sfd), None, MS_BIND | MS_REC, None, step=step, path=path)
     finally:
         os.close(sfd)
-    return new
+    return reopen(root, path, dst, step=step)
 
 
 def _copy_symlinks(top: int, names: set[str], step: str, dest: str) -> None:

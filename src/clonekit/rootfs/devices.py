@@ -75,12 +75,16 @@ def create_devices(root: Root, devices: Iterable[DevicePlan | Device], *, rootle
         wanted.update((d.path, d) for d in DEFAULT_DEVICES)
     wanted.update((d.path, d) for d in devices)
     parents: dict[str, int] = {}
+    old_umask = os.umask(0)  # the modes are the config's
     try:
         for dev in wanted.values():
             if rootless:
                 _bind_device(root, dev)
             else:
                 _mknod(root, dev, parents)
+    finally:
+        os.umask(old_umask)
+    try:
         if defaults:
             dev_symlinks(root, parents.get("/dev", -1))
     finally:
@@ -93,9 +97,11 @@ def create_device(root: Root, dev: DevicePlan | Device, *, rootless: bool) -> No
         _bind_device(root, dev)
         return
     parents: dict[str, int] = {}
+    old_umask = os.umask(0)
     try:
         _mknod(root, dev, parents)
     finally:
+        os.umask(old_umask)
         for fd in parents.values():
             os.close(fd)
 
@@ -106,7 +112,8 @@ def _split(path: str) -> tuple[str, str]:
 
 
 def _mknod(root: Root, dev: DevicePlan | Device, parents: dict[str, int]) -> None:
-    """mknodat in the parent's fd (from ``parents``, the caller's cache: resolved once)."""
+    """mknodat in the parent's fd (from ``parents``, the caller's cache: resolved once), under
+    the caller's umask 0."""
     step = f"mknod {dev.path}"
     fmt = _FORMATS[dev.type]
     rdev = 0 if dev.type == "p" else os.makedev(dev.major, dev.minor)
@@ -114,7 +121,6 @@ def _mknod(root: Root, dev: DevicePlan | Device, parents: dict[str, int]) -> Non
     parent = parents.get(parent_path)
     if parent is None:
         parent = parents[parent_path] = ensure_path(root, parent_path, step=step)
-    old_umask = os.umask(0)
     try:
         try:
             os.mknod(name, fmt | (dev.file_mode & 0o7777), rdev, dir_fd=parent)
@@ -137,8 +143,6 @@ def _mknod(root: Root, dev: DevicePlan | Device, parents: dict[str, int]) -> Non
             hint = ("creating device nodes needs CAP_MKNOD in the initial user namespace; "
                     "rootless containers get their devices bind-mounted from the host (rootless=True)")
         raise RootfsError(exc.errno or 0, step, dev.path, hint) from None
-    finally:
-        os.umask(old_umask)
 
 
 def _chmod_in(parent: int, name: str, mode: int) -> None:

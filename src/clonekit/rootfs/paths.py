@@ -44,12 +44,13 @@ class Root:
     ``resolved``: ``path`` is already free of symlinks (as :func:`bind_root` returns it)."""
 
     def __init__(self, path: str, *, resolved: bool = False):
-        self.path = path if resolved else os.path.realpath(path)
         try:
-            self.fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             hint = "root.path in config.json must name an existing directory on the host"
             raise RootfsError(exc.errno or 0, "open rootfs", path, hint) from None
+        # the kernel's name of what was opened: symlinks resolved, as every check compares it
+        self.path = path if resolved else os.readlink(fd_path(self.fd))
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -8,6 +8,7 @@ import os
 from .. import _native
 from ..mountflags import MNT_DETACH, MS_BIND, MS_MOVE, MS_REC, MS_SLAVE
 from .errors import RootfsError
+from .paths import fd_path
 
 __all__ = ["bind_root", "enter_root", "set_tree_propagation"]
 
@@ -31,21 +32,32 @@ def set_tree_propagation(flags: int = MS_SLAVE | MS_REC, path: str = "/", *,
 
 def bind_root(path: str) -> str:
     """Bind the rootfs onto itself (recursively), so it is a mount point pivot_root accepts.
-    Returns the path with symlinks resolved."""
-    real = os.path.realpath(path)
+    Returns the path with symlinks resolved (the kernel's name of the directory)."""
     try:
-        _native.mount(real, real, None, MS_BIND | MS_REC, None)
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        hint = ""
-        if exc.errno == errno.ENOENT:
-            hint = f"the rootfs {real} does not exist on the host (root.path in config.json)"
-        elif exc.errno == errno.ENOTDIR:
-            hint = f"the rootfs {real} is not a directory"
-        elif exc.errno == errno.EACCES:
-            hint = (f"the container's root (host uid {_host_uid_of_root()}) cannot reach {real}: every "
-                    "directory above it must be searchable (x) by that uid, e.g. chmod o+x")
-        raise RootfsError(exc.errno or 0, "bind rootfs", real, hint) from None
+        raise _bind_error(exc.errno or 0, os.path.abspath(path)) from None
+    try:
+        real = os.readlink(fd_path(fd))
+        try:
+            _native.mount(fd_path(fd), fd_path(fd), None, MS_BIND | MS_REC, None)
+        except OSError as exc:
+            raise _bind_error(exc.errno or 0, real) from None
+    finally:
+        os.close(fd)
     return real
+
+
+def _bind_error(err: int, real: str) -> RootfsError:
+    hint = ""
+    if err == errno.ENOENT:
+        hint = f"the rootfs {real} does not exist on the host (root.path in config.json)"
+    elif err == errno.ENOTDIR:
+        hint = f"the rootfs {real} is not a directory"
+    elif err == errno.EACCES:
+        hint = (f"the container's root (host uid {_host_uid_of_root()}) cannot reach {real}: every "
+                "directory above it must be searchable (x) by that uid, e.g. chmod o+x")
+    return RootfsError(err, "bind rootfs", real, hint)
 
 
 def _host_uid_of_root() -> str:
