@@ -48,6 +48,8 @@ Errors: :class:`CgroupError` (a :class:`clonekit.errors.KernelError`: errno, ste
 
 from __future__ import annotations
 
+from .. import _lazy  # not importlib: it imports warnings, on the path of every container start
+
 TYPE_CHECKING = False
 
 _EXPORTS = {
@@ -79,15 +81,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'clonekit.cgroups' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    return _lazy.attribute(globals(), _EXPORTS, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return _lazy.names(globals(), _EXPORTS)
