@@ -245,3 +245,31 @@ def test_version_without_argparse():
     from clonekit import __version__
 
     assert out.stdout == f"clonekit {__version__}\nFalse\n"
+
+
+@pytest.mark.parametrize(("argv", "indent"), [(["lsns", "--json"], 3), (["lsns", "-T", "--json"], 3),
+                                              (["tree", "--json"], 2), (["tree", "--ns", "--json"], 2),
+                                              (["tasks", "--json"], None)], ids=repr)
+def test_json_output_is_json_module_text_without_json(argv, indent):
+    """--json is written by json's C encoder (clonekit._jsonc) without importing json: the text
+    is what json.dump(indent=N) (tasks: one JSONEncoder().encode line per task) would write."""
+    import json
+
+    code = (
+        "import io, sys\n"
+        "from clonekit.cli import main\n"
+        "out = io.StringIO(); real = sys.stdout; sys.stdout = out\n"
+        f"rc = main({argv!r})\n"
+        "sys.stdout = real\n"
+        "print(rc, 'json' in sys.modules, 'argparse' in sys.modules)\n"
+        "sys.stdout.write(out.getvalue())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    status, _, text = done.stdout.partition("\n")
+    assert status == "0 False False", done.stderr
+    data = json.loads(text)
+    if indent is not None:
+        assert text == json.dumps(data, indent=indent) + "\n"
+    else:
+        body = ",\n".join("    " + json.JSONEncoder().encode(row) for row in data["tasks"])
+        assert text == '{\n  "tasks": [\n' + body + "\n  ]\n}\n"

@@ -172,9 +172,9 @@ def _log(args: object, level: str, message: str) -> None:
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if getattr(args, "log_format", "text") == "json":
-        import json
+        from clonekit._jsonc import dumps  # json.dumps' text, without importing json
 
-        line = json.dumps({"level": level, "msg": message, "time": stamp})
+        line = dumps({"level": level, "msg": message, "time": stamp})
     else:
         line = f'time="{stamp}" level={level} msg="{message}"'
     try:

@@ -161,7 +161,7 @@ def tree_prefixes(depths: list[int]) -> list[str]:
 
 
 def _print_json(rows: list[Any], keys: list[str], tree: list[tuple[int, Any]] | None) -> None:
-    import json
+    from clonekit._jsonc import dumps  # json's C encoder without importing json (~10 ms)
 
     if tree is None:
         data = [r.as_dict(keys) for r in rows]
@@ -177,5 +177,4 @@ def _print_json(rows: list[Any], keys: list[str], tree: list[tuple[int, Any]] | 
             else:
                 data.append(item)
             stack.append((depth, item))
-    json.dump({"namespaces": data}, sys.stdout, indent=3)
-    sys.stdout.write("\n")
+    sys.stdout.write(dumps({"namespaces": data}, indent=3) + "\n")  # json.dump(indent=3)'s text

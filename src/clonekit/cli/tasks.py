@@ -161,8 +161,7 @@ def _print_table(tasks: list[TaskInfo], *, headers: bool) -> None:
 
 
 def _print_json(tasks: list[TaskInfo]) -> None:
-    import json
-
+    from clonekit._jsonc import dumps  # json's C encoder without importing json (~10 ms)
     from clonekit.proc.stat import boot_time, clock_ticks, user_name
 
     hz = clock_ticks()
@@ -188,6 +187,5 @@ def _print_json(tasks: list[TaskInfo]) -> None:
         for t in tasks
     ]
     # one task per line: readable, and json's C encoder (indent= would use the slow Python one)
-    dumps = json.JSONEncoder().encode
     body = ",\n".join("    " + dumps(row) for row in rows)
     sys.stdout.write('{\n  "tasks": [\n' + body + ("\n" if rows else "") + "  ]\n}\n")
