@@ -156,7 +156,9 @@ def list_namespaces(kinds: object = None, *, pid: int | None = None, inode: int 
             try:
                 ino = ns_inode(p, name)
             except NoSuchProcess:
-                break  # exited while we looked
+                # exited while we looked -- or a zombie: its mnt..net links are gone with its
+                # nsproxy while pid and user still resolve (util-linux lists those too)
+                continue
             except ProcError:
                 continue  # not allowed to look, or a kind this kernel lacks
             key = (name, ino)
