@@ -32,20 +32,24 @@ from clonekit.mountflags import (
     MOUNT_ATTR_STRICTATIME,
     MS_BIND,
     MS_NOATIME,
+    MS_NODEV,
+    MS_NOEXEC,
     MS_NOSUID,
     MS_PER_MOUNT,
     MS_PRIVATE,
     MS_RDONLY,
     MS_REC,
+    MS_RELATIME,
     MS_REMOUNT,
     MS_SHARED,
+    MS_STRICTATIME,
     MS_UNBINDABLE,
 )
-from clonekit.rootfs import Root, apply_mount, bind_root
+from clonekit.rootfs import Root, apply_mount, bind_root, prepare_rootfs
 from clonekit.rootfs import mounts as mounts_mod
 from clonekit.rootfs.paths import mount_id, open_in_root
 from clonekit.rootfs.pivot import set_tree_propagation
-from clonekit.runtime.plan import MountPlan
+from clonekit.runtime.plan import MountPlan, NamespacePlan, Plan
 
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
@@ -502,3 +506,51 @@ def test_bind_fd_names_the_new_mount_even_after_the_path_moves(rootfs, tmp_path,
     assert "raised" not in seen, seen
     assert "ro" in seen["moved"] and not seen["decoy is a mount"]
     assert seen["subs"] == [recursive] * len(SUBS)
+
+
+# --- the whole container filesystem without the new mount API ------------------------------
+
+def _default_plan(rootfs: str) -> Plan:
+    """The filesystem of `clonekit spec` (runc's default): its mounts, masked and read-only
+    paths and read-only root, without a cgroup namespace (the cgroup hierarchies are binds)."""
+    return Plan("1.2.0", rootfs, root_readonly=True, namespaces=(NamespacePlan("mount"),), mounts=(
+        MountPlan("/proc", "proc", "proc"),
+        MountPlan("/dev", "tmpfs", TAG, flags=MS_NOSUID | MS_STRICTATIME, data="mode=755,size=65536k"),
+        MountPlan("/dev/pts", "devpts", "devpts", flags=MS_NOSUID | MS_NOEXEC,
+                  data="newinstance,ptmxmode=0666,mode=0620"),
+        MountPlan("/dev/shm", "tmpfs", TAG, flags=MS_NOSUID | MS_NOEXEC | MS_NODEV, data="mode=1777"),
+        MountPlan("/sys", "sysfs", "sysfs", flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY),
+        MountPlan("/sys/fs/cgroup", "cgroup", "cgroup",
+                  flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RELATIME | MS_RDONLY),
+    ), masked_paths=("/proc/kcore", "/proc/keys", "/proc/acpi", "/proc/timer_list", "/sys/firmware"),
+        readonly_paths=("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"))
+
+
+@needs_x86_64
+def test_container_filesystem_is_the_same_without_open_tree_and_mount_setattr(rootfs):
+    """The one-pass paths (open_tree binds, one recursive mount_setattr for the cgroup tree and
+    one per read-only path) and their fallbacks for kernels without those syscalls build the
+    same mount table."""
+    plan = _default_plan(rootfs)
+
+    def observe(denied: tuple[int, ...]):
+        def body():
+            if denied:
+                deny_with_enosys(*denied)
+            prepare_rootfs(plan, rootless=False)
+            table = {point: [m["fstype"], sorted(m["options"]), m["root"]]
+                     for point, m in mountinfo_by_point().items()}
+            return {"table": table, "fallback": [mounts_mod._no_open_tree, mounts_mod._no_setattr]}
+        seen = run_child(body)
+        assert "raised" not in seen, seen
+        assert seen["fallback"] == [bool(denied)] * 2  # the fallbacks were what ran
+        return seen["table"]
+
+    new_api = observe(())
+    old_api = observe((NR_OPEN_TREE, NR_MOUNT_SETATTR))
+    assert new_api == old_api
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(new_api["/proc/sys"][1])
+    assert "ro" in new_api["/"][1] and "ro" in new_api["/sys/fs/cgroup"][1]
+    cgroup = {p: v for p, v in new_api.items() if p.startswith("/sys/fs/cgroup/")}
+    assert cgroup
+    assert all({"ro", "nosuid", "nodev", "noexec", "relatime"} <= set(v[1]) for v in cgroup.values())

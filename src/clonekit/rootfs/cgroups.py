@@ -64,10 +64,6 @@ if TYPE_CHECKING:
 __all__ = ["host_cgroup2", "host_hierarchies", "mount_cgroup_v1"]
 
 HOST_CGROUP = "/sys/fs/cgroup"
-AT_FDCWD = -100
-AT_RECURSIVE = 0x8000
-OPEN_TREE_CLONE = 0x1
-_no_open_tree = False  # the kernel lacks open_tree (Linux < 5.2): set at the first ENOSYS
 _BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 # MS_* per-mount bits -> MOUNT_ATTR_* (the atime field apart)
 _MS_TO_ATTR = ((MS_RDONLY, MOUNT_ATTR_RDONLY), (MS_NOSUID, MOUNT_ATTR_NOSUID), (MS_NODEV, MOUNT_ATTR_NODEV),
@@ -274,26 +270,13 @@ def _mount_hierarchy(root: Root, path: str, dst: int, mi: _Hierarchy | None, per
 
 def _bind_host_dir(root: Root, source: str, dst: int, *, step: str, path: str) -> int:
     """Bind the host directory ``source`` (recursively) onto ``dst``; the new mount's fd.
-    open_tree(OPEN_TREE_CLONE) straight from the path, then move_mount; before Linux 5.2,
-    mount(2) through an fd of the source and the path re-resolved to reach the new mount.
-    Raises OSError when ``source`` cannot be opened."""
-    global _no_open_tree
-    from .mounts import MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, mount_on
+    open_tree + move_mount; before Linux 5.2 mount(2) through an fd of the source, and the path
+    re-resolved to reach the new mount.  Raises OSError when ``source`` cannot be opened."""
+    from .mounts import bind_host_path, mount_on
 
-    if not _no_open_tree:
-        try:
-            tree = int(_native.open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | AT_RECURSIVE))
-        except OSError as exc:
-            if exc.errno != errno.ENOSYS:
-                raise
-            _no_open_tree = True
-        else:
-            try:
-                _native.move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
-            except OSError as exc:
-                os.close(tree)
-                raise RootfsError(exc.errno or 0, step, path) from None
-            return tree
+    new = bind_host_path(source, dst, recursive=True, step=step, path=path)
+    if new >= 0:
+        return new
     sfd = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         mount_on(dst, fd_path(sfd), None, MS_BIND | MS_REC, None, step=step, path=path)

@@ -59,9 +59,8 @@ if TYPE_CHECKING:
 
     from ..runtime.plan import MountPlan
 
-__all__ = ["PROC_ALLOWED", "apply_mount", "apply_recursive", "bind_fd", "mount_on", "remount",
-           "remount_tree", "set_attributes", "set_propagation",
-           "set_tree_attributes"]
+__all__ = ["PROC_ALLOWED", "apply_mount", "apply_recursive", "bind_fd", "bind_host_path", "mount_on",
+           "remount", "remount_tree", "set_attributes", "set_propagation", "set_tree_attributes"]
 
 # Files under /proc a container may get a mount on (lxcfs and friends), as runc allows.
 PROC_ALLOWED = frozenset({
@@ -135,6 +134,7 @@ ATTR_TO_MS = {
 }
 
 # flags of mount_setattr(2), open_tree(2), move_mount(2) (uapi linux/fcntl.h, linux/mount.h)
+AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 0x1
@@ -268,6 +268,29 @@ def bind_fd(src_fd: int, dst: int, *, recursive: bool, step: str, path: str) -> 
         _native.move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
     except OSError as exc:
         os.close(tree)  # the detached copy goes with its last fd
+        raise RootfsError(exc.errno or 0, step, path, _hint(exc.errno or 0, None, None)) from None
+    return tree
+
+
+def bind_host_path(source: str, dst: int, *, recursive: bool, step: str, path: str) -> int:
+    """:func:`bind_fd` for a host path: open_tree(OPEN_TREE_CLONE) straight from ``source`` (one
+    syscall less than opening it first), move_mount onto ``dst``; the new mount's fd.  -1 if the
+    kernel lacks open_tree.  A ``source`` that cannot be opened raises a plain OSError (the
+    caller decides); a refused move_mount raises RootfsError."""
+    global _no_open_tree
+    if _no_open_tree:
+        return -1
+    try:
+        tree = _native.open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | (AT_RECURSIVE * recursive))
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+        _no_open_tree = True
+        return -1
+    try:
+        _native.move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+    except OSError as exc:
+        os.close(tree)
         raise RootfsError(exc.errno or 0, step, path, _hint(exc.errno or 0, None, None)) from None
     return tree
 
