@@ -18,6 +18,8 @@ Names load lazily.
 
 from __future__ import annotations
 
+from .. import _lazy  # not importlib: it imports warnings
+
 TYPE_CHECKING = False
 
 _EXPORTS = {
@@ -27,7 +29,7 @@ _EXPORTS = {
     "RootfsError": "errors",
     "Root": "paths",
     "open_in_root": "paths",
-    "resolve_in_root": "paths",
+    "resolve_in_root": "paths:open_in_root",
     "ensure_path": "paths",
     "fd_path": "paths",
     "apply_mount": "mounts",
@@ -101,16 +103,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'clonekit.rootfs' has no attribute {name!r}")
-    from importlib import import_module
-
-    attr = "open_in_root" if name == "resolve_in_root" else name
-    value = getattr(import_module(f".{module}", __name__), attr)
-    globals()[name] = value
-    return value
+    return _lazy.attribute(globals(), _EXPORTS, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return _lazy.names(globals(), _EXPORTS)
