@@ -61,7 +61,6 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     import os
 
     from clonekit.errors import UsageError
-    from clonekit.ns.idmap import resolve_gid, resolve_uid
     from clonekit.ns.kinds import Kind
     from clonekit.ns.setns import NsenterSpec
 
@@ -84,6 +83,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                 raise UsageError(f"{which} follow needs a target process: add -t PID")
             st = os.stat(f"/proc/{spec.target}")
             return st.st_uid if which == "--setuid" else st.st_gid
+        from clonekit.ns.idmap import resolve_gid, resolve_uid  # only for -S/-G: idmap imports shutil
+
         return resolve_uid(value) if which == "--setuid" else resolve_gid(value)
 
     spec.uid = follow(args.setuid, "--setuid") if args.setuid is not None else None
