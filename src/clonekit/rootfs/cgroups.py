@@ -177,7 +177,7 @@ def mount_cgroup_v1(root: Root, m: MountPlan, *, rootless: bool, cgroupns: bool,
         mount_on(dst, "tmpfs", "tmpfs", (m.flags & ~MS_RDONLY & MS_PER_MOUNT), "mode=755",
                  step=step, path=m.destination)
         top = reopen(root, m.destination, dst, step=step)
-        made: list[int] = []  # fds of the binds (for the remounts when there is no mount_setattr)
+        made: list[tuple[int, str]] = []  # the binds' fds (remounted when there is no mount_setattr)
         try:
             own: dict[frozenset[str], str] = {}
             for mi in hierarchies:
@@ -190,18 +190,18 @@ def mount_cgroup_v1(root: Root, m: MountPlan, *, rootless: bool, cgroupns: bool,
                     new = _mount_hierarchy(root, sub_path, sub, mi, per_mount, rootless=rootless,
                                            cgroupns=cgroupns, step=step, own=own, cgroup_dirs=cgroup_dirs)
                     if new >= 0:
-                        made.append(new)
+                        made.append((new, sub_path))
                 finally:
                     os.close(sub)
             _copy_symlinks(top, {os.path.basename(mi.mountpoint) for mi in hierarchies}, step, m.destination)
             attr_set, attr_clr = _attrs(per_mount)
             if not set_tree_attributes(top, attr_set, attr_clr, step=step, path=m.destination):
-                for fd in made:  # Linux < 5.12: one remount per mount
-                    remount(fd, per_mount, step=step, path=m.destination)
+                for fd, sub_path in made:  # Linux < 5.12: one remount per mount
+                    remount(fd, per_mount, step=step, path=sub_path)
                 if m.flags & MS_RDONLY:
                     remount(top, MS_RDONLY | per_mount, step=step, path=m.destination)
         finally:
-            for fd in made:
+            for fd, _ in made:
                 os.close(fd)
             os.close(top)
     finally:
