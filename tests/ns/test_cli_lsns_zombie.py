@@ -4,10 +4,10 @@ The whole-machine difference seen while the suite ran (util-linux listing short-
 namespaces that clonekit did not) was this case: a zombie's /proc/PID/ns/pid and ns/user still
 resolve (the kernel finds them through the task's pid and credentials), its mnt, uts, ipc, net,
 cgroup and time links are gone (its nsproxy was released at exit).  util-linux reads every kind
-it can; clonekit's scan (ns/listing.py) stopped at the first kind that failed (fixed) — mnt, which comes
-before pid in kernel order — and so never saw the zombie's pid namespace unless ``-t pid`` was
-asked.  Threads in other namespaces and namespaces held only by an fd are not listed by
-util-linux 2.38 either, so there is nothing to compare for them.
+it can; clonekit's scan (ns/listing.py) used to stop at the first kind that failed — mnt, which
+comes before pid in kernel order — and so never saw the zombie's pid namespace unless ``-t pid``
+was asked (now it goes on to the next kind).  Threads in other namespaces and namespaces held
+only by an fd are not listed by util-linux 2.38 either, so there is nothing to compare for them.
 """
 
 from __future__ import annotations
