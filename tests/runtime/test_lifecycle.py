@@ -6,6 +6,8 @@ import json
 import os
 import time
 
+import pytest
+
 
 def state(bundles, cid):
     return json.loads(bundles.cli("state", cid).stdout)
@@ -241,3 +243,31 @@ def test_preserve_fds_and_no_fd_leaks(bundles, tmp_path):
     assert proc.returncode == 0, proc.stderr
     fds = sorted(int(x) for x in proc.stdout.split())
     assert fds == [0, 1, 2, 3, 4]  # stdio, the preserved fd 3, and ls's own directory fd (4)
+
+
+
+def _cgroup_paths(text: str) -> dict[str, str]:
+    """/proc/PID/cgroup text -> {controllers: path} ("" is the unified hierarchy)."""
+    return {line.split(":", 2)[1]: line.split(":", 2)[2] for line in text.splitlines()}
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+def test_the_init_is_in_its_group_in_every_hierarchy_before_anything_runs(bundles, userns):
+    # The init joins its v1 groups itself, first thing (cgroup v2: born there by clone3): the
+    # host sees the created init there, and the program reads it at its first instruction.
+    def edit(config):
+        if userns:
+            config["linux"]["namespaces"].append({"type": "user"})
+            config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    cid, bundle, _ = bundles.new(["sleep", "30"], edit=[edit])
+    bundles.cli("create", "--bundle", bundle, cid)
+    with open(f"/proc/{state(bundles, cid)['pid']}/cgroup") as f:
+        host_view = _cgroup_paths(f.read())
+    bundles.cli("delete", "--force", cid)
+    assert len(host_view) >= 6 and set(host_view.values()) == {f"/clonekit-test/{cid}"}, host_view
+
+    cid, bundle, _ = bundles.new(["cat", "/proc/self/cgroup"], edit=[edit])
+    seen = _cgroup_paths(bundles.cli("run", "--bundle", bundle, cid).stdout)
+    assert seen.keys() == host_view.keys() and set(seen.values()) == {f"/clonekit-test/{cid}"}, seen

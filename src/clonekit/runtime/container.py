@@ -104,30 +104,34 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
     fifo_fd = os.open(os.path.join(path, FIFO), os.O_PATH | os.O_CLOEXEC)
     user_ns = plan.namespace("user")
     new_user = user_ns is not None and user_ns.path is None
-    init_opts = init.InitOptions(
-        container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
-        no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
-        new_user_ns=new_user,
-    )
+    cg = cgroup if cgroup is not None and cgroup.enabled else None
     # born in its cgroup2 group (CLONE_INTO_CGROUP): no migration, no window outside it
-    v2_fd = cgroup.v2_dir_fd() if cgroup is not None and cgroup.enabled else None
+    v2_fd = cg.v2_dir_fd() if cg is not None else None
+    # and it joins the v1 hierarchies (hybrid/legacy hosts) itself, first thing: a task that
+    # moves itself skips the kernel's global threadgroup lock, whose first taker waits for an
+    # RCU grace period (~13 ms here when the runtime wrote the init's pid)
+    join_fds: list[int] = []
     task: Task | None = None
     try:
+        if cg is not None:
+            join_fds = cg.join_fds(v2=v2_fd is None)
+        init_opts = init.InitOptions(
+            container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
+            no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
+            new_user_ns=new_user, cgroup_fds=tuple(join_fds),
+        )
         try:
             with _time_offsets(plan):
                 task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts))
-        finally:
-            if v2_fd is not None:
-                os.close(v2_fd)
+        finally:  # the init has its copies (or there is no init): ours go now
+            for fd in (*join_fds, *(() if v2_fd is None else (v2_fd,))):
+                os.close(fd)
+            join_fds, v2_fd = [], None
         theirs.close()
         os.close(fifo_fd)
         if new_user:
             _write_id_maps(plan, task.pid, opts.rootless)
         ours.send("maps")
-        # v1 placement (one slow task migration per hierarchy) overlaps the init's mounts; it
-        # is complete before any hook or the user's program runs: those wait for "hooks-done"
-        if cgroup is not None and cgroup.enabled:
-            cgroup.add(task.pid, v2=v2_fd is None)
         ours.expect("mounted", task_fd=task.fileno())
         oci = st.oci(path, "creating") | {"pid": task.pid}
         run_hooks("prestart", plan.hooks.prestart, oci)
@@ -144,6 +148,8 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
             raise _in_container(exc) from None
         raise
     finally:
+        for fd in (*join_fds, *(() if v2_fd is None else (v2_fd,))):  # a failure before the clone
+            os.close(fd)
         ours.close()
 
 

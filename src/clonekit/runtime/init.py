@@ -19,6 +19,7 @@ from _signal import SIGKILL  # `signal` would import enum
 
 from .. import _native
 from .._record import record
+from ..cgroups.group import join_self
 from ..rootfs import cgroups as _rootfs_cgroups  # noqa: F401  (rootfs.mounts imports it lazily)
 from ..rootfs.prepare import finish_rootfs, mount_rootfs
 from .channel import Channel
@@ -42,6 +43,7 @@ class InitOptions:
     no_new_keyring: bool = False
     rootless: bool = False
     new_user_ns: bool = False  # the runtime writes our id maps; then we take root of the ns
+    cgroup_fds: tuple[int, ...] = ()  # our group's v1 `tasks` files (Cgroup.join_fds): joined first
 
 
 def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
@@ -51,6 +53,8 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
     assert process is not None  # create() refuses a plan without one
     try:
         _native.prctl(PR_SET_PDEATHSIG, SIGKILL)  # die with the runtime during setup
+        step = "join the container's cgroup"
+        join_self(list(opts.cgroup_fds))  # before anything else runs (and closes them)
         # we hold copies of every fd of the runtime, among them its flock on the state dir
         # (which would keep `start` waiting) and its cgroup fd: keep only what we need
         _close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds)})
