@@ -523,7 +523,8 @@ def _default_plan(rootfs: str) -> Plan:
         MountPlan("/sys/fs/cgroup", "cgroup", "cgroup",
                   flags=MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RELATIME | MS_RDONLY),
     ), masked_paths=("/proc/kcore", "/proc/keys", "/proc/acpi", "/proc/timer_list", "/sys/firmware"),
-        readonly_paths=("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"))
+        readonly_paths=("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+                        "/etc/hostname"))  # and a regular file
 
 
 @needs_x86_64
@@ -550,6 +551,7 @@ def test_container_filesystem_is_the_same_without_open_tree_and_mount_setattr(ro
     old_api = observe((NR_OPEN_TREE, NR_MOUNT_SETATTR))
     assert new_api == old_api
     assert {"ro", "nosuid", "nodev", "noexec"} <= set(new_api["/proc/sys"][1])
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(new_api["/etc/hostname"][1])
     assert "ro" in new_api["/"][1] and "ro" in new_api["/sys/fs/cgroup"][1]
     cgroup = {p: v for p, v in new_api.items() if p.startswith("/sys/fs/cgroup/")}
     assert cgroup
