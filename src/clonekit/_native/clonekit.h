@@ -70,6 +70,7 @@ PyObject *sys_pivot_root(PyObject *self, PyObject *args);
 PyObject *sys_setns(PyObject *self, PyObject *args);
 PyObject *sys_unshare(PyObject *self, PyObject *args);
 PyObject *sys_prctl(PyObject *self, PyObject *args);
+PyObject *sys_sethostname(PyObject *self, PyObject *args);
 PyObject *sys_setdomainname(PyObject *self, PyObject *args);
 PyObject *sys_openat2(PyObject *self, PyObject *args);
 PyObject *sys_join_session_keyring(PyObject *self, PyObject *args);

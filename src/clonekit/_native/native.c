@@ -414,6 +414,7 @@ static PyMethodDef native_methods[] = {
     { "setns", sys_setns, METH_VARARGS, "setns(fd, nstype=0)" },
     { "unshare", sys_unshare, METH_VARARGS, "unshare(flags)" },
     { "prctl", sys_prctl, METH_VARARGS, "prctl(option, a2=0, a3=0, a4=0, a5=0) -> int" },
+    { "sethostname", sys_sethostname, METH_VARARGS, "sethostname(name)" },
     { "setdomainname", sys_setdomainname, METH_VARARGS, "setdomainname(name)" },
     { "openat2", sys_openat2, METH_VARARGS,
       "openat2(dirfd, path, flags, mode=0, resolve=0) -> fd (always O_CLOEXEC)" },

@@ -11,7 +11,6 @@ cannot read the interpreter's files, or after pivot_root) an import may find not
 
 from __future__ import annotations
 
-import _socket  # the C module: `socket` would import ~4 ms of Python for sethostname
 import errno
 import os
 import sys
@@ -69,7 +68,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
             _become_root()
         step = "set hostname"
         if plan.hostname is not None:
-            _socket.sethostname(plan.hostname)
+            _native.sethostname(plan.hostname)
         if plan.domainname is not None:
             _native.setdomainname(plan.domainname)
         if not opts.no_new_keyring:
