@@ -4,8 +4,8 @@ Runs the commands alternately (so machine noise hits all alike), prints medians 
 Target: clonekit within 1.5x of util-linux.  Needs root (the namespaces are not user-owned).
 Floors measured alongside: the bare interpreter, ``clonekit --version`` (the CLI's own start-up)
 and the import of the library modules ``clonekit unshare`` runs (what is left above the floor is
-theirs).  ``--ab SRC`` adds the same command with another source tree first on PYTHONPATH (e.g.
-``git archive HEAD src | tar -x -C /tmp/head`` for a before/after in one run).
+theirs).  ``--ab SRC`` (repeatable) adds the same command with another source tree first on
+PYTHONPATH (e.g. ``git archive HEAD src | tar -x -C /tmp/head`` for a before/after in one run).
 
     /work/main/.venv/bin/python benchmarks/unshare_cli.py [--runs N] [--ab /tmp/head/src]
 """
@@ -47,7 +47,8 @@ def once(cmd: list[str], env: dict[str, str] = ENV) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--ab", metavar="SRC", help="also time clonekit from this source tree")
+    parser.add_argument("--ab", metavar="SRC", action="append", default=[],
+                        help="also time clonekit from this source tree (repeatable)")
     opts = parser.parse_args()
     util = shutil.which("unshare")
     if util is None:
@@ -58,10 +59,10 @@ def main() -> int:
              "clonekit --version (CLI floor)": [*clonekit_cmd()[:-1], "--version"],
              "import of the library it runs": [sys.executable, "-c", LIBRARY]}
     envs = dict.fromkeys(peers, ENV)
-    if opts.ab:
-        name = f"clonekit unshare from {opts.ab}"
+    for src in opts.ab:
+        name = f"clonekit unshare from {src}"
         peers[name] = [*clonekit_cmd(), *ARGS]
-        envs[name] = {**ENV, "PYTHONPATH": os.path.abspath(opts.ab)}
+        envs[name] = {**ENV, "PYTHONPATH": os.path.abspath(src)}
     times: dict[str, list[float]] = {name: [] for name in peers}
     for name, cmd in peers.items():  # warm the page cache
         once(cmd, envs[name])
