@@ -119,6 +119,7 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
             container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
             no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
             new_user_ns=new_user, cgroup_fds=tuple(join_fds),
+            cgroup_dirs=cg.dirs_by_mount if cg is not None else None,
         )
         try:
             with _time_offsets(plan):
@@ -132,11 +133,15 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
         if new_user:
             _write_id_maps(plan, task.pid, opts.rootless)
         ours.send("maps")
+        runtime_hooks = plan.hooks.prestart or plan.hooks.create_runtime
+        if not runtime_hooks:  # nothing to wait for: spare the init a wake-up
+            ours.send("hooks-done", pid=task.pid)
         ours.expect("mounted", task_fd=task.fileno())
-        oci = st.oci(path, "creating") | {"pid": task.pid}
-        run_hooks("prestart", plan.hooks.prestart, oci)
-        run_hooks("createRuntime", plan.hooks.create_runtime, oci)
-        ours.send("hooks-done", pid=task.pid)
+        if runtime_hooks:
+            oci = st.oci(path, "creating") | {"pid": task.pid}
+            run_hooks("prestart", plan.hooks.prestart, oci)
+            run_hooks("createRuntime", plan.hooks.create_runtime, oci)
+            ours.send("hooks-done", pid=task.pid)
         ours.expect("created", task_fd=task.fileno())
         return task
     except BaseException as exc:

@@ -43,6 +43,7 @@ class InitOptions:
     rootless: bool = False
     new_user_ns: bool = False  # the runtime writes our id maps; then we take root of the ns
     cgroup_fds: tuple[int, ...] = ()  # our group's v1 `tasks` files (Cgroup.join_fds): joined first
+    cgroup_dirs: dict[str, str] | None = None  # hierarchy mount -> our group (Cgroup.dirs_by_mount)
 
 
 def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
@@ -78,7 +79,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         # inside any user namespace mknod is refused: devices are bound from the host, as when
         # rootless (runc decides the same way)
         unprivileged = opts.rootless or plan.namespace("user") is not None
-        mount_rootfs(plan, rootless=unprivileged)
+        mount_rootfs(plan, rootless=unprivileged, cgroup_dirs=opts.cgroup_dirs)
         # sysctl files act on the writer's namespaces, and readonlyPaths will make /proc/sys
         # read-only: write them now, as runc does before its readonly paths
         step = "write sysctls"
