@@ -8,13 +8,14 @@ step) and is raised again in the parent; a successful exec closes the pipe with 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import warnings  # noqa: F401  os.execvp imports it lazily: maybe after setuid, when the
 
 # interpreter's files are no longer readable (Python 3.13 no longer loads it at start-up)
+from _signal import SIG_IGN, SIGINT, SIGTERM  # `signal` would import enum
+from _signal import signal as _set_handler
+
 from ..errors import KernelError, UsageError
 
 TYPE_CHECKING = False
@@ -65,8 +66,10 @@ def _report(fd: int, exc: BaseException) -> None:
 
     err = getattr(exc, "errno", 0) or 0
     data = marshal.dumps((type(exc).__name__, err, str(exc), getattr(exc, "step", "") or ""))
-    with contextlib.suppress(OSError):
+    try:
         os.write(fd, data)
+    except OSError:
+        pass
 
 
 def _raise_report(data: bytes) -> None:
@@ -119,8 +122,8 @@ def fork_exec(argv: Sequence[str], setup: Callable[[], None],
         os._exit(code)
     task: Task = child  # type: ignore[assignment]
     os.close(wfd)
-    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    old_int = _set_handler(SIGINT, SIG_IGN)
+    old_term = _set_handler(SIGTERM, SIG_IGN)
     try:
         with task:
             if after_fork is not None:
@@ -136,8 +139,8 @@ def fork_exec(argv: Sequence[str], setup: Callable[[], None],
             returncode = task.wait()
     finally:
         os.close(rfd)
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        _set_handler(SIGINT, old_int)
+        _set_handler(SIGTERM, old_term)
     if data:
         _raise_report(data)
     return exit_status(returncode)

@@ -9,7 +9,6 @@ kernel's errno.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..mountflags import MNT_DETACH as MNT_DETACH
 from ..mountflags import MS_BIND as MS_BIND
@@ -23,6 +22,10 @@ from ..mountflags import MS_REMOUNT as MS_REMOUNT
 from ..mountflags import MS_SHARED as MS_SHARED
 from ..mountflags import MS_SLAVE as MS_SLAVE
 from ..mountflags import MS_UNBINDABLE as MS_UNBINDABLE
+
+TYPE_CHECKING = False  # typing costs ~10 ms of start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8

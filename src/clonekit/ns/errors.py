@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
 
 from ..errors import Error, KernelError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "NamespaceError",

@@ -16,7 +16,6 @@ Order of steps (each failure names its step):
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 
@@ -315,8 +314,10 @@ def _child_setup(spec: UnshareSpec) -> None:
                               step="mount proc", filename=target) from None
     if spec.gid is not None:
         if spec.setgroups != "deny":
-            with contextlib.suppress(PermissionError):
+            try:
                 os.setgroups([])
+            except PermissionError:
+                pass
         try:
             os.setgid(spec.gid)
         except OSError as exc:

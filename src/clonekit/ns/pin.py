@@ -7,7 +7,6 @@ otherwise the bind would propagate into the namespace it refers to, and the kern
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 
@@ -130,5 +129,7 @@ def release(path: str | os.PathLike[str], *, remove: bool = False) -> None:
                               step="umount", filename=target) from None
         _sys.umount2(target, _sys.MNT_DETACH)
     if remove:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(target)
+        except FileNotFoundError:
+            pass

@@ -8,7 +8,6 @@ still ours) and joined in the kernel's order: user, mnt, uts, ipc, pid, cgroup, 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 
@@ -55,7 +54,7 @@ def _setns_one(fd: int, kind: Kind, shown: str) -> None:
     from . import _sys
 
     try:
-        _sys.setns(fd, int(kind.flag))
+        _sys.setns(fd, kinds_to_flags((kind,)))
     except OSError as exc:
         raise setns_error(exc.errno or 0, [kind], shown) from None
 
@@ -289,8 +288,10 @@ def run(argv: Sequence[str] | None, spec: NsenterSpec) -> int:
         if wd_fd >= 0:
             os.fchdir(wd_fd)
         if Kind.USER in entered and not spec.preserve_credentials:
-            with contextlib.suppress(PermissionError):  # setgroups denied there: nothing to drop
+            try:
                 os.setgroups([])
+            except PermissionError:  # setgroups denied there: nothing to drop
+                pass
             _set_ids(0 if spec.gid is None else spec.gid, 0 if spec.uid is None else spec.uid)
         elif spec.uid is not None or spec.gid is not None:
             _set_ids(spec.gid, spec.uid)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from functools import cache
 
 from clonekit.proc.errors import AccessDenied, NoSuchProcess, ProcError
 
@@ -155,10 +154,14 @@ def parse_cmdline(data: bytes) -> list[str]:
     return data.decode("utf-8", "surrogateescape").split("\0")
 
 
-@cache
+_clock_ticks: list[int] = []  # memo (not functools.cache: functools imports collections)
+
+
 def clock_ticks() -> int:
     """USER_HZ: the unit of utime/stime/starttime in /proc/PID/stat."""
-    return os.sysconf("SC_CLK_TCK")
+    if not _clock_ticks:
+        _clock_ticks.append(os.sysconf("SC_CLK_TCK"))
+    return _clock_ticks[0]
 
 
 _boot_time: dict[str, float] = {}
@@ -192,12 +195,18 @@ def boot_time() -> float:
     return value
 
 
-@cache
-def user_name(uid: int) -> str:
-    """The login name of ``uid`` from the passwd database, or the number as text."""
-    import pwd
+_user_names: dict[int, str] = {}
 
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
+
+def user_name(uid: int) -> str:
+    """The login name of ``uid`` from the passwd database, or the number as text (cached)."""
+    name = _user_names.get(uid)
+    if name is None:
+        import pwd
+
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        _user_names[uid] = name
+    return name

@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-from collections.abc import Iterable, Iterator
 
 from clonekit.errors import UsageError
 from clonekit.proc.errors import AccessDenied, NoSuchProcess, ProcError
@@ -34,6 +32,10 @@ from clonekit.proc.stat import (
     read_bytes,
     user_name,
 )
+
+TYPE_CHECKING = False  # collections.abc imports all of collections; mypy reads this name as True
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 _NS_NAMES = frozenset(NS_KINDS + NS_FOR_CHILDREN)
 
@@ -489,8 +491,10 @@ def iter_tasks(
             if nspid:
                 ids = 2
                 if own_ns is not None:
-                    with contextlib.suppress(PermissionError):
+                    try:
                         ids = 1 if ns_link(f"{d}/ns/pid") == own_ns else 2
+                    except PermissionError:
+                        pass
             single = st[6] == 1
             nstgid_l: list[int] = []
             nspid_l: list[int] = []
@@ -501,8 +505,10 @@ def iter_tasks(
                     nstgid_l, nspid_l = [pid], [pid]
             args: list[str] = []
             if cmdline:
-                with contextlib.suppress(PermissionError):
+                try:
                     args = p_cmdline(read(f"{d}/cmdline"))
+                except PermissionError:
+                    pass
             if single:
                 yield make(pid, pid, st, euid, nstgid_l, nspid_l, args)
             else:

@@ -7,11 +7,13 @@ inodes and records, on each node, which kinds differ from its parent (``pstree -
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from clonekit.proc.errors import NoSuchProcess
 from clonekit.proc.stat import NS_KINDS, ns_link_inode, procfs
 from clonekit.proc.tasks import _check_pid, iter_tasks
+
+TYPE_CHECKING = False  # collections.abc imports all of collections; mypy reads this name as True
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 class TreeNode:
