@@ -137,7 +137,8 @@ def test_tree_shows_user_and_pid_hierarchy():
         assert pid_path is not None and len(pid_path) == 3 and pid_path[0] == ns_inode("self", "pid")
         text = run_cli("lsns", "-T", "-t", "user").stdout
         # the inner namespace is the outer one's only child: "└─", after any "│ " of the levels above
-        assert any(line.lstrip(" │").startswith("└─") and str(inner_user) in line for line in text.splitlines())
+        lines = text.splitlines()
+        assert any(line.lstrip(" │").startswith("└─") and str(inner_user) in line for line in lines)
         rows = {(r.type, r.ns): r for r in ns.list_namespaces(["user"], relations=True)}
         assert rows[("user", inner_user)].pns == ns_inode(proc.pid, "user")  # the outer unshare
     finally:
