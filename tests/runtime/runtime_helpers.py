@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from unprivileged import Account, session_account
 
 
 def _load_conftest() -> Any:
@@ -230,31 +231,10 @@ class SideBySide:
 # the same way, possibly at the same time in another pytest run
 USER = "clonekit-rt-user"
 SUBID_START = 710000
-SUBID_COUNT = 65536
 
 
-class Unprivileged:
-    """An account with /etc/subuid and /etc/subgid ranges, running commands through setpriv."""
-
-    def __init__(self, name: str, subuid: tuple[int, int], subgid: tuple[int, int]) -> None:
-        pw = pwd.getpwnam(name)
-        self.name = name
-        self.uid = pw.pw_uid
-        self.gid = pw.pw_gid
-        self.subuid = subuid
-        self.subgid = subgid
-        self.python = sys.executable
-        self.runtime_dir = ""
-
-    def env(self) -> list[str]:
-        env = ["PYTHONUNBUFFERED=1", f"PYTHONPATH={SRC}", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
-        if self.runtime_dir:
-            env.append(f"XDG_RUNTIME_DIR={self.runtime_dir}")
-        return env
-
-    def wrap(self, cmd: list[str]) -> list[str]:
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--reset-env",
-                "--", "env", *self.env(), *cmd]
+class Unprivileged(Account):
+    """The runtime suite's account: runs the clonekit CLI as itself."""
 
     def clonekit(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return run_cmd(self.wrap([self.python, "-m", "clonekit", *args]), timeout=timeout, cwd="/")
@@ -274,47 +254,17 @@ class Unprivileged:
 
 def make_unprivileged() -> Iterator[Unprivileged | str]:
     """Yield the user (or a reason to skip); remove the account and the ranges afterwards."""
-    if os.geteuid() != 0:
-        yield "creating the unprivileged test user needs root"
-        return
-    for tool in ("useradd", "userdel", "setpriv", "newuidmap", "newgidmap"):
-        if shutil.which(tool) is None:
-            yield f"{tool} is not installed (apt install passwd util-linux uidmap)"
+    made = session_account(USER, SUBID_START)
+    try:
+        got = next(made)
+        if isinstance(got, str):
+            yield got
             return
-    saved: dict[str, str | None] = {}
-    for path in ("/etc/subuid", "/etc/subgid"):
-        saved[path] = None
-        if os.path.exists(path):
-            with open(path) as f:
-                saved[path] = f.read()
-    existed = True
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        existed = False
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", "--user-group", USER],
-                       check=True, capture_output=True)
-    try:
-        from clonekit.ns.idmap import subid_ranges
-
-        ranges = {}
-        for path in ("/etc/subuid", "/etc/subgid"):
-            if not subid_ranges(USER, path):
-                with open(path, "a") as f:
-                    f.write(f"{USER}:{SUBID_START}:{SUBID_COUNT}\n")
-            ranges[path] = subid_ranges(USER, path)[0]
-        user = Unprivileged(USER, ranges["/etc/subuid"], ranges["/etc/subgid"])
+        user = Unprivileged(got.name, got.subuid, got.subgid)
         if not user.pick_python():
             yield f"no python{sys.version_info[0]}.{sys.version_info[1]} that {USER} can import clonekit with"
             return
         yield user
     finally:
-        if not existed:
-            subprocess.run(["userdel", USER], check=False, capture_output=True)
-        for path, content in saved.items():
-            if content is None:
-                if os.path.exists(path):
-                    os.unlink(path)
-            else:
-                with open(path, "w") as f:
-                    f.write(content)
+        for _ in made:  # the generator's cleanup: userdel and our subid lines
+            pass
