@@ -11,7 +11,7 @@ import fcntl
 import os
 
 from .._jsonc import dumps, loads
-from .._record import asdict, field, record
+from .._record import field, record
 from .errors import ContainerExists, InvalidId, NoSuchContainer, StateDirError
 
 __all__ = ["ContainerState", "StateDir", "default_root", "process_start_time"]
@@ -116,16 +116,21 @@ class StateDir:
     def save(self, state: ContainerState) -> None:
         path = self.path(state.id)
         tmp = os.path.join(path, f".{STATE_FILE}.tmp")
-        with open(tmp, "w") as f:
-            f.write(dumps(asdict(state)))
+        # the fields are JSON data already: the C encoder walks them (no asdict copy)
+        data = dumps(vars(state)).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
         # atomic for readers (they see the old file or the new one); not fsynced, as runc does
         # not: a container does not outlive a crash of the machine, so neither need its state
         os.replace(tmp, os.path.join(path, STATE_FILE))
 
     def load(self, container_id: str) -> ContainerState:
         try:
-            with open(os.path.join(self.path(container_id), STATE_FILE)) as f:
-                doc = loads(f.read())
+            with open(os.path.join(self.path(container_id), STATE_FILE), "rb") as f:
+                doc = loads(f.read().decode())
         except FileNotFoundError:
             raise NoSuchContainer(container_id, self.root) from None
         return ContainerState(**doc)
