@@ -23,6 +23,8 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPS = int(os.environ.get("LOOPS", "10"))
+HIERARCHIES = ("unified", "memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer", "cpuset",
+               "systemd", "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc")
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 
 
@@ -60,6 +62,7 @@ def main() -> None:
     if not os.path.exists("/usr/bin/time"):
         raise SystemExit("needs GNU time (Debian package: time)")
     work = tempfile.mkdtemp(prefix="clonekit-bench-")
+    _make_parent_groups()
     try:
         rootfs = os.path.join(work, "rootfs")
         from clonekit.runtime.busybox import build_rootfs
@@ -104,12 +107,27 @@ def main() -> None:
             print(f"  clonekit / crun = {ratio:.2f} (crun is the speed to reach)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        for top in ("unified", "memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer",
-                    "cpuset", "systemd"):
+        for top in HIERARCHIES:
             try:
                 os.rmdir(f"/sys/fs/cgroup/{top}/clonekit-bench")
             except OSError:
                 pass
+
+
+def _make_parent_groups() -> None:
+    """The containers' parent group exists beforehand, as a pod's does under kubelet: then every
+    runtime makes one directory per hierarchy (clonekit removes only the parents it made, runc
+    none, so without this clonekit would make and remove the parent each time and runc not)."""
+    for top in HIERARCHIES:
+        root = f"/sys/fs/cgroup/{top}"
+        if not os.path.isdir(root) or os.path.islink(root):
+            continue
+        group = os.path.join(root, "clonekit-bench")
+        os.makedirs(group, exist_ok=True)
+        if top == "cpuset":  # a v1 cpuset group takes no task before it has cpus and mems
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                with open(os.path.join(root, name)) as src, open(os.path.join(group, name), "w") as dst:
+                    dst.write(src.read())
 
 
 if __name__ == "__main__":
