@@ -271,3 +271,25 @@ def test_the_init_is_in_its_group_in_every_hierarchy_before_anything_runs(bundle
     cid, bundle, _ = bundles.new(["cat", "/proc/self/cgroup"], edit=[edit])
     seen = _cgroup_paths(bundles.cli("run", "--bundle", bundle, cid).stdout)
     assert seen.keys() == host_view.keys() and set(seen.values()) == {f"/clonekit-test/{cid}"}, seen
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+def test_a_cgroup_namespace_is_rooted_at_the_containers_own_groups(bundles, userns):
+    # On a v1 (hybrid) host the init joins its v1 groups after the clone, so it makes its cgroup
+    # namespace then: rooted at the runtime's groups it would show "/../.." paths and, with a
+    # writable cgroup mount, let the container move itself out of its own groups.
+    def edit(config):
+        config["linux"]["namespaces"].append({"type": "cgroup"})
+        config["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                                 "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+        if userns:
+            config["linux"]["namespaces"].append({"type": "user"})
+            config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    cid, bundle, _ = bundles.new(["sh", "-c", "cat /proc/self/cgroup; ls /sys/fs/cgroup/pids"], edit=[edit])
+    out = bundles.cli("run", "--bundle", bundle, cid).stdout
+    seen = _cgroup_paths("".join(line + "\n" for line in out.splitlines() if line.count(":") >= 2))
+    assert len(seen) >= 6 and set(seen.values()) == {"/"}, out
+    listing = out.splitlines()[len(seen):]
+    assert "clonekit-test" not in listing and "tasks" in listing, listing  # the group's own files only

@@ -115,15 +115,22 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
     try:
         if cg is not None:
             join_fds = cg.join_fds(v2=v2_fd is None)
+        # A cgroup namespace is rooted where its creator stands when it is made: in the v1
+        # hierarchies the init is not in its groups yet at the clone, so it unshares its cgroup
+        # namespace itself once it has joined them (else it would see, and could enter, the
+        # runtime's groups above its own)
+        cgroupns = plan.namespace("cgroup")
+        late_cgroupns = bool(join_fds) and cgroupns is not None and cgroupns.path is None
         init_opts = init.InitOptions(
             container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
             no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
             new_user_ns=new_user, cgroup_fds=tuple(join_fds),
-            cgroup_dirs=cg.dirs_by_mount if cg is not None else None,
+            cgroup_dirs=cg.dirs_by_mount if cg is not None else None, unshare_cgroupns=late_cgroupns,
         )
         try:
             with _time_offsets(plan):
-                task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts))
+                task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts),
+                                   without=_bits.NEWCGROUP if late_cgroupns else 0)
         finally:  # the init has its copies (or there is no init): ours go now
             for fd in (*join_fds, *(() if v2_fd is None else (v2_fd,))):
                 os.close(fd)
@@ -158,11 +165,12 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
         ours.close()
 
 
-def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None]) -> Task:
-    """clone3 the init with every new-namespace flag; join existing ones first if asked."""
+def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None], *, without: int = 0) -> Task:
+    """clone3 the init with every new-namespace flag (but ``without``, which it makes itself);
+    join existing ones first if asked."""
     from ..process import clone
 
-    flags = plan.new_namespace_flags
+    flags = plan.new_namespace_flags & ~without
     if plan.time_offsets:
         flags &= ~_bits.NEWTIME  # the time namespace was unshared by _time_offsets
     joins = sorted((ns for ns in plan.namespaces if ns.path), key=lambda ns: _JOIN_ORDER.index(ns.kind))

@@ -16,7 +16,7 @@ import os
 import sys
 from _signal import SIGKILL  # `signal` would import enum
 
-from .. import _native
+from .. import _bits, _native
 from .._record import record
 from ..cgroups.group import join_self
 from ..rootfs import cgroups as _rootfs_cgroups  # noqa: F401  (rootfs.mounts imports it lazily)
@@ -44,6 +44,7 @@ class InitOptions:
     new_user_ns: bool = False  # the runtime writes our id maps; then we take root of the ns
     cgroup_fds: tuple[int, ...] = ()  # our group's v1 `tasks` files (Cgroup.join_fds): joined first
     cgroup_dirs: dict[str, str] | None = None  # hierarchy mount -> our group (Cgroup.dirs_by_mount)
+    unshare_cgroupns: bool = False  # make our cgroup namespace once in our v1 groups (not at the clone)
 
 
 def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
@@ -55,6 +56,9 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         _native.prctl(PR_SET_PDEATHSIG, SIGKILL)  # die with the runtime during setup
         step = "join the container's cgroup"
         join_self(list(opts.cgroup_fds))  # before anything else runs (and closes them)
+        if opts.unshare_cgroupns:
+            step = "make the cgroup namespace"
+            _native.unshare(_bits.NEWCGROUP)  # rooted at the groups we now stand in
         # we hold copies of every fd of the runtime, among them its flock on the state dir
         # (which would keep `start` waiting) and its cgroup fd: keep only what we need
         _close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds)})
