@@ -66,13 +66,18 @@ def _not_serializable(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-# json.dumps' defaults: ensure_ascii, check_circular, allow_nan, separators (", ", ": ")
-_encode = _json.make_encoder(
-    {}, _not_serializable, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
-)
-_encode_compact = _json.make_encoder(
-    {}, _not_serializable, _json.encode_basestring_ascii, None, ":", ",", False, False, True
-)
+def _encoder(item_separator: str, key_separator: str) -> Callable[[object, int], Any]:
+    # json.dumps' defaults: ensure_ascii, check_circular, allow_nan.  A new one per call, as
+    # json makes: the circular check's markers dict keeps entries when encoding fails midway,
+    # and a shared one would then call the next encoding of that object circular.
+    return _json.make_encoder(
+        {}, _not_serializable, _json.encode_basestring_ascii, None, key_separator, item_separator,
+        False, False, True,
+    )
+
+
+def _encode(value: object, level: int) -> Any:
+    return _encoder(", ", ": ")(value, level)
 
 
 def dumps(value: object, *, indent: int | None = None, compact: bool = False) -> str:
@@ -80,7 +85,7 @@ def dumps(value: object, *, indent: int | None = None, compact: bool = False) ->
     ``separators=(",", ":")``."""
     if indent is not None:
         return "".join(_indented(value, " " * indent, "\n"))
-    return "".join((_encode_compact if compact else _encode)(value, 0))
+    return "".join(_encoder(",", ":")(value, 0) if compact else _encode(value, 0))
 
 
 def _key(key: object) -> str:

@@ -59,3 +59,13 @@ def test_object_pairs_hook_sees_every_pair() -> None:
     pairs: list[list[tuple[str, object]]] = []
     _jsonc.loads('{"a": 1, "a": {"b": 2}}', object_pairs_hook=lambda p: pairs.append(p) or dict(p))
     assert pairs == [[("b", 2)], [("a", 1), ("a", {"b": 2})]]
+
+
+def test_a_failed_encoding_does_not_poison_the_next() -> None:
+    # the C encoder's circular check keeps its entries when it fails midway: json makes a new
+    # encoder per call, and so must we
+    doc: dict[str, object] = {"a": [1, 2], "bad": object()}
+    with pytest.raises(TypeError):
+        _jsonc.dumps(doc)
+    del doc["bad"]
+    assert _jsonc.dumps(doc) == json.dumps(doc) == '{"a": [1, 2]}'

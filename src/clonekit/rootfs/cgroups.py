@@ -252,6 +252,11 @@ def _mount_hierarchy(root: Root, path: str, dst: int, mi: _Hierarchy | None, per
         if not own:
             own.update(_own_paths())
         group = own.get(ctrls, "/")
+        if "/.." in group or group.startswith(".."):
+            # our group lies outside our cgroup namespace's root: it cannot be named from here,
+            # and normalising the ".." would climb out of the cgroup filesystem
+            raise RootfsError(errno.EPERM, step, path, f"this process's group {group} is outside its "
+                              "cgroup namespace: run the container from the host's cgroup namespace")
         source = os.path.normpath(host + "/" + group.lstrip("/"))
     try:
         return _bind_host_dir(root, source, dst, step=step, path=path)

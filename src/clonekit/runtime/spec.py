@@ -890,7 +890,8 @@ def parse_json(data: bytes | str, name: str = "config.json") -> Any:
     except ValueError as exc:  # json.JSONDecodeError, or a number too long for int()
         line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
         where = f" at line {line} column {column}" if line is not None else ""
-        raise SpecError("$", f"{name} is not valid JSON: {getattr(exc, 'msg', exc)}{where}; fix the "
+        what = str(getattr(exc, "msg", exc)).removesuffix(" at")  # "Invalid control character at"
+        raise SpecError("$", f"{name} is not valid JSON: {what}{where}; fix the "
                              f"syntax (e.g. `python3 -m json.tool {name}` shows it)") from None
     except RecursionError:
         raise SpecError("$", f"{name} is nested too deeply to read; no config.json needs that") from None

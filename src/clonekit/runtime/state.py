@@ -120,7 +120,8 @@ class StateDir:
         data = dumps(vars(state)).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, data)
+            while data:  # a short write (a full disk) must not become a truncated state.json
+                data = data[os.write(fd, data):]
         finally:
             os.close(fd)
         # atomic for readers (they see the old file or the new one); not fsynced, as runc does
