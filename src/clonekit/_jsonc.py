@@ -76,40 +76,38 @@ def _encoder(item_separator: str, key_separator: str) -> Callable[[object, int],
     )
 
 
-def _encode(value: object, level: int) -> Any:
-    return _encoder(", ", ": ")(value, level)
-
-
 def dumps(value: object, *, indent: int | None = None, compact: bool = False) -> str:
     """Like ``json.dumps(value)``; ``indent`` as json's (its exact output), ``compact`` as
     ``separators=(",", ":")``."""
+    encode = _encoder(",", ":") if compact else _encoder(", ", ": ")
     if indent is not None:
-        return "".join(_indented(value, " " * indent, "\n"))
-    return "".join(_encoder(",", ":")(value, 0) if compact else _encode(value, 0))
+        return "".join(_indented(value, " " * indent, "\n", encode))
+    return "".join(encode(value, 0))
 
 
-def _key(key: object) -> str:
+def _key(key: object, encode: Callable[[object, int], Any]) -> str:
     # json's rule for keys: str as is; True/False/None/numbers as their JSON text, quoted
     if not isinstance(key, str):
         if not isinstance(key, (int, float)) and key is not None:
             raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
-        key = "".join(_encode(key, 0))
-    return "".join(_encode(key, 0))
+        key = "".join(encode(key, 0))
+    return "".join(encode(key, 0))
 
 
-def _indented(value: object, step: str, newline: str) -> list[str]:
+def _indented(value: object, step: str, newline: str, encode: Callable[[object, int], Any]) -> list[str]:
     # containers laid out here, leaves by the C encoder: json.dumps(indent=N) byte for byte
     if isinstance(value, dict) and value:
         inner = newline + step
-        parts = [f"{_key(k)}: " + "".join(_indented(v, step, inner)) for k, v in value.items()]
+        parts = [f"{_key(k, encode)}: " + "".join(_indented(v, step, inner, encode))
+                 for k, v in value.items()]
         return ["{", inner, ("," + inner).join(parts), newline, "}"]
     if isinstance(value, (list, tuple)) and value:
         inner = newline + step
         return [
             "[",
             inner,
-            ("," + inner).join("".join(_indented(v, step, inner)) for v in value),
+            ("," + inner).join("".join(_indented(v, step, inner, encode)) for v in value),
             newline,
             "]",
         ]
-    return list(_encode(value, 0))
+    return list(encode(value, 0))

@@ -150,7 +150,7 @@ def list_namespaces(kinds: object = None, *, pid: int | None = None, inode: int 
     (parent and owner inodes, through the nsfs ioctls).  Namespaces with no process that a bind
     mount keeps alive are listed with ``nprocs`` 0 and their mount in ``nsfs``."""
     from ..proc import iter_pids, ns_inode
-    from ..proc.errors import NoSuchProcess, ProcError
+    from ..proc.errors import ProcError
     from ..proc.stat import procfs
 
     wanted = KERNEL_ORDER if kinds is None else parse_kinds(kinds)
@@ -161,12 +161,11 @@ def list_namespaces(kinds: object = None, *, pid: int | None = None, inode: int 
         for name, _kind in names:
             try:
                 ino = ns_inode(p, name)
-            except NoSuchProcess:
-                # exited while we looked -- or a zombie: its mnt..net links are gone with its
-                # nsproxy while pid and user still resolve (util-linux lists those too)
-                continue
             except ProcError:
-                continue  # not allowed to look, or a kind this kernel lacks
+                # not allowed to look, a kind this kernel lacks, exited while we looked -- or a
+                # zombie, whose mnt..net links are gone with its nsproxy while pid and user still
+                # resolve (util-linux lists those too): the next kind, not the next process
+                continue
             key = (name, ino)
             entry = table.get(key)
             if entry is None:

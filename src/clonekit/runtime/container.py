@@ -113,28 +113,27 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
     join_fds: list[int] = []
     task: Task | None = None
     try:
-        if cg is not None:
-            join_fds = cg.join_fds(v2=v2_fd is None)
-        # A cgroup namespace is rooted where its creator stands when it is made: in the v1
-        # hierarchies the init is not in its groups yet at the clone, so it unshares its cgroup
-        # namespace itself once it has joined them (else it would see, and could enter, the
-        # runtime's groups above its own)
-        cgroupns = plan.namespace("cgroup")
-        late_cgroupns = bool(join_fds) and cgroupns is not None and cgroupns.path is None
-        init_opts = init.InitOptions(
-            container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
-            no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
-            new_user_ns=new_user, cgroup_fds=tuple(join_fds),
-            cgroup_dirs=cg.dirs_by_mount if cg is not None else None, unshare_cgroupns=late_cgroupns,
-        )
         try:
+            if cg is not None:
+                join_fds = cg.join_fds(v2=v2_fd is None)
+            # A cgroup namespace is rooted where its creator stands when it is made: in the v1
+            # hierarchies the init is not in its groups yet at the clone, so it unshares its cgroup
+            # namespace itself once it has joined them (else it would see, and could enter, the
+            # runtime's groups above its own)
+            cgroupns = plan.namespace("cgroup")
+            late_cgroupns = bool(join_fds) and cgroupns is not None and cgroupns.path is None
+            init_opts = init.InitOptions(
+                container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
+                no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
+                new_user_ns=new_user, cgroup_fds=tuple(join_fds),
+                cgroup_dirs=cg.dirs_by_mount if cg is not None else None, unshare_cgroupns=late_cgroupns,
+            )
             with _time_offsets(plan):
                 task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts),
                                    without=_bits.NEWCGROUP if late_cgroupns else 0)
         finally:  # the init has its copies (or there is no init): ours go now
             for fd in (*join_fds, *(() if v2_fd is None else (v2_fd,))):
                 os.close(fd)
-            join_fds, v2_fd = [], None
         theirs.close()
         os.close(fifo_fd)
         if new_user:
@@ -160,8 +159,6 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
             raise _in_container(exc) from None
         raise
     finally:
-        for fd in (*join_fds, *(() if v2_fd is None else (v2_fd,))):  # a failure before the clone
-            os.close(fd)
         ours.close()
 
 
