@@ -18,8 +18,18 @@ import posixpath
 import stat
 
 from .._jsonc import dumps, loads
-from ..errors import UsageError
 from . import options as _opts
+from .jsonfields import SPEC, SpecError
+from .jsonfields import boolean as _bool
+from .jsonfields import check_fields as _fields
+from .jsonfields import get as _get
+from .jsonfields import integer as _int
+from .jsonfields import key_path as _key
+from .jsonfields import obj as _obj
+from .jsonfields import seq as _list
+from .jsonfields import str_list as _str_list
+from .jsonfields import string as _str
+from .jsonfields import uint32 as _uint32
 from .plan import (
     NAMESPACE_FLAGS,
     DevicePlan,
@@ -46,16 +56,6 @@ HOST_NAME_MAX = 64            # __NEW_UTS_LEN: the kernel's limit for hostname a
 MAX_ID_MAP_LINES = 340        # the kernel's limit of lines in uid_map / gid_map (4.15+)
 NS_GET_NSTYPE = 0xB703        # ioctl on an nsfs file: its CLONE_NEW* type
 
-SPEC = "the OCI runtime-spec"
-
-
-class SpecError(UsageError):
-    """config.json is wrong.  ``json_path`` names the value (``$.mounts[2].destination``)."""
-
-    def __init__(self, json_path: str, message: str) -> None:
-        super().__init__(f"{json_path}: {message}")
-        self.json_path = json_path
-        self.message = message
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,110 +107,6 @@ IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "ker
 
 _SWAP_DOT_SLASH = str.maketrans("./", "/.")
 _NS_KIND_OF_FLAG = {int(flag): kind for kind, flag in NAMESPACE_FLAGS.items()}
-
-
-# --------------------------------------------------------------------------------------------
-# small helpers: JSON paths and types
-
-def _key(path: str, key: object) -> str:
-    if isinstance(key, str) and key.isidentifier():
-        return f"{path}.{key}"
-    return f"{path}[{dumps(key if isinstance(key, str) else str(key))}]"
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {dumps(shown)}"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-_TYPE_WORDS = {dict: "an object ({...})", list: "an array ([...])", str: "a string",
-               bool: "a boolean (true or false)", int: "an integer"}
-
-
-def _wrong_type(path: str, value: object, expected: str) -> SpecError:
-    return SpecError(path, f"expected {expected}, got {_describe(value)}: {SPEC} defines this field "
-                           f"as {expected}; write it that way")
-
-
-def _obj(value: object, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _wrong_type(path, value, _TYPE_WORDS[dict])
-    return value
-
-
-def _list(value: object, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _wrong_type(path, value, _TYPE_WORDS[list])
-    return value
-
-
-def _str(value: object, path: str) -> str:
-    if not isinstance(value, str):
-        raise _wrong_type(path, value, _TYPE_WORDS[str])
-    if "\0" in value:
-        raise SpecError(path, "contains a NUL character (\\u0000): the kernel reads strings up to the "
-                              "first NUL, so the value would be cut short; remove it")
-    return value
-
-
-def _bool(value: object, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise _wrong_type(path, value, _TYPE_WORDS[bool])
-    return value
-
-
-def _int(value: object, path: str, lo: int, hi: int, what: str = "an integer") -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _wrong_type(path, value, what)
-    if not lo <= value <= hi:
-        raise SpecError(path, f"{value} is out of range: {what} must be between {lo} and {hi}; "
-                              "use a value in that range")
-    return value
-
-
-def _uint32(value: object, path: str) -> int:
-    return _int(value, path, 0, UINT32_MAX, "an unsigned 32-bit integer")
-
-
-def _str_list(value: object, path: str) -> tuple[str, ...]:
-    items = _list(value, path)
-    return tuple(_str(item, f"{path}[{i}]") for i, item in enumerate(items))
-
-
-def _fields(obj: dict[str, Any], path: str, known: frozenset[str] | dict[str, str],
-            ignored: dict[str, type] | None = None, what: str = "") -> None:
-    """Unknown keys are errors; known-but-not-applied keys must at least have the right type."""
-    for key, value in obj.items():
-        if key in known:
-            continue
-        if ignored is not None and key in ignored:
-            expected = ignored[key]
-            if value is not None and not (isinstance(value, expected) and not
-                                          (expected is int and isinstance(value, bool))):
-                raise _wrong_type(_key(path, key), value, _TYPE_WORDS[expected])
-            continue
-        names = sorted({*known, *(ignored or {})})
-        import difflib  # only on this error path
-        close = difflib.get_close_matches(str(key), names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SpecError(_key(path, key),
-                        f"unknown field {key!r}: {SPEC} 1.2 has no such field in {what or 'this object'}"
-                        f" (known: {', '.join(names)}); {hint}fix the name or remove the field")
-
-
-def _get(obj: dict[str, Any], key: str) -> Any:
-    """The value, with JSON null read as absent (as Go's decoder and runc do)."""
-    return obj.get(key)
 
 
 def _abs_path(value: object, path: str, what: str, *, allow_root: bool = True) -> str:
