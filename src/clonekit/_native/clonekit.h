@@ -79,4 +79,9 @@ PyObject *sys_mount_setattr(PyObject *self, PyObject *args);
 PyObject *sys_open_tree(PyObject *self, PyObject *args);
 PyObject *sys_move_mount(PyObject *self, PyObject *args);
 
+/* Each further C file exports its own method table; PyInit__native adds them all. */
+extern PyMethodDef security_methods[];  /* security.c: capset, prlimit, ioprio, sched, personality */
+extern PyMethodDef bpf_methods[];       /* bpf.c: BPF_CGROUP_DEVICE programs (cgroup v2 device rules) */
+extern PyMethodDef filter_methods[];    /* filter.c: install a seccomp BPF program, pidfd_getfd */
+
 #endif

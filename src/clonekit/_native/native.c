@@ -439,6 +439,11 @@ PyInit__native(void)
     PyObject *m = PyModule_Create(&native_module);
     if (!m)
         return NULL;
+    if (PyModule_AddFunctions(m, security_methods) || PyModule_AddFunctions(m, bpf_methods) ||
+        PyModule_AddFunctions(m, filter_methods)) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddIntConstant(m, "STEP_EXEC", STEP_EXEC) || PyModule_AddIntConstant(m, "STEP_CHDIR", STEP_CHDIR) ||
         PyModule_AddIntConstant(m, "STEP_DUP", STEP_DUP) || PyModule_AddIntConstant(m, "STEP_SETSID", STEP_SETSID)) {
         Py_DECREF(m);
