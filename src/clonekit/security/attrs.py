@@ -63,7 +63,8 @@ def apply_oom_score_adj(value: int) -> None:
     try:
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise OSError(exc.errno, f"oomScoreAdj: cannot open /proc/self/oom_score_adj: {exc.strerror}") from None
+        raise OSError(exc.errno, f"oomScoreAdj: cannot open /proc/self/oom_score_adj: "
+                                 f"{exc.strerror}") from None
     try:
         os.write(fd, str(value).encode())
     except OSError as exc:

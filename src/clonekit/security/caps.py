@@ -9,7 +9,6 @@ capability at all is refused when the config is read.
 
 from __future__ import annotations
 
-
 from .._record import record
 
 __all__ = ["CAPABILITIES", "Capabilities", "apply", "drop_bounding", "keep_across_setuid",
