@@ -115,13 +115,15 @@ def test_kill_accepts_signal_names_and_numbers(bundles, sig):
     bundles.cli("delete", cid)
 
 
-def test_fields_not_applied_yet_are_named_and_debug_is_logged(bundles, tmp_path):
+def test_an_unknown_capability_is_refused_by_name_and_debug_is_logged(bundles, tmp_path):
     def caps(config):
-        config["process"]["capabilities"] = {"bounding": ["CAP_CHOWN"], "effective": ["CAP_CHOWN"]}
+        config["process"]["capabilities"] = {"bounding": ["CAP_CHOWN"], "effective": ["CAP_CHWON"]}
 
     cid, bundle, _ = bundles.new(["true"], edit=[caps])
     log = tmp_path / "log.json"
-    out = bundles.cli("--debug", "--log", str(log), "--log-format", "json", "run", "--bundle", bundle, cid)
-    assert "not applied yet" in out.stderr and "$.process.capabilities" in out.stderr
+    out = bundles.cli("--debug", "--log", str(log), "--log-format", "json", "run", "--bundle", bundle, cid,
+                      check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "$.process.capabilities.effective[0]" in out.stderr and "did you mean 'CAP_CHOWN'" in out.stderr
     levels = [json.loads(line)["level"] for line in log.read_text().splitlines()]
-    assert "warning" in levels and levels.count("debug") >= 2
+    assert "error" in levels

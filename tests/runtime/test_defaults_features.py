@@ -16,7 +16,10 @@ from clonekit.runtime import options as o
 from clonekit.runtime.defaults import OCI_VERSION, SpecExists, default_config, write_spec
 from clonekit.runtime.features import features_document
 from clonekit.runtime.plan import NAMESPACE_FLAGS
-from clonekit.runtime.spec import HOOKS_KNOWN, ignored_fields, plan_from_dict
+from clonekit.runtime.spec import HOOKS_KNOWN, plan_from_dict
+from clonekit.security.caps import CAPABILITIES
+from clonekit.security.devices import DeviceRule
+from clonekit.security.rlimits import Rlimit
 
 RUNC = shutil.which("runc")
 NEWER_RUNC_MASKED = {"/sys/devices/virtual/tpm"}  # masked by runc >= 1.2, not by Debian's 1.1
@@ -92,10 +95,15 @@ def test_default_config_round_trips_to_a_plan(tmp_path, rootless):
         assert plan.uid_mappings[0].host_id == os.geteuid()
     else:
         assert sys_mount.type == "sysfs" and sys_mount.flags & o.MS_RDONLY
-    expected_ignored = ["$.process.capabilities", "$.process.rlimits"]
-    if not rootless:
-        expected_ignored.append("$.linux.resources")
-    assert ignored_fields(doc) == expected_ignored
+    # every security field is applied: runc's three capabilities, its NOFILE limit, deny-all devices
+    conf = plan.process.confinement
+    three = sum(1 << CAPABILITIES[c] for c in ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"))
+    assert (conf.capabilities.bounding, conf.capabilities.effective, conf.capabilities.permitted) == \
+        (three, three, three)
+    assert conf.capabilities.inheritable == conf.capabilities.ambient == 0
+    assert conf.rlimits == (Rlimit(type="RLIMIT_NOFILE", soft=1024, hard=1024),)
+    assert conf.no_new_privileges
+    assert plan.device_rules == (() if rootless else (DeviceRule(allow=False, type="a", access="rwm"),))
     assert default_config(rootless=rootless) == doc  # a fresh dict each call
 
 

@@ -8,6 +8,7 @@ import copy
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -29,13 +30,14 @@ from clonekit.runtime.plan import (
 )
 from clonekit.runtime.spec import (
     SpecError,
-    ignored_fields,
     load_config,
     load_plan,
     parse_json,
     plan_from_dict,
     sysctl_file,
 )
+from clonekit.security.caps import Capabilities
+from clonekit.security.confine import Confinement
 
 
 @pytest.fixture
@@ -106,7 +108,9 @@ def full() -> dict:
 def test_minimal_plan(bundle):
     plan = plan_from_dict(minimal(), str(bundle))
     assert plan == Plan(oci_version="1.2.0", root=str(bundle / "rootfs"),
-                        process=ProcessPlan(args=("sh",)),
+                        # no capabilities object: none at all (as runc)
+                        process=ProcessPlan(args=("sh",),
+                                            confinement=Confinement(capabilities=Capabilities())),
                         namespaces=(NamespacePlan("mount"),))
 
 
@@ -117,7 +121,8 @@ def test_full_plan(bundle):
         oci_version="1.2.0", root=str(bundle / "rootfs"), root_readonly=True,
         process=ProcessPlan(args=("/bin/sh", "-c", "true"), env=("PATH=/bin", "A=b=c"), cwd="/work",
                             user=User(1000, 1000, 0o22, (5, 100)), terminal=False,
-                            no_new_privileges=True),
+                            no_new_privileges=True,
+                            confinement=Confinement(capabilities=Capabilities(), no_new_privileges=True)),
         hostname="box", domainname="example.org",
         mounts=(
             MountPlan("/proc", "proc", "proc"),
@@ -162,7 +167,8 @@ def test_load_plan_reads_the_bundle(bundle):
     assert load_plan(str(bundle)) == plan_from_dict(full(), str(bundle))
     other = bundle / "other.json"
     other.write_text(json.dumps(minimal()))
-    assert load_plan(str(bundle), str(other)).process == ProcessPlan(args=("sh",))
+    assert load_plan(str(bundle), str(other)).process == \
+        ProcessPlan(args=("sh",), confinement=Confinement(capabilities=Capabilities()))
     assert load_config(str(bundle)) == full() and load_config("unused", str(other)) == minimal()
 
 
@@ -545,26 +551,40 @@ def test_wrong_types_anywhere_give_spec_errors_only(bundle):
 
 
 # ------------------------------------------------------------------------------------------
-# ignored (known, not applied) fields
+# nothing silently ignored: a field is applied, refused with its reason, or another platform's
 
-def test_ignored_fields_lists_what_is_not_applied(bundle):
+def test_other_platforms_fields_are_ignored_and_the_rest_applied(bundle):
     doc = full()
     doc["process"]["capabilities"] = {"bounding": ["CAP_KILL"]}
-    doc["process"]["rlimits"] = []
-    doc["process"]["user"]["username"] = "x"
-    doc["linux"]["resources"] = {"devices": []}
-    doc["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
-    doc["mounts"][2]["options"].append("idmap")
-    doc["mounts"][2]["uidMappings"] = []
+    doc["process"]["user"]["username"] = "x"          # Windows
+    doc["process"]["commandLine"] = "x"                # Windows
     doc["windows"] = {}
     plan = plan_from_dict(doc, str(bundle))
-    assert plan.mounts[2].data == ""  # idmap is not passed to the filesystem
-    assert ignored_fields(doc) == [
-        "$.windows", "$.process.capabilities", "$.process.rlimits", "$.process.user.username",
-        "$.mounts[2].uidMappings", "$.mounts[2].options[5]", "$.linux.resources", "$.linux.seccomp",
-    ]
-    assert ignored_fields(full()) == []
-    assert ignored_fields([1]) == [] and ignored_fields({"process": 1, "mounts": [1]}) == []
+    assert plan.process.confinement.capabilities.names("bounding") == ["CAP_KILL"]
+    assert plan.process.confinement.capabilities.effective == 0
+
+
+@pytest.mark.parametrize("where, value, path, words", [
+    ("mount-uidMappings", [], "$.mounts[2].uidMappings", "id-mapped mounts are not implemented"),
+    ("mount-option", "idmap", "$.mounts[2].options[5]", "id-mapped mounts are not implemented"),
+    ("resources", {"memory": {"limit": 1 << 20}}, "$.linux.resources.memory", "not applied by clonekit"),
+    ("resources", {"pids": {"limit": 10}}, "$.linux.resources.pids", "not applied by clonekit"),
+    ("intelRdt", {"closID": "x"}, "$.linux.intelRdt", "Intel RDT"),
+    ("netDevices", {"eth0": {}}, "$.linux.netDevices", "network devices"),
+    ("mountLabel", "system_u:object_r:container_file_t:s0", "$.linux.mountLabel", "SELinux"),
+])
+def test_fields_that_cannot_be_applied_are_refused_by_name(bundle, where, value, path, words):
+    doc = full()
+    if where == "mount-uidMappings":
+        doc["mounts"][2]["uidMappings"] = value
+    elif where == "mount-option":
+        doc["mounts"][2]["options"].append(value)
+    else:
+        doc["linux"][where] = value
+    with pytest.raises(SpecError, match=re.escape(words)) as info:
+        plan_from_dict(doc, str(bundle))
+    assert info.value.json_path == path
+    assert "remove" in str(info.value)
 
 
 # ------------------------------------------------------------------------------------------

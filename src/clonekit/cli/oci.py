@@ -58,17 +58,15 @@ def _check_preserved_fds(count: int) -> None:
 
 def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from clonekit.runtime.container import CreateOptions, create
-    from clonekit.runtime.spec import ignored_fields, load_config, plan_from_dict
+    from clonekit.runtime.spec import load_plan
 
     managed = _check_cgroup_manager(args)
     _check_preserved_fds(args.preserve_fds)
     rootless = _rootless(args)
-    doc = load_config(args.bundle, args.config)
-    plan = plan_from_dict(doc, args.bundle, rootless=rootless)
-    not_applied = ignored_fields(doc)
-    if not_applied:  # e.g. capabilities: the container keeps more privilege than the config asks
-        say(args, "warning", "config fields accepted but not applied yet (the container runs "
-            f"without them): {', '.join(not_applied)}")
+    plan = load_plan(args.bundle, args.config, rootless=rootless)
+    caps = plan.process.confinement.capabilities if plan.process is not None else None
+    if caps is not None and caps.unknown:  # newer than this kernel: runc leaves them out too
+        say(args, "warning", f"ignoring capabilities this kernel does not have: {', '.join(caps.unknown)}")
     say(args, "debug", f"config: root {plan.root}, namespaces "
         f"{', '.join(ns.kind + ('=' + ns.path if ns.path else '') for ns in plan.namespaces)}, "
         f"{len(plan.mounts)} mounts, cgroup {plan.cgroups_path or '(default)'}, rootless {rootless}")

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..cgroups import Cgroup
+    from ..security.seccomp import Filter
+    from .channel import Channel
 
 __all__ = ["CreateOptions", "create", "delete", "kill", "list_states", "pids", "start", "state"]
 
@@ -100,6 +102,9 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
     from . import init
     from .channel import Channel
 
+    # compiled here, once, before anything is made: a filter libseccomp refuses fails `create`
+    # with nothing to undo, and the init only has to install the program
+    seccomp = _compile_seccomp(plan)
     ours, theirs = Channel.pair()
     fifo_fd = os.open(os.path.join(path, FIFO), os.O_PATH | os.O_CLOEXEC)
     user_ns = plan.namespace("user")
@@ -127,6 +132,7 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
                 no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
                 new_user_ns=new_user, cgroup_fds=tuple(join_fds),
                 cgroup_dirs=cg.dirs_by_mount if cg is not None else None, unshare_cgroupns=late_cgroupns,
+                seccomp=seccomp,
             )
             with _time_offsets(plan):
                 task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts),
@@ -148,6 +154,8 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
             run_hooks("prestart", plan.hooks.prestart, oci)
             run_hooks("createRuntime", plan.hooks.create_runtime, oci)
             ours.send("hooks-done", pid=task.pid)
+        if seccomp is not None and seccomp.notify:
+            _relay_listener(plan, st, path, task, ours)
         ours.expect("created", task_fd=task.fileno())
         return task
     except BaseException as exc:
@@ -160,6 +168,31 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
         raise
     finally:
         ours.close()
+
+
+def _compile_seccomp(plan: Plan) -> Filter | None:
+    if plan.seccomp is None:
+        return None
+    from ..security.seccomp import compile_filter
+
+    return compile_filter(plan.seccomp)
+
+
+def _relay_listener(plan: Plan, st: ContainerState, path: str, task: Task, chan: Channel) -> None:
+    """The init's seccomp NOTIFY fd goes to the listener at linux.seccomp.listenerPath, with the
+    container's state (runtime-spec: "the runtime MUST send the container process state")."""
+    from .. import _native
+    from ..security.seccomp import send_to_listener
+
+    assert plan.seccomp is not None and plan.seccomp.listener_path is not None
+    remote = int(chan.expect("seccomp-listener", task_fd=task.fileno())["fd"])  # type: ignore[call-overload]
+    fd = _native.pidfd_getfd(task.fileno(), remote)
+    try:
+        chan.send("seccomp-listener-taken")
+        state = st.oci(path, "creating") | {"pid": task.pid}
+        send_to_listener(plan.seccomp.listener_path, fd, state, plan.seccomp.listener_metadata)
+    finally:
+        os.close(fd)
 
 
 def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None], *, without: int = 0) -> Task:

@@ -21,14 +21,18 @@ from .._record import record
 from ..cgroups.group import join_self
 from ..rootfs import cgroups as _rootfs_cgroups  # noqa: F401  (rootfs.mounts imports it lazily)
 from ..rootfs.prepare import finish_rootfs, mount_rootfs
+from ..security import attrs, caps, confine, lsm, rlimits  # noqa: F401  (all used after pivot_root)
 from .channel import Channel
 from .hooks import run_hooks
 from .plan import Plan, env_dict
 from .spec import sysctl_file
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..security.seccomp import Filter
+
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
-PR_SET_NO_NEW_PRIVS = 38
 CLOSE_RANGE_CLOEXEC = 4
 
 
@@ -45,6 +49,7 @@ class InitOptions:
     cgroup_fds: tuple[int, ...] = ()  # our group's v1 `tasks` files (Cgroup.join_fds): joined first
     cgroup_dirs: dict[str, str] | None = None  # hierarchy mount -> our group (Cgroup.dirs_by_mount)
     unshare_cgroupns: bool = False  # make our cgroup namespace once in our v1 groups (not at the clone)
+    seccomp: Filter | None = None  # compiled by the runtime; installed by confine.apply
 
 
 def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
@@ -54,6 +59,14 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
     assert process is not None  # create() refuses a plan without one
     try:
         _native.prctl(PR_SET_PDEATHSIG, SIGKILL)  # die with the runtime during setup
+        # our own session, without a controlling terminal: nothing in the container can reach
+        # the caller's terminal (TIOCSTI pushes keystrokes only into one's controlling tty)
+        step = "start a new session"
+        os.setsid()
+        affinity = process.confinement.cpu_affinity.initial
+        if affinity is not None:  # execCPUAffinity.initial: before the move into the cgroups
+            step = "set the initial CPU affinity"
+            attrs.apply_affinity(affinity, "initial")
         step = "join the container's cgroup"
         join_self(list(opts.cgroup_fds))  # before anything else runs (and closes them)
         if opts.unshare_cgroupns:
@@ -96,9 +109,15 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         finish_rootfs(plan, rootless=unprivileged, no_pivot=opts.no_pivot)
         step = f"process.cwd {process.cwd}"
         _prepare_cwd(process.cwd)
+        env = _with_home(env_dict(process.env), process.user.uid)  # /etc/passwd: read it as root
+        where = [step]
+        try:
+            confine.apply(process.confinement, process.user, opts.seccomp,
+                          lambda fd: _hand_over_listener(chan, fd), cwd=process.cwd, step=where)
+        except BaseException as exc:
+            _report_and_die(chan, exc, where[0])
         step = "find the program"
         program = _find_program(process.args[0], process.env)
-        env = _with_home(env_dict(process.env), process.user.uid)
         step = "close fds"
         _close_fds(opts)
         # `create` ends as soon as it reads "created": stop dying with it before saying so
@@ -118,13 +137,6 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         # so its poststart hooks run only once the user's program has started
         step = "startContainer hooks"
         run_hooks("startContainer", plan.hooks.start_container, _state(plan, opts, "running", host_pid))
-        step = "set the process's user"
-        _set_user(plan)
-        step = f"chdir {process.cwd}"
-        os.chdir(process.cwd)
-        _verify_cwd(process.cwd)
-        if process.no_new_privileges:
-            _native.prctl(PR_SET_NO_NEW_PRIVS, 1)
         step = f"exec {process.args[0]}"
         os.execve(program, list(process.args), env)
     except BaseException as exc:
@@ -225,25 +237,11 @@ def _close_fds(opts: InitOptions) -> None:
     _native.close_range(first_free, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
 
 
-def _verify_cwd(cwd: str) -> None:
-    here = os.getcwd()  # raises if the cwd is unreachable from our root (a leaked host dir)
-    if not here.startswith("/"):
-        raise OSError(1, f"cwd {cwd!r} is outside the container's root")
-
-
-def _set_user(plan: Plan) -> None:
-    assert plan.process is not None
-    user = plan.process.user
-    try:
-        os.setgroups(list(user.additional_gids))
-    except PermissionError:
-        if user.additional_gids:
-            raise  # setgroups is denied in this user namespace and groups were asked for
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
-    if user.umask is not None:
-        os.umask(user.umask)
-
+def _hand_over_listener(chan: Channel, fd: int) -> None:
+    """The seccomp NOTIFY fd: the runtime takes a copy (pidfd_getfd) for the listener."""
+    chan.send("seccomp-listener", fd=fd)
+    chan.expect("seccomp-listener-taken")
+    os.close(fd)
 
 
 def _state(plan: Plan, opts: InitOptions, status: str, host_pid: int) -> dict[str, object]:

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from .. import _bits
 from .._record import field, record
+from ..security.confine import Confinement, User
+from ..security.devices import DeviceRule
+from ..security.seccomp import Seccomp
+
+__all__ = ["NAMESPACE_FLAGS", "Confinement", "DevicePlan", "Hook", "Hooks", "IdMapping", "MountPlan",
+           "NamespacePlan", "Plan", "ProcessPlan", "User", "env_dict"]
 
 NAMESPACE_FLAGS: dict[str, int] = {
     # OCI linux.namespaces[].type -> clone flag (ints: CloneFlag's enum costs import time)
@@ -89,14 +95,6 @@ class Hooks:
 
 
 @record(frozen=True)
-class User:
-    uid: int = 0
-    gid: int = 0
-    umask: int | None = None
-    additional_gids: tuple[int, ...] = ()
-
-
-@record(frozen=True)
 class ProcessPlan:
     args: tuple[str, ...]
     env: tuple[str, ...] = ()
@@ -104,6 +102,7 @@ class ProcessPlan:
     user: User = field(default_factory=User)
     terminal: bool = False
     no_new_privileges: bool = False
+    confinement: Confinement = field(default_factory=Confinement)  # caps, rlimits, ... (security/)
 
 
 @record(frozen=True)
@@ -127,6 +126,8 @@ class Plan:
     cgroups_path: str | None = None
     annotations: tuple[tuple[str, str], ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
+    seccomp: Seccomp | None = None
+    device_rules: tuple[DeviceRule, ...] = ()  # linux.resources.devices, as written
 
     def namespace(self, kind: str) -> NamespacePlan | None:
         return next((ns for ns in self.namespaces if ns.kind == kind), None)

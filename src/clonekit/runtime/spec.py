@@ -5,8 +5,10 @@ namespaces (a ``path`` must be a namespace file of that kind), id maps, sysctls 
 ones), devices, hooks, mount options.  A problem raises :class:`SpecError`, which names the JSON path
 of the bad value (``$.mounts[2].destination``), says what is wrong, why, and what to do.
 
-Sections of the OCI runtime-spec 1.2 that clonekit knows but does not apply yet (capabilities,
-rlimits, seccomp, resources, ...) are accepted; :func:`ignored_fields` lists those a config uses.
+Nothing is silently ignored: a field of the runtime-spec that clonekit cannot apply (yet, or on
+this machine) is an error naming it.  The confinement sections have parsers of their own
+(``spec_confine``, ``spec_seccomp``, ``spec_devices``); fields the runtime-spec defines for other
+operating systems are ignored, as on any Linux runtime.
 
 Only ``json``, ``os``, ``stat`` and ``posixpath`` are imported (this runs on every ``create``).
 """
@@ -18,6 +20,8 @@ import posixpath
 import stat
 
 from .._jsonc import dumps, loads
+from ..security.attrs import Personality
+from ..security.devices import DeviceRule
 from . import options as _opts
 from .jsonfields import SPEC, SpecError
 from .jsonfields import boolean as _bool
@@ -42,12 +46,13 @@ from .plan import (
     ProcessPlan,
     User,
 )
+from .spec_confine import parse_confinement, parse_personality
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-__all__ = ["SpecError", "ignored_fields", "load_config", "load_plan", "parse_json", "plan_from_dict",
+__all__ = ["MAX_CONFIG_BYTES", "SpecError", "load_config", "load_plan", "parse_json", "plan_from_dict",
            "sysctl_file"]
 
 UINT32_MAX = (1 << 32) - 1
@@ -55,34 +60,39 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 HOST_NAME_MAX = 64            # __NEW_UTS_LEN: the kernel's limit for hostname and domainname
 MAX_ID_MAP_LINES = 340        # the kernel's limit of lines in uid_map / gid_map (4.15+)
 NS_GET_NSTYPE = 0xB703        # ioctl on an nsfs file: its CLONE_NEW* type
+MAX_CONFIG_BYTES = 32 << 20   # podman's largest configs are ~100 KiB; --config /dev/zero must end
 
 
 
 # --------------------------------------------------------------------------------------------
-# the fields of each object.  KNOWN: parsed and applied.  IGNORED: part of the runtime-spec 1.2,
-# accepted, not applied yet (each with the JSON type it must have).
+# the fields of each object: every one is applied (or refused with a reason); OTHER_PLATFORMS are
+# the runtime-spec's fields for other operating systems, ignored on Linux (type still checked).
 
 TOP_KNOWN = frozenset({"ociVersion", "root", "process", "hostname", "domainname", "mounts", "hooks",
                        "annotations", "linux"})
-TOP_IGNORED: dict[str, type] = {"solaris": dict, "windows": dict, "vm": dict, "zos": dict}
+TOP_OTHER_PLATFORMS: dict[str, type] = {"solaris": dict, "windows": dict, "vm": dict, "zos": dict}
 ROOT_KNOWN = frozenset({"path", "readonly"})
-PROCESS_KNOWN = frozenset({"args", "env", "cwd", "user", "terminal", "noNewPrivileges"})
-PROCESS_IGNORED: dict[str, type] = {
-    "capabilities": dict, "rlimits": list, "apparmorProfile": str, "selinuxLabel": str,
-    "oomScoreAdj": int, "ioPriority": dict, "scheduler": dict, "execCPUAffinity": dict,
-    "consoleSize": dict, "commandLine": str,
-}
+PROCESS_KNOWN = frozenset({"args", "env", "cwd", "user", "terminal", "consoleSize", "noNewPrivileges",
+                           "capabilities", "rlimits", "apparmorProfile", "selinuxLabel", "oomScoreAdj",
+                           "ioPriority", "scheduler", "execCPUAffinity"})
+PROCESS_OTHER_PLATFORMS: dict[str, type] = {"commandLine": str}
 USER_KNOWN = frozenset({"uid", "gid", "umask", "additionalGids"})
-USER_IGNORED: dict[str, type] = {"username": str}
+USER_OTHER_PLATFORMS: dict[str, type] = {"username": str}
 MOUNT_KNOWN = frozenset({"destination", "source", "type", "options"})
-MOUNT_IGNORED: dict[str, type] = {"uidMappings": list, "gidMappings": list}
+#: known, not implemented yet: refused with the reason (never silently dropped)
+MOUNT_NOT_YET = {"uidMappings": "id-mapped mounts are not implemented yet",
+                 "gidMappings": "id-mapped mounts are not implemented yet"}
 LINUX_KNOWN = frozenset({"namespaces", "uidMappings", "gidMappings", "devices", "maskedPaths",
                          "readonlyPaths", "rootfsPropagation", "sysctl", "timeOffsets",
-                         "cgroupsPath"})
-LINUX_IGNORED: dict[str, type] = {
-    "resources": dict, "seccomp": dict, "mountLabel": str, "intelRdt": dict, "personality": dict,
-    "netDevices": dict,
+                         "cgroupsPath", "resources", "seccomp", "personality", "mountLabel",
+                         "intelRdt", "netDevices"})
+LINUX_NOT_YET = {
+    "intelRdt": "Intel RDT (resctrl) is not implemented",
+    "netDevices": "moving host network devices into the container is not implemented yet",
 }
+RESOURCES_KNOWN = frozenset({"devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits",
+                             "network", "rdma", "unified"})
+CONSOLE_SIZE_KNOWN = frozenset({"height", "width"})
 NAMESPACE_KNOWN = frozenset({"type", "path"})
 IDMAP_KNOWN = frozenset({"containerID", "hostID", "size"})
 DEVICE_KNOWN = frozenset({"type", "path", "major", "minor", "fileMode", "uid", "gid"})
@@ -180,9 +190,9 @@ def _root(doc: dict[str, Any], bundle: str) -> tuple[str, bool]:
     return os.path.realpath(full), readonly
 
 
-def _process(value: object) -> ProcessPlan:
+def _process(value: object, personality: Personality | None) -> ProcessPlan:
     proc = _obj(value, "$.process")
-    _fields(proc, "$.process", PROCESS_KNOWN, PROCESS_IGNORED, "process")
+    _fields(proc, "$.process", PROCESS_KNOWN, PROCESS_OTHER_PLATFORMS, "process")
     args_v = _get(proc, "args")
     if args_v is None:
         raise SpecError("$.process.args", "missing: the program to run (args[0]) and its arguments; "
@@ -214,8 +224,14 @@ def _process(value: object) -> ProcessPlan:
     user = User()
     if _get(proc, "user") is not None:
         user = _user(proc["user"])
+    if _get(proc, "consoleSize") is not None:
+        size = _obj(proc["consoleSize"], "$.process.consoleSize")
+        _fields(size, "$.process.consoleSize", CONSOLE_SIZE_KNOWN, what="process.consoleSize")
+        for key in CONSOLE_SIZE_KNOWN:
+            if _get(size, key) is not None:
+                _uint32(size[key], f"$.process.consoleSize.{key}")
     return ProcessPlan(args=args, env=env, cwd=cwd, user=user, terminal=terminal,
-                       no_new_privileges=nnp)
+                       no_new_privileges=nnp, confinement=parse_confinement(proc, nnp, personality))
 
 
 def _env(value: object, path: str) -> tuple[str, ...]:
@@ -229,7 +245,7 @@ def _env(value: object, path: str) -> tuple[str, ...]:
 
 def _user(value: object) -> User:
     u = _obj(value, "$.process.user")
-    _fields(u, "$.process.user", USER_KNOWN, USER_IGNORED, "process.user")
+    _fields(u, "$.process.user", USER_KNOWN, USER_OTHER_PLATFORMS, "process.user")
     uid = _uint32(u["uid"], "$.process.user.uid") if _get(u, "uid") is not None else 0
     gid = _uint32(u["gid"], "$.process.user.gid") if _get(u, "gid") is not None else 0
     umask = None
@@ -260,7 +276,8 @@ def _mounts(value: object, bundle: str) -> tuple[MountPlan, ...]:
 
 def _mount(value: object, path: str, bundle: str) -> MountPlan:
     m = _obj(value, path)
-    _fields(m, path, MOUNT_KNOWN, MOUNT_IGNORED, "a mount")
+    _fields(m, path, MOUNT_KNOWN | MOUNT_NOT_YET.keys(), what="a mount")
+    _not_yet(m, path, MOUNT_NOT_YET)
     if _get(m, "destination") is None:
         raise SpecError(f"{path}.destination", "missing: where the mount goes in the container; add "
                                                "\"destination\": \"/...\"")
@@ -273,6 +290,10 @@ def _mount(value: object, path: str, bundle: str) -> MountPlan:
             if not word:
                 raise SpecError(f"{path}.options[{i}]", "is an empty option: mount options are words "
                                                         "like \"ro\" or \"mode=755\"; remove it")
+            if word in _opts.UNSUPPORTED:
+                raise SpecError(f"{path}.options[{i}]", f"{dumps(word)}: {_opts.UNSUPPORTED[word]}, and "
+                                                        "clonekit applies every option it accepts; "
+                                                        "remove it")
     fstype = None
     if _get(m, "type") is not None:
         fstype = _str(m["type"], f"{path}.type") or None
@@ -551,9 +572,22 @@ def _cgroups_path(value: object) -> str | None:
 
 def _linux(value: object) -> dict[str, Any]:
     linux = _obj(value, "$.linux")
-    _fields(linux, "$.linux", LINUX_KNOWN, LINUX_IGNORED, "linux")
+    _fields(linux, "$.linux", LINUX_KNOWN, what="linux")
+    _not_yet(linux, "$.linux", LINUX_NOT_YET)
     out: dict[str, Any] = {}
     g = linux.get
+    if g("resources") is not None:
+        out["device_rules"] = _resources(linux["resources"])
+    if g("seccomp") is not None:
+        from .spec_seccomp import parse_seccomp
+
+        out["seccomp"] = parse_seccomp(linux["seccomp"])
+    if g("mountLabel") is not None and _str(linux["mountLabel"], "$.linux.mountLabel"):
+        from ..security.lsm import selinux_enabled
+
+        why = ("labelling mounts is not implemented yet" if selinux_enabled() else
+               "SELinux is not enabled on this kernel, so the mounts would carry no label")
+        raise SpecError("$.linux.mountLabel", f"{why}; remove the field")
     if g("namespaces") is not None:
         out["namespaces"] = _namespaces(linux["namespaces"])
     if g("uidMappings") is not None:
@@ -582,6 +616,31 @@ def _linux(value: object) -> dict[str, Any]:
     if g("cgroupsPath") is not None:
         out["cgroups_path"] = _cgroups_path(linux["cgroupsPath"])
     return out
+
+
+def _resources(value: object) -> tuple[DeviceRule, ...]:
+    """linux.resources: the device rules are applied here; the limits come with cgroup resource
+    management and are refused until then (a limit that silently does not apply is a lie)."""
+    res = _obj(value, "$.linux.resources")
+    _fields(res, "$.linux.resources", RESOURCES_KNOWN, what="linux.resources")
+    for key, val in res.items():
+        if key != "devices" and val is not None and val != {} and val != []:
+            raise SpecError(_key("$.linux.resources", key),
+                            "cgroup resource limits are not applied by clonekit yet, and a limit that "
+                            "silently does not apply is worse than none; remove the field (or run "
+                            "this container with runc until clonekit manages cgroup resources)")
+    if _get(res, "devices") is None:
+        return ()
+    from .spec_devices import parse_device_rules
+
+    return parse_device_rules(res["devices"])
+
+
+def _not_yet(doc: dict[str, Any], path: str, fields: dict[str, str]) -> None:
+    for key, why in fields.items():
+        if _get(doc, key) is not None:
+            raise SpecError(_key(path, key), f"{why}, and clonekit never ignores a field it cannot "
+                                             "apply; remove the field")
 
 
 # --------------------------------------------------------------------------------------------
@@ -710,11 +769,15 @@ def plan_from_dict(doc: object, bundle: str, *, rootless: bool = False) -> Plan:
     """Validate a parsed config.json and return its Plan.  ``bundle`` is the directory relative
     paths (root.path, bind sources) are read from.  Raises :class:`SpecError`."""
     d = _obj(doc, "$")
-    _fields(d, "$", TOP_KNOWN, TOP_IGNORED, "the top level")
+    _fields(d, "$", TOP_KNOWN, TOP_OTHER_PLATFORMS, "the top level")
     bundle = os.path.abspath(bundle)
     version = _oci_version(d)
     root, readonly = _root(d, bundle)
-    process = _process(d["process"]) if _get(d, "process") is not None else None
+    linux_doc = _get(d, "linux")
+    personality = None
+    if isinstance(linux_doc, dict) and _get(linux_doc, "personality") is not None:
+        personality = parse_personality(linux_doc["personality"])
+    process = _process(d["process"], personality) if _get(d, "process") is not None else None
     hostname = _hostname(d, "hostname")
     domainname = _hostname(d, "domainname")
     mounts = _mounts(d["mounts"], bundle) if _get(d, "mounts") is not None else ()
@@ -761,13 +824,17 @@ def load_config(bundle: str, config_path: str | None = None) -> Any:
         config_path = os.path.join(bundle, "config.json")
     try:
         with open(config_path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise SpecError("$", f"{config_path} does not exist: the bundle needs a config.json; "
                              "`clonekit spec` writes a starting one") from None
     except OSError as exc:
         raise SpecError("$", f"cannot read {config_path}: {exc.strerror}; check the path and its "
                              "permissions") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise SpecError("$", f"{config_path} is larger than {MAX_CONFIG_BYTES >> 20} MiB (reading "
+                             "stopped there): no config.json is that large, so this is the wrong file "
+                             "(or one that never ends, like /dev/zero); pass the bundle's config.json")
     return parse_json(data, config_path)
 
 
@@ -791,34 +858,3 @@ def parse_json(data: bytes | str, name: str = "config.json") -> Any:
                              f"syntax (e.g. `python3 -m json.tool {name}` shows it)") from None
     except RecursionError:
         raise SpecError("$", f"{name} is nested too deeply to read; no config.json needs that") from None
-
-
-def ignored_fields(doc: object) -> list[str]:
-    """JSON paths of the fields this config uses that clonekit accepts but does not apply yet
-    (capabilities, rlimits, seccomp, cgroup resources, idmap mounts, ...).  For a warning; never
-    raises, whatever ``doc`` holds."""
-    out: list[str] = []
-    if not isinstance(doc, dict):
-        return out
-
-    def present(obj: object, base: str, names: dict[str, type]) -> None:
-        if isinstance(obj, dict):
-            out.extend(_key(base, k) for k in names if obj.get(k) is not None)
-
-    present(doc, "$", TOP_IGNORED)
-    proc = doc.get("process")
-    present(proc, "$.process", PROCESS_IGNORED)
-    if isinstance(proc, dict):
-        present(proc.get("user"), "$.process.user", USER_IGNORED)
-    mounts = doc.get("mounts")
-    if isinstance(mounts, list):
-        for i, m in enumerate(mounts):
-            if not isinstance(m, dict):
-                continue
-            present(m, f"$.mounts[{i}]", MOUNT_IGNORED)
-            words = m.get("options")
-            if isinstance(words, list):
-                out.extend(f"$.mounts[{i}].options[{j}]" for j, w in enumerate(words)
-                           if isinstance(w, str) and w in _opts.UNSUPPORTED)
-    present(doc.get("linux"), "$.linux", LINUX_IGNORED)
-    return out

@@ -58,12 +58,15 @@ class Confinement:
 
 
 def apply(c: Confinement, user: User, seccomp: Filter | None = None,
-          on_listener: Callable[[int], None] | None = None, *, step: list[str] | None = None) -> None:
-    """Confine the calling process (single-threaded, about to execve).  ``on_listener`` gets the
-    seccomp NOTIFY fd when the filter has one.  ``step`` (a one-item list) tracks the step for
-    error messages."""
+          on_listener: Callable[[int], None] | None = None, *, cwd: str | None = None,
+          step: list[str] | None = None) -> None:
+    """Confine the calling process (single-threaded, about to execve) and enter ``cwd`` as the
+    process's user.  ``on_listener`` gets the seccomp NOTIFY fd when the filter has one.
+    ``step`` (a one-item list) tracks the step for error messages."""
     where = step if step is not None else [""]
     where[0] = "apply process attributes"
+    # the scheduler, I/O priority and limits are inherited by what the process starts: runc
+    # sets them here too, before the privileges to do so are gone
     if c.oom_score_adj is not None:
         attrs.apply_oom_score_adj(c.oom_score_adj)
     rlimits.apply(c.rlimits)
@@ -97,6 +100,11 @@ def apply(c: Confinement, user: User, seccomp: Filter | None = None,
         caps.keep_across_setuid(False)
         where[0] = "set capabilities"
         caps.apply(c.capabilities)
+    if cwd is not None:
+        where[0] = f"chdir {cwd}"
+        os.chdir(cwd)
+        if not os.getcwd().startswith("/"):  # getcwd raises, or says "(unreachable)", outside root
+            raise OSError(1, f"cwd {cwd!r} is outside the container's root")
     if c.no_new_privileges and seccomp is not None:
         where[0] = "install the seccomp filter"
         _install(seccomp, on_listener)

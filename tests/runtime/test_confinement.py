@@ -1,0 +1,160 @@
+"""Confinement seen from inside real containers: capabilities, no_new_privs, rlimits,
+oomScoreAdj, umask, groups and the session, side by side with runc on the same bundle; the fields
+runc 1.1 does not implement (ioPriority, scheduler, execCPUAffinity, personality) read back from
+/proc; and the errors for what cannot be applied."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from runtime_helpers import RUNC, SideBySide, script, sections
+
+RUNC_DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+OBSERVE = dict(
+    caps="grep -E '^(Cap|NoNewPrivs)' /proc/self/status",
+    limits="cat /proc/self/limits",
+    oom="cat /proc/self/oom_score_adj",
+    umask="umask",
+    ids="id",
+    # session id and controlling tty of the shell: its own session, no terminal of the caller's
+    session="awk '{print ($6 == $1 ? \"leader\" : \"member\"), $7}' /proc/self/stat",
+)
+
+
+@pytest.fixture
+def pair(tmp_path, rootfs):
+    both = SideBySide(tmp_path, rootfs)
+    try:
+        yield both
+    finally:
+        left = both.cleanup()
+    assert not left, f"clonekit left cgroups behind: {left}"
+
+
+def runc_defaults(config):
+    """What `runc spec` adds to the base config: its three capabilities and NOFILE 1024."""
+    config["process"]["capabilities"] = {k: list(RUNC_DEFAULT_CAPS)
+                                         for k in ("bounding", "effective", "permitted")}
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+
+
+def observed(results):
+    for name, result in results.items():
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+    return {name: sections(result.stdout) for name, result in results.items()}
+
+
+def status_field(text: str, key: str) -> str:
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(key + ":"))
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt install runc)")
+def test_runc_spec_defaults_confine_like_runc(pair):
+    def more(config):
+        config["process"]["oomScoreAdj"] = 500
+        config["process"]["rlimits"].append({"type": "RLIMIT_NPROC", "hard": 4000, "soft": 300})
+        config["process"]["user"] = {"uid": 0, "gid": 0, "umask": 0o27, "additionalGids": [10, 20]}
+
+    seen = observed(pair.run(script(**OBSERVE), runc_defaults, more))
+    ours, runc = seen["clonekit"], seen["runc"]
+    assert ours == runc
+    three = sum(1 << n for n in (5, 10, 29))  # KILL, NET_BIND_SERVICE, AUDIT_WRITE
+    for key in ("CapEff", "CapPrm", "CapBnd"):
+        assert int(status_field(ours["caps"], key), 16) == three, key
+    assert int(status_field(ours["caps"], "CapInh"), 16) == int(status_field(ours["caps"], "CapAmb"), 16) == 0
+    assert status_field(ours["caps"], "NoNewPrivs") == "1"
+    assert "Max open files            1024                 1024" in ours["limits"]
+    assert "Max processes             300                  4000" in ours["limits"]
+    assert ours["oom"].strip() == "500" and ours["umask"].strip() == "0027"
+    assert ours["ids"].split()[-1] == "groups=10,20"  # additionalGids replace the list
+    assert ours["session"].split() == ["leader", "0"]
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt install runc)")
+def test_capabilities_kept_across_the_uid_change_and_ambient_like_runc(pair):
+    def user_with_caps(config):
+        net = ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW"]
+        config["process"]["user"] = {"uid": 1000, "gid": 1000}
+        config["process"]["capabilities"] = {"bounding": [*net, "CAP_CHOWN"], "effective": net,
+                                             "permitted": net, "inheritable": net,
+                                             "ambient": ["CAP_NET_BIND_SERVICE"]}
+        config["process"]["noNewPrivileges"] = False
+
+    seen = observed(pair.run(script(caps=OBSERVE["caps"], ids="id -u"), user_with_caps))
+    assert seen["clonekit"] == seen["runc"]
+    caps = seen["clonekit"]["caps"]
+    net = 1 << 10 | 1 << 13
+    assert int(status_field(caps, "CapInh"), 16) == net
+    assert int(status_field(caps, "CapBnd"), 16) == net | 1  # + CHOWN
+    # execve as uid 1000 keeps only the ambient set (the file has no capabilities): what was
+    # kept across setuid reaches the program through ambient, as under runc
+    for key in ("CapAmb", "CapPrm", "CapEff"):
+        assert int(status_field(caps, key), 16) == 1 << 10, key
+    assert status_field(caps, "NoNewPrivs") == "0"
+    assert seen["clonekit"]["ids"].strip() == "1000"
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt install runc)")
+def test_no_capabilities_object_means_none_like_runc(pair):
+    seen = observed(pair.run(script(caps=OBSERVE["caps"])))
+    assert seen["clonekit"] == seen["runc"]
+    for key in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+        assert int(status_field(seen["clonekit"]["caps"], key), 16) == 0, key
+
+
+def test_fields_runc_11_lacks_are_applied(bundles):
+    cpus = sorted(os.sched_getaffinity(0))
+
+    def extras(config):
+        config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 6}
+        config["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+        config["process"]["execCPUAffinity"] = {"initial": str(cpus[0]), "final": str(cpus[-1])}
+        config["linux"]["personality"] = {"domain": "LINUX32"}
+
+    cid, bundle, _ = bundles.new(script(
+        io="ionice -p $$", policy="awk '{print $19, $41}' /proc/self/stat",
+        affinity="grep Cpus_allowed_list /proc/self/status", arch="uname -m"), edit=[extras])
+    out = bundles.cli("run", "--bundle", bundle, cid)
+    seen = sections(out.stdout)
+    assert seen["io"].strip() == "best-effort: prio 6"
+    assert seen["policy"].split() == ["7", "3"]  # nice 7, SCHED_BATCH
+    assert seen["affinity"].split()[-1] == str(cpus[-1])
+    assert seen["arch"].strip() in ("i686", "armv8l")
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOPE", "hard": 1, "soft": 1}]),
+     "$.process.rlimits[0].type: \"RLIMIT_NOPE\" is not a resource limit"),
+    (lambda c: c["process"].update(apparmorProfile="docker-default"),
+     "$.process.apparmorProfile: \"docker-default\" asks for AppArmor, which is not enabled"),
+    (lambda c: c["process"].update(scheduler={"policy": "SCHED_DEADLINE"}),
+     "SCHED_DEADLINE needs runtime and deadline"),
+    (lambda c: c["process"].update(capabilities={"bounding": ["CAP_NET_ADMN"]}),
+     "did you mean 'CAP_NET_ADMIN'"),
+    (lambda c: c["linux"].update(resources={"memory": {"limit": 1 << 26}}),
+     "$.linux.resources.memory: cgroup resource limits are not applied by clonekit yet"),
+])
+def test_what_cannot_be_applied_is_refused_before_anything_is_made(bundles, edit, words):
+    cid, bundle, _ = bundles.new(["true"], edit=[edit])
+    out = bundles.cli("run", "--bundle", bundle, cid, check=False)
+    assert out.returncode == 1 and words in out.stderr and "Traceback" not in out.stderr
+    assert not os.path.exists(os.path.join(bundles.root, cid))
+
+
+def test_a_limit_the_runtime_cannot_raise_fails_create_with_the_reason(bundles):
+    with open("/proc/self/limits") as f:
+        hard = next(line.split()[4] for line in f if line.startswith("Max open files"))
+    if hard == "unlimited":
+        pytest.skip("the runtime's own NOFILE hard limit is unlimited")
+
+    def over(config):
+        config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": int(hard) + 1}]
+
+    cid, bundle, _ = bundles.new(["true"], edit=[over])
+    out = bundles.cli("run", "--bundle", bundle, cid, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "rlimit RLIMIT_NOFILE" in out.stderr and "CAP_SYS_RESOURCE" in out.stderr
+    assert json.loads(bundles.cli("list", "--format", "json").stdout or "[]") in ([], None)
