@@ -1,4 +1,4 @@
-"""The C extension (the only C in clonekit); everything else is in pyproject.toml."""
+"""The C extensions (_native; _seccomp, linked with libseccomp); everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -9,6 +9,13 @@ setup(
             sources=[f"src/clonekit/_native/{name}.c" for name in ("native", "verdict", "probe", "sys", "security", "bpf", "filter")],
             depends=[f"src/clonekit/_native/{name}.h" for name in ("clonekit", "raw")],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
-        )
+        ),
+        # libseccomp in a module of its own: the CLI loads it only when a filter is configured
+        Extension(
+            "clonekit._seccomp",
+            sources=["src/clonekit/_seccomp.c"],
+            libraries=["seccomp"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+        ),
     ]
 )
