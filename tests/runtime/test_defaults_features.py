@@ -148,9 +148,16 @@ def test_features_document_shape():
     assert not set(o.UNSUPPORTED) & set(doc["mountOptions"])
     linux = doc["linux"]
     assert set(linux["namespaces"]) == set(NAMESPACE_FLAGS)
-    assert "capabilities" not in linux  # not applied yet: not claimed
-    for key in ("seccomp", "apparmor", "selinux", "intelRdt"):
-        assert linux[key] == {"enabled": False}
+    # from the tables the code applies: every capability of this kernel, every seccomp action
+    assert linux["capabilities"] == list(CAPABILITIES)[:len(linux["capabilities"])]
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        assert len(linux["capabilities"]) == int(f.read()) + 1
+    assert linux["seccomp"]["enabled"] and "SCMP_ACT_NOTIFY" in linux["seccomp"]["actions"]
+    assert set(linux["seccomp"]["supportedFlags"]) <= set(linux["seccomp"]["knownFlags"])
+    for key in ("apparmor", "selinux"):  # this machine has neither LSM
+        assert linux[key] == {"enabled": os.path.exists("/sys/fs/selinux/enforce" if key == "selinux"
+                                                        else "/sys/kernel/security/apparmor")}
+    assert linux["intelRdt"] == {"enabled": False}
     assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
     assert all(isinstance(v, str) for v in doc["annotations"].values())
     assert doc["potentiallyUnsafeConfigAnnotations"] == []
@@ -169,8 +176,16 @@ def test_features_claims_are_accepted_by_the_spec_reader(tmp_path):
                   "hooks": {name: [{"path": "/bin/true"}] for name in doc["hooks"]},
                   "mounts": [{"destination": "/x", "type": "tmpfs", "source": "tmpfs",
                               "options": doc["mountOptions"]}]}
+        config["process"] = {"args": ["true"], "cwd": "/",
+                             "capabilities": {"bounding": doc["linux"]["capabilities"]}}
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                      "architectures": doc["linux"]["seccomp"]["archs"],
+                                      "syscalls": [{"names": ["getpid"], "action": action, "errnoRet": 1}
+                                                   for action in doc["linux"]["seccomp"]["actions"]
+                                                   if action in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")]}
         plan = plan_from_dict(config, str(tmp_path))
         assert plan.mounts[0].data == ""  # all of them understood, none handed to the filesystem
+        assert plan.process.confinement.capabilities.names("bounding") == doc["linux"]["capabilities"]
         assert plan.new_namespace_flags == sum(NAMESPACE_FLAGS.values())
         assert all(getattr(plan.hooks, attr) for attr in HOOKS_KNOWN.values())
 
@@ -183,4 +198,7 @@ def test_features_compared_with_runc():
     assert set(theirs["mountOptions"]) - set(o.UNSUPPORTED) <= set(ours["mountOptions"])
     assert set(theirs["linux"]["namespaces"]) <= set(ours["linux"]["namespaces"])
     assert ours["hooks"] == theirs["hooks"]
+    assert ours["linux"]["capabilities"] == theirs["linux"]["capabilities"]
+    for key in ("actions", "operators"):
+        assert set(theirs["linux"]["seccomp"][key]) <= set(ours["linux"]["seccomp"][key]), key
     assert set(ours) >= {"ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux", "annotations"}

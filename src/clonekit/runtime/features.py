@@ -1,24 +1,26 @@
 """The OCI features document (runtime-spec ``features.md``) that ``clonekit features`` prints.
 
-Honest by construction: it lists what clonekit implements today, not what it parses.  Features not
-implemented yet (capabilities, seccomp, AppArmor, SELinux, Intel RDT, id-mapped mounts, systemd
-cgroups) are either absent (meaning "not reported") or reported with ``"enabled": false``.
+Generated from the same tables the code applies (mount options, namespaces, capabilities,
+seccomp's actions/operators/architectures/flags, the LSMs this kernel has), so it can only claim
+what really works.  What clonekit does not implement (Intel RDT, id-mapped mounts, systemd
+cgroups) is reported with ``"enabled": false``.
 """
 
 from __future__ import annotations
 
 from . import options as _opts
 from .defaults import OCI_VERSION
+from .plan import NAMESPACE_FLAGS
 
 __all__ = ["features_document"]
 
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
-NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
 
 
 def features_document() -> dict[str, object]:
     """A fresh dict in the shape of the runtime-spec's features document."""
     from .. import __version__
+    from ..security import caps, lsm, seccomp
 
     return {
         "ociVersionMin": "1.0.0",
@@ -26,12 +28,13 @@ def features_document() -> dict[str, object]:
         "hooks": list(HOOKS),
         "mountOptions": _opts.recognised(),
         "linux": {
-            "namespaces": list(NAMESPACES),
-            # placement of the container in its own group; resource limits come later
+            "namespaces": sorted(NAMESPACE_FLAGS),
+            "capabilities": caps.names_known_here(),
+            # placement of the container in its own group and device rules; limits come later
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": False},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            "seccomp": seccomp.features(),
+            "apparmor": {"enabled": lsm.apparmor_enabled()},
+            "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },

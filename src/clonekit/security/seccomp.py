@@ -348,6 +348,15 @@ def _assemble(code: list[Insn | str]) -> bytes:
 CACHE_ENTRIES = 64  # kept; the older half goes when there are more
 
 
+def default_cache_dir() -> str:
+    """Where compiled programs are kept: /var/cache/clonekit/seccomp for root, else the user's
+    cache directory (XDG).  Not the runtime's state root, whose entries are containers."""
+    if os.geteuid() == 0:
+        return "/var/cache/clonekit/seccomp"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "clonekit", "seccomp")
+
+
 def _cache_key(s: Seccomp) -> str:
     from _blake2 import blake2b  # hashlib would load OpenSSL: 5 ms of a container start
 
