@@ -158,3 +158,25 @@ def test_a_limit_the_runtime_cannot_raise_fails_create_with_the_reason(bundles):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "rlimit RLIMIT_NOFILE" in out.stderr and "CAP_SYS_RESOURCE" in out.stderr
     assert json.loads(bundles.cli("list", "--format", "json").stdout or "[]") in ([], None)
+
+
+def test_the_pids_limit_podman_sets_stops_a_fork_bomb(bundles):
+    def limit(config):
+        config["linux"]["resources"] = {"pids": {"limit": 8}}
+
+    cid, bundle, _ = bundles.new(script(
+        limit="cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+        # the ninth fork is refused by the pids controller (the sleeps end with the container)
+        bomb="for i in $(seq 20); do sleep 30 >/dev/null 2>&1 & done 2>&1 | grep -c -i -e resource -e fork"),
+        edit=[limit, lambda c: c["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup",
+                                                    "source": "cgroup", "options": ["ro"]})])
+    out = bundles.cli("run", "--bundle", bundle, cid)
+    seen = sections(out.stdout)
+    assert seen["limit"].strip() == "8"
+    assert int(seen["bomb"].strip()) > 0  # forks were refused
+
+
+def test_no_cgroups_and_a_pids_limit_is_an_error(bundles):
+    cid, bundle, _ = bundles.new(["true"], edit=[lambda c: c["linux"].update(resources={"pids": {"limit": 5}})])
+    out = bundles.cli("--cgroup-manager", "disabled", "run", "--bundle", bundle, cid, check=False)
+    assert out.returncode == 1 and "$.linux.resources.pids" in out.stderr and "Traceback" not in out.stderr

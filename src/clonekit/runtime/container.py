@@ -59,6 +59,9 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
     if plan.namespace("mount") is None:
         raise UsageError("config.json has no mount namespace (linux.namespaces[].type \"mount\"): "
                          "the rootfs would be mounted on the host; add it")
+    if not opts.cgroups and plan.pids_limit is not None:
+        raise UsageError("$.linux.resources.pids: cgroups are off (--cgroup-manager disabled), so the "
+                         "pids limit cannot be applied; remove the limit or manage cgroups")
     path = states.create(container_id)
     cgroup: Cgroup | None = None
     task: Task | None = None
@@ -316,9 +319,19 @@ def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> Cgroup:
 
     cgroup = Cgroup.create(plan.cgroups_path, container_id=container_id, rootless=rootless)
     if not cgroup.enabled:
+        if plan.pids_limit is not None:  # never a limit that silently does not apply
+            raise UsageError(f"$.linux.resources.pids: the container gets no cgroup ({cgroup.reason}), "
+                             "so its pids limit cannot be applied; remove the limit")
         import sys
 
         print(f"clonekit: notice: {cgroup.reason}", file=sys.stderr)
+        return cgroup
+    if plan.pids_limit is not None:
+        try:
+            cgroup.set_pids_limit(plan.pids_limit)
+        except BaseException:
+            cgroup.remove()
+            raise
     return cgroup
 
 

@@ -128,6 +128,7 @@ class Plan:
     hooks: Hooks = field(default_factory=Hooks)
     seccomp: Seccomp | None = None
     device_rules: tuple[DeviceRule, ...] = ()  # linux.resources.devices, as written
+    pids_limit: int | None = None  # linux.resources.pids.limit (0: not set, as runc)
 
     def namespace(self, kind: str) -> NamespacePlan | None:
         return next((ns for ns in self.namespaces if ns.kind == kind), None)
