@@ -177,6 +177,9 @@ def test_the_pids_limit_podman_sets_stops_a_fork_bomb(bundles):
 
 
 def test_no_cgroups_and_a_pids_limit_is_an_error(bundles):
-    cid, bundle, _ = bundles.new(["true"], edit=[lambda c: c["linux"].update(resources={"pids": {"limit": 5}})])
+    def limit(config):
+        config["linux"]["resources"] = {"pids": {"limit": 5}}
+
+    cid, bundle, _ = bundles.new(["true"], edit=[limit])
     out = bundles.cli("--cgroup-manager", "disabled", "run", "--bundle", bundle, cid, check=False)
     assert out.returncode == 1 and "$.linux.resources.pids" in out.stderr and "Traceback" not in out.stderr
