@@ -37,6 +37,9 @@ ARG_KNOWN = frozenset({"index", "value", "valueTwo", "op"})
 UINT64_MAX = (1 << 64) - 1
 MAX_ERRNO = 4095     # the kernel cuts a larger SECCOMP_RET_ERRNO down to this
 SUN_PATH_MAX = 107   # bytes of a unix socket path
+# names people write for an architecture (Go's, the kernel's) -> libseccomp's
+ALIASES = {"SCMP_ARCH_AMD64": "SCMP_ARCH_X86_64", "SCMP_ARCH_ARM64": "SCMP_ARCH_AARCH64",
+           "SCMP_ARCH_I386": "SCMP_ARCH_X86", "SCMP_ARCH_386": "SCMP_ARCH_X86"}
 
 
 def parse_seccomp(value: object, path: str = "$.linux.seccomp") -> Seccomp | None:
@@ -80,7 +83,7 @@ def _names(doc: dict[str, Any], key: str, path: str, table: dict[str, int], what
 def _unknown(path: str, name: str, table: dict[str, int], what: str) -> SpecError:
     import difflib  # only on this error path
 
-    close = difflib.get_close_matches(name.upper(), list(table), n=1)
+    close = [ALIASES[name]] if name in ALIASES else difflib.get_close_matches(name.upper(), list(table), n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return SpecError(path, f"{dumps(name)} is not a seccomp {what} clonekit knows (known: "
                            f"{', '.join(table)}); {hint}use one of those")

@@ -473,7 +473,7 @@ def send_to_listener(listener_path: str, listener_fd: int, state: dict[str, obje
         except OSError as exc:
             hint = ("is the seccomp agent running and listening there? (linux.seccomp.listenerPath)"
                     if exc.errno in (2, 111) else "")
-            raise from_errno(exc.errno or 5, step, hint, filename=listener_path) from None
+            raise from_errno(exc.errno or 5, step, hint) from None
 
 
 # --- for `clonekit features` ---------------------------------------------------------------------
