@@ -1,5 +1,8 @@
 """`run` of /bin/true in a busybox bundle: clonekit vs runc vs crun, plus peak RSS.
 
+The bundle is confined as a real one is: `runc spec`'s capabilities, rlimits and deny-all device
+rules, plus podman's default seccomp profile (CONFINE=0 measures the bare bundle instead).
+
 Each runtime runs LOOPS containers per round; rounds interleave the runtimes so drift hits all.
 crun refuses hybrid cgroup hosts, so it runs in a private mount namespace where
 /sys/fs/cgroup/unified is unmounted (the issue's recipe).  Peak RSS is ru_maxrss of the runtime
@@ -26,6 +29,20 @@ LOOPS = int(os.environ.get("LOOPS", "10"))
 HIERARCHIES = ("unified", "memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer", "cpuset",
                "systemd", "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc")
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
+CONFINE = os.environ.get("CONFINE", "1") != "0"
+PODMAN_SECCOMP = os.path.join(HERE, "..", "tests", "security", "data", "podman-default-seccomp.json")
+
+
+def confine(config: dict) -> None:
+    """What `runc spec` writes (caps, NOFILE, devices) and podman's default seccomp profile."""
+    from clonekit.runtime.defaults import default_config
+
+    spec = default_config(rootless=False)
+    for key in ("capabilities", "rlimits"):
+        config["process"][key] = spec["process"][key]  # type: ignore[index]
+    config["linux"]["resources"] = spec["linux"]["resources"]  # type: ignore[index]
+    with open(PODMAN_SECCOMP) as f:
+        config["linux"]["seccomp"] = json.load(f)
 
 
 def _fixtures():
@@ -86,6 +103,8 @@ def main() -> None:
                     config = fx.base_config(rootfs, ["/bin/true"], cid)
                     config["linux"]["cgroupsPath"] = f"/clonekit-bench/{cid}"
                     config["ociVersion"] = "1.0.2"  # the newest Debian's crun 1.8 accepts
+                    if CONFINE:
+                        confine(config)
                     with open(os.path.join(bundle, "config.json"), "w") as f:
                         json.dump(config, f)
                     t, maxrss = timed([*base, "run", "--bundle", bundle, cid], os.path.join(work, "rss"))
@@ -94,7 +113,9 @@ def main() -> None:
                         rss[name].append(maxrss)
                     shutil.rmtree(bundle)
         base_t = statistics.median(times["clonekit"])
-        print(f"\nrun /bin/true in a busybox bundle ({ROUNDS} rounds x {LOOPS}, median per container)")
+        what = "confined: caps, rlimits, devices, podman's seccomp" if CONFINE else "bare"
+        print(f"\nrun /bin/true in a busybox bundle, {what}")
+        print(f"({ROUNDS} rounds x {LOOPS}, median per container)")
         for name in runtimes:
             t = statistics.median(times[name])
             print(f"  {name:<9} {t * 1e3:7.1f} ms   {t / base_t:5.2f}x clonekit   "
