@@ -161,3 +161,19 @@ def test_features_document():
     assert doc["enabled"] is True and "SCMP_ACT_NOTIFY" in doc["actions"]  # type: ignore[operator]
     assert "SCMP_CMP_MASKED_EQ" in doc["operators"] and "SCMP_ARCH_X32" in doc["archs"]  # type: ignore[operator]
     assert set(doc["supportedFlags"]) <= set(doc["knownFlags"])  # type: ignore[call-overload,arg-type]
+
+
+def test_parsing_and_records_load_neither_libseccomp_nor_socket():
+    """The CLI path: a seccomp section is parsed without loading libseccomp (compile_filter
+    loads it), socket (the NOTIFY path only), hashlib (OpenSSL: the cache key uses _blake2),
+    json or dataclasses."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from clonekit.runtime.spec_seccomp import parse_seccomp; "
+            "parse_seccomp({'defaultAction': 'SCMP_ACT_ALLOW', 'syscalls': [{'names': ['mkdir'], "
+            "'action': 'SCMP_ACT_ERRNO'}]}); "
+            "print(sorted(m for m in ('clonekit._seccomp', 'socket', 'hashlib', 'json', 'dataclasses') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
