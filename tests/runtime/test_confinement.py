@@ -183,3 +183,16 @@ def test_no_cgroups_and_a_pids_limit_is_an_error(bundles):
     cid, bundle, _ = bundles.new(["true"], edit=[limit])
     out = bundles.cli("--cgroup-manager", "disabled", "run", "--bundle", bundle, cid, check=False)
     assert out.returncode == 1 and "$.linux.resources.pids" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_filter_that_kills_the_init_says_so(bundles):
+    def kill_all(config):
+        config["process"]["noNewPrivileges"] = True
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_KILL_PROCESS",
+                                      "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"}]}
+
+    cid, bundle, _ = bundles.new(["true"], edit=[kill_all])
+    out = bundles.cli("run", "--bundle", bundle, cid, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "killed by SIGSYS" in out.stderr and "linux.seccomp" in out.stderr
+    assert not os.path.exists(os.path.join(bundles.root, cid))

@@ -708,3 +708,40 @@ def test_recursive_options_reach_submounts(tmp_path, words, top, sub):
 
     got_top, got_sub = (set(s) for s in json.loads(_in_private_mount_ns(work)))
     assert top <= got_top and sub <= got_sub, (got_top, got_sub)
+
+
+# ------------------------------------------------------------------------------------------
+# strings the kernel cannot be given: a lone surrogate ("\ud800" is valid JSON, not text)
+
+LONE = "x\ud800y"
+
+
+@pytest.mark.parametrize("edit, path", [
+    (_set(["hostname"], LONE), "$.hostname"),
+    (_set(["domainname"], LONE), "$.domainname"),
+    (_set(["root", "path"], LONE), "$.root.path"),
+    (_set(["linux", "cgroupsPath"], "/a/" + LONE), "$.linux.cgroupsPath"),
+    (_set(["hooks", "createRuntime"], [{"path": "/bin/" + LONE}]), "$.hooks.createRuntime[0].path"),
+    (_set(["hooks", "createRuntime"], [{"path": "/bin/true", "args": [LONE]}]),
+     "$.hooks.createRuntime[0].args[0]"),
+    (_set(["hooks", "createRuntime"], [{"path": "/bin/true", "env": ["A=" + LONE]}]),
+     "$.hooks.createRuntime[0].env[0]"),
+    (_set(["linux", "namespaces"], [{"type": "mount"}, {"type": "network", "path": "/run/" + LONE}]),
+     "$.linux.namespaces[1].path"),
+    (_set(["process", "args"], ["sh", LONE]), "$.process.args[1]"),
+    (_set(["process", "capabilities"], {"bounding": [LONE]}), "$.process.capabilities.bounding[0]"),
+])
+def test_a_lone_surrogate_is_a_spec_error_naming_the_field(bundle, edit, path):
+    doc = json.loads(json.dumps(full()))
+    edit(doc)
+    with pytest.raises(SpecError) as info:
+        plan_from_dict(doc, str(bundle))
+    assert info.value.json_path == path
+    assert "surrogate" in str(info.value)
+
+
+def test_a_config_that_never_ends_is_refused_at_the_size_limit(bundle):
+    from clonekit.runtime.spec import MAX_CONFIG_BYTES, load_config
+
+    with pytest.raises(SpecError, match=f"larger than {MAX_CONFIG_BYTES >> 20} MiB"):
+        load_config(str(bundle), "/dev/zero")

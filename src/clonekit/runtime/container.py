@@ -162,11 +162,17 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
         ours.expect("created", task_fd=task.fileno())
         return task
     except BaseException as exc:
+        status = 0
         if task is not None:  # whatever failed, the init is ours to end and reap
             task.kill()
-            task.wait()
+            status = task.wait()
             task.close()
         if isinstance(exc, KernelError):
+            if status == -31 and plan.seccomp is not None:  # SIGSYS: its own filter killed it
+                raise KernelError(exc.errno or 0, "the container's init was killed by SIGSYS: the "
+                                  "seccomp filter (linux.seccomp) kills a syscall the init makes "
+                                  "between installing it and execve (open, write, close, execve, "
+                                  "the fifo wait); allow those", step="create container") from None
             raise _in_container(exc) from None
         raise
     finally:
