@@ -129,6 +129,7 @@ class Escapes:
         cid, bundle = self.bundle(args)
         out = self.rt.cli("run", "--bundle", bundle, cid)
         assert "Traceback" not in out.stderr, out.stderr
+        assert out.stdout.strip(), f"the container did not run ({out.returncode}): {out.stderr}"
         return out
 
     def cleanup(self) -> None:
@@ -384,6 +385,7 @@ class Rootless:
         cid, bundle = self.bundle(args)
         out = run_cmd(self.command("run", "--bundle", bundle, cid), cwd="/")
         assert "Traceback" not in out.stderr, out.stderr
+        assert out.stdout.strip(), f"the container did not run ({out.returncode}): {out.stderr}"
         return out
 
     def cleanup(self) -> None:
