@@ -196,3 +196,21 @@ def test_a_filter_that_kills_the_init_says_so(bundles):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "killed by SIGSYS" in out.stderr and "linux.seccomp" in out.stderr
     assert not os.path.exists(os.path.join(bundles.root, cid))
+
+
+def test_a_capability_the_runtime_lacks_is_named(bundles):
+    with open("/proc/self/status") as f:
+        bounding = int(status_field(f.read(), "CapBnd"), 16)
+    from clonekit.security.caps import CAPABILITIES
+
+    lacking = [name for name, n in CAPABILITIES.items() if n <= 40 and not bounding >> n & 1]
+    if not lacking:
+        pytest.skip("the test runs with every capability: nothing to lack")
+
+    def ask(config):
+        config["process"]["capabilities"] = {k: [lacking[0]] for k in ("bounding", "effective", "permitted")}
+
+    cid, bundle, _ = bundles.new(["true"], edit=[ask])
+    out = bundles.cli("run", "--bundle", bundle, cid, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"the runtime itself lacks {lacking[0]}" in out.stderr

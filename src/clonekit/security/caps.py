@@ -116,8 +116,12 @@ def apply(caps: Capabilities) -> None:
     try:
         _native.capset(caps.effective, caps.permitted, caps.inheritable)
     except OSError as exc:
-        raise OSError(exc.errno, f"capset: {exc.strerror} (the permitted set may only shrink, and "
-                                 "effective must be within permitted)") from None
+        _, have, _ = _native.capget()
+        missing = [_name(n) for n in range(last_cap() + 1) if (caps.permitted & ~have) >> n & 1]
+        why = (f"the runtime itself lacks {', '.join(missing)} (a process can only keep capabilities "
+               "it has); remove them from the config or run the runtime with them" if missing else
+               "effective and inheritable must be within permitted")
+        raise OSError(exc.errno, f"capset: {exc.strerror}: {why}") from None
     _native.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     for number in range(last_cap() + 1):
         if caps.ambient >> number & 1:
