@@ -79,6 +79,7 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
             if opts.cgroups:
                 cgroup = _make_cgroup(plan, container_id, opts.rootless)
                 st.cgroup = cgroup.to_state() if cgroup.enabled else {}
+            _apply_device_rules(plan, cgroup)  # before the init exists: no process runs without them
             # saved as "creating" (pid 0) before the init exists: if this process is killed now,
             # `delete` still finds what to remove (the flock tells it the creator is gone)
             states.save(st)
@@ -339,6 +340,62 @@ def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> Cgroup:
             cgroup.remove()
             raise
     return cgroup
+
+
+def _apply_device_rules(plan: Plan, cgroup: Cgroup | None) -> None:
+    """linux.resources.devices, then an allow of each linux.devices entry, then runc's default
+    devices (security.devices), enforced in the container's group: by the v1 devices controller
+    where the host has one (as runc: on a hybrid host its devices.list is the one runc writes),
+    else by a BPF_CGROUP_DEVICE program on the group's cgroup2 directory.  Where neither can
+    be done (no cgroup, no devices controller, or rootless, which may not load BPF programs),
+    only allow rules and the deny-all that `runc spec` and Docker write pass unenforced: a
+    rootless container cannot make device nodes and reaches only those its user may open.
+    Any other deny is an error naming the rule: a deny that does not apply is worse than none."""
+    from ..security import devices
+
+    rules = devices.effective_rules(plan.device_rules, [(d.type, d.major, d.minor) for d in plan.devices])
+    try:
+        if cgroup is None or not cgroup.enabled:
+            why = cgroup.reason if cgroup is not None else None
+            return _device_rules_unenforced(plan, why or "cgroups are off (--cgroup-manager disabled)")
+        v1 = cgroup.controller_dir("devices")
+        if v1 is not None:
+            return devices.apply_v1(v1, rules)
+        fd = cgroup.v2_dir_fd()
+        if fd is None:
+            return _device_rules_unenforced(plan, "this host has no devices cgroup controller and the "
+                                                  "container has no cgroup2 group")
+        try:
+            devices.attach_v2(fd, rules)
+        except KernelError as exc:
+            if exc.errno != errno.EPERM or os.geteuid() == 0:
+                raise
+            return _device_rules_unenforced(plan, f"rootless: {exc.strerror}")
+        finally:
+            os.close(fd)
+    except devices.DeviceRuleError as exc:
+        from .jsonfields import SpecError
+
+        n = len(plan.device_rules)
+        where = f"$.linux.resources.devices[{exc.index}]" if exc.index < n else "$.linux.resources.devices"
+        tail = "" if exc.index < n else (" (the rule is an allow clonekit appends after yours: of a "
+                                         "linux.devices entry, or one of runc's default devices)")
+        raise SpecError(where, f"{exc}{tail}") from None
+
+
+def _device_rules_unenforced(plan: Plan, why: str) -> None:
+    from .jsonfields import SpecError
+
+    for i, rule in enumerate(plan.device_rules):
+        if not rule.allow and str(rule) != "a *:* rwm":
+            raise SpecError(f"$.linux.resources.devices[{i}]",
+                            f"this deny rule cannot be enforced: {why}; remove it (or run where the "
+                            "container gets a devices cgroup or a cgroup2 group, as root)")
+    if os.geteuid() == 0 and any(not rule.allow for rule in plan.device_rules):
+        import sys
+
+        print(f"clonekit: notice: device rules not enforced ({why}): the container's device access is "
+              "limited only by its capabilities and the device nodes it can reach", file=sys.stderr)
 
 
 def _load_cgroup(st: ContainerState) -> Cgroup | None:
