@@ -175,6 +175,29 @@ def test_run_as_an_unprivileged_user(home):
     home.assert_nothing_left()
 
 
+def test_the_rootless_spec_is_confined(home):
+    """`clonekit spec --rootless` as written: runc's three capabilities (in the user namespace),
+    no_new_privs, NOFILE 1024, a session of its own; plus a seccomp filter the user installs."""
+    def seccomp(config):
+        config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
+
+    cid, bundle = home.bundle(["sh", "-c", "grep -E '^(Cap[A-Za-z]+|NoNewPrivs|Seccomp):' /proc/self/status; "
+                                           "grep 'open files' /proc/self/limits; "
+                                           "awk '{print $6, $7}' /proc/self/stat"], edit=seccomp)
+    out = home.cli("run", "--bundle", bundle, cid)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith(("Cap", "No", "Sec"))]
+    status = {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    three = 1 << 5 | 1 << 10 | 1 << 29  # KILL, NET_BIND_SERVICE, AUDIT_WRITE
+    for key in ("CapEff", "CapPrm", "CapBnd"):
+        assert int(status[key], 16) == three, key
+    assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"
+    assert "1024                 1024" in out.stdout
+    assert out.stdout.splitlines()[-1].split() == ["1", "0"]  # session leader (pid 1), no tty
+    home.assert_nothing_left()
+
+
 def test_lifecycle_as_an_unprivileged_user(home):
     cid, bundle = home.bundle(["sleep", "30"])
     created = home.cli("create", "--bundle", bundle, cid)   # default --root: $XDG_RUNTIME_DIR/clonekit
