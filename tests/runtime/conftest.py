@@ -105,6 +105,19 @@ class Bundles:
 
 
 @pytest.fixture
+def pair(tmp_path, rootfs):
+    """The same bundle under clonekit and runc (runtime_helpers.SideBySide); cleans up both."""
+    from runtime_helpers import SideBySide  # it loads this file: imported when used, not at load
+
+    both = SideBySide(tmp_path, rootfs)
+    try:
+        yield both
+    finally:
+        left = both.cleanup()
+    assert not left, f"clonekit left cgroups behind: {left}"
+
+
+@pytest.fixture
 def bundles(tmp_path, rootfs):
     b = Bundles(tmp_path, rootfs)
     try:

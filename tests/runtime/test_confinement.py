@@ -9,7 +9,7 @@ import json
 import os
 
 import pytest
-from runtime_helpers import RUNC, SideBySide, script, sections
+from runtime_helpers import RUNC, script, sections
 
 RUNC_DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
@@ -22,16 +22,6 @@ OBSERVE = dict(
     # session id and controlling tty of the shell: its own session, no terminal of the caller's
     session="awk '{print ($6 == $1 ? \"leader\" : \"member\"), $7}' /proc/self/stat",
 )
-
-
-@pytest.fixture
-def pair(tmp_path, rootfs):
-    both = SideBySide(tmp_path, rootfs)
-    try:
-        yield both
-    finally:
-        left = both.cleanup()
-    assert not left, f"clonekit left cgroups behind: {left}"
 
 
 def runc_defaults(config):

@@ -10,7 +10,7 @@ import os
 import uuid
 
 import pytest
-from runtime_helpers import RUNC, SideBySide, script, sections
+from runtime_helpers import RUNC, script, sections
 
 from clonekit.runtime.jsonfields import SpecError
 from clonekit.runtime.plan import DevicePlan, Plan
@@ -32,16 +32,6 @@ def rules(devices: list[dict[str, object]]):
 
 def with_mknod(config):
     config["process"]["capabilities"] = {k: ["CAP_MKNOD"] for k in ("bounding", "effective", "permitted")}
-
-
-@pytest.fixture
-def pair(tmp_path, rootfs):
-    both = SideBySide(tmp_path, rootfs)
-    try:
-        yield both
-    finally:
-        left = both.cleanup()
-    assert not left, f"clonekit left cgroups behind: {left}"
 
 
 @pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt install runc)")

@@ -21,23 +21,13 @@ import tempfile
 import time
 
 import pytest
-from runtime_helpers import RUNC, SideBySide, mountinfo_table, script, sections
+from runtime_helpers import RUNC, mountinfo_table, script, sections
 
 pytestmark = pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt install runc)")
 
 READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 CGROUP_MOUNT = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                 "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
-
-
-@pytest.fixture
-def pair(tmp_path, rootfs):
-    both = SideBySide(tmp_path, rootfs)
-    try:
-        yield both
-    finally:
-        left = both.cleanup()
-    assert not left, f"clonekit left cgroups behind: {left}"
 
 
 def with_cgroup_mount(config):

@@ -16,21 +16,11 @@ import struct
 import threading
 
 import pytest
-from runtime_helpers import RUNC, SideBySide, script, sections
+from runtime_helpers import RUNC, script, sections
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="profiles here name x86_64")
 
 STATUS = "grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs|Speculation_Store_Bypass):' /proc/self/status"
-
-
-@pytest.fixture
-def pair(tmp_path, rootfs):
-    both = SideBySide(tmp_path, rootfs)
-    try:
-        yield both
-    finally:
-        left = both.cleanup()
-    assert not left, f"clonekit left cgroups behind: {left}"
 
 
 def deny_mkdir(err: int | None):
