@@ -745,3 +745,70 @@ def test_a_config_that_never_ends_is_refused_at_the_size_limit(bundle):
 
     with pytest.raises(SpecError, match=f"larger than {MAX_CONFIG_BYTES >> 20} MiB"):
         load_config(str(bundle), "/dev/zero")
+
+
+# ------------------------------------------------------------------------------------------
+# confinement fields: each refused the way the kernel (or runc) would refuse it, by JSON path
+
+@pytest.mark.parametrize("edit, path, words", [
+    (_set(["process", "capabilities"], {"bounding": ["CAP_SYS_ADMN"]}), "$.process.capabilities.bounding[0]",
+     "did you mean 'CAP_SYS_ADMIN'"),
+    (_set(["process", "capabilities"], {"bounds": []}), "$.process.capabilities.bounds", "unknown field"),
+    (_set(["process", "rlimits"], [{"type": "RLIMIT_CPU", "soft": 2, "hard": 1}]),
+     "$.process.rlimits[0].soft", "above the hard limit"),
+    (_set(["process", "rlimits"], [{"type": "RLIMIT_CPU", "soft": 1, "hard": 1}] * 2),
+     "$.process.rlimits[1].type", "given twice"),
+    (_set(["process", "rlimits"], [{"type": "RLIMIT_CPU", "soft": 1}]), "$.process.rlimits[0].hard",
+     "missing"),
+    (_set(["process", "oomScoreAdj"], 1001), "$.process.oomScoreAdj", "out of range"),
+    (_set(["process", "ioPriority"], {"class": "IOPRIO_CLASS_NONE"}), "$.process.ioPriority.class",
+     "not an I/O scheduling class"),
+    (_set(["process", "ioPriority"], {"class": "IOPRIO_CLASS_BE", "priority": 8}),
+     "$.process.ioPriority.priority", "out of range"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_FIFO"}), "$.process.scheduler.priority", "1 to 99"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_OTHER", "priority": 5}), "$.process.scheduler.priority",
+     "only SCHED_FIFO and SCHED_RR"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_DEADLINE", "runtime": 2000, "deadline": 1000}),
+     "$.process.scheduler", "runtime <= deadline <= period"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_BATCH", "period": 5}), "$.process.scheduler.period",
+     "only SCHED_DEADLINE"),
+    (_set(["process", "scheduler"], {"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_NOPE"]}),
+     "$.process.scheduler.flags[0]", "not a scheduler flag"),
+    (_set(["process", "execCPUAffinity"], {"final": "3-1"}), "$.process.execCPUAffinity.final",
+     "ends before it starts"),
+    (_set(["process", "execCPUAffinity"], {"initial": "0,x"}), "$.process.execCPUAffinity.initial",
+     "not a CPU list"),
+    (_set(["process", "selinuxLabel"], "system_u:system_r:container_t:s0"), "$.process.selinuxLabel",
+     "SELinux, which is not enabled"),
+    (_set(["linux", "personality"], {"domain": "LINUX64"}), "$.linux.personality.domain",
+     "not an execution domain"),
+    (_set(["linux", "personality"], {"domain": "LINUX", "flags": ["X"]}), "$.linux.personality.flags",
+     "defines no personality flags"),
+])
+def test_confinement_fields_are_checked(bundle, edit, path, words):
+    doc = full()
+    edit(doc)
+    with pytest.raises(SpecError) as info:
+        plan_from_dict(doc, str(bundle))
+    assert info.value.json_path == path
+    assert words in str(info.value)
+
+
+def test_confinement_fields_are_read_into_the_plan(bundle):
+    doc = full()
+    doc["process"].update(
+        capabilities={"bounding": ["CAP_KILL", "CAP_CHOWN"], "ambient": ["CAP_KILL"]},
+        rlimits=[{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}], oomScoreAdj=-5,
+        ioPriority={"class": "IOPRIO_CLASS_IDLE"}, execCPUAffinity={"initial": "0-2,5", "final": ""},
+        scheduler={"policy": "SCHED_DEADLINE", "runtime": 10_000, "deadline": 20_000,
+                   "flags": ["SCHED_FLAG_RESET_ON_FORK"]})
+    doc["linux"]["personality"] = {"domain": "LINUX32"}
+    conf = plan_from_dict(doc, str(bundle)).process.confinement
+    assert conf.capabilities.names("bounding") == ["CAP_CHOWN", "CAP_KILL"]
+    assert conf.capabilities.names("ambient") == ["CAP_KILL"] and conf.capabilities.effective == 0
+    assert [(r.type, r.soft, r.hard) for r in conf.rlimits] == [("RLIMIT_NOFILE", 10, 20)]
+    assert conf.oom_score_adj == -5 and conf.io_priority.value == 3 << 13
+    assert conf.cpu_affinity.initial == frozenset({0, 1, 2, 5}) and conf.cpu_affinity.final is None
+    assert (conf.scheduler.policy, conf.scheduler.runtime, conf.scheduler.deadline) == \
+        ("SCHED_DEADLINE", 10_000, 20_000)
+    assert conf.personality.domain == "LINUX32" and conf.no_new_privileges

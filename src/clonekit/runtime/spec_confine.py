@@ -91,12 +91,7 @@ def _rlimits(value: object) -> tuple[rlimits.Rlimit, ...]:
         p = f"{path}[{i}]"
         doc = obj(item, p)
         check_fields(doc, p, RLIMIT_KNOWN, what="an rlimit")
-        if get(doc, "type") is None:
-            raise SpecError(f"{p}.type", "missing: which limit, e.g. \"RLIMIT_NOFILE\"")
-        kind = string(doc["type"], f"{p}.type")
-        if kind not in rlimits.RLIMITS:
-            raise SpecError(f"{p}.type", f"{dumps(kind)} is not a resource limit of Linux: the kernel "
-                                         f"knows {', '.join(rlimits.RLIMITS)}; use one of those")
+        kind = _one_of(doc, "type", p, rlimits.RLIMITS, "a resource limit of Linux")
         if kind in out:
             raise SpecError(f"{p}.type", f"{kind} is given twice: {SPEC} allows each type once; "
                                          "keep one")
@@ -114,16 +109,21 @@ def _rlimits(value: object) -> tuple[rlimits.Rlimit, ...]:
     return tuple(out.values())
 
 
+def _one_of(doc: dict[str, Any], key: str, path: str, table: dict[str, int], what: str) -> str:
+    """A required field whose value must be a name of ``table``."""
+    if get(doc, key) is None:
+        raise SpecError(f"{path}.{key}", f"missing: {what}, one of {', '.join(table)}")
+    name = string(doc[key], f"{path}.{key}")
+    if name not in table:
+        raise SpecError(f"{path}.{key}", f"{dumps(name)} is not {what}: use one of {', '.join(table)}")
+    return name
+
+
 def _io_priority(value: object) -> attrs.IoPriority:
     path = "$.process.ioPriority"
     doc = obj(value, path)
     check_fields(doc, path, IO_KNOWN, what="process.ioPriority")
-    if get(doc, "class") is None:
-        raise SpecError(f"{path}.class", f"missing: one of {', '.join(attrs.IO_CLASSES)}")
-    io_class = string(doc["class"], f"{path}.class")
-    if io_class not in attrs.IO_CLASSES:
-        raise SpecError(f"{path}.class", f"{dumps(io_class)} is not an I/O scheduling class: use one of "
-                                         f"{', '.join(attrs.IO_CLASSES)}")
+    io_class = _one_of(doc, "class", path, attrs.IO_CLASSES, "an I/O scheduling class")
     prio = 0
     if get(doc, "priority") is not None:
         prio = integer(doc["priority"], f"{path}.priority", 0, 7, "an I/O priority (0 to 7)")
@@ -134,12 +134,7 @@ def _scheduler(value: object) -> attrs.Scheduler:
     path = "$.process.scheduler"
     doc = obj(value, path)
     check_fields(doc, path, SCHED_KNOWN, what="process.scheduler")
-    if get(doc, "policy") is None:
-        raise SpecError(f"{path}.policy", f"missing: one of {', '.join(attrs.SCHED_POLICIES)}")
-    policy = string(doc["policy"], f"{path}.policy")
-    if policy not in attrs.SCHED_POLICIES:
-        raise SpecError(f"{path}.policy", f"{dumps(policy)} is not a scheduling policy: use one of "
-                                          f"{', '.join(attrs.SCHED_POLICIES)}")
+    policy = _one_of(doc, "policy", path, attrs.SCHED_POLICIES, "a scheduling policy")
     if policy == "SCHED_ISO":
         raise SpecError(f"{path}.policy", "SCHED_ISO is reserved and not implemented by Linux (the "
                                           "kernel returns EINVAL); use SCHED_OTHER or SCHED_BATCH")
@@ -217,12 +212,8 @@ def parse_personality(value: object) -> attrs.Personality:
     path = "$.linux.personality"
     doc = obj(value, path)
     check_fields(doc, path, PERSONALITY_KNOWN, what="linux.personality")
-    if get(doc, "domain") is None:
-        raise SpecError(f"{path}.domain", "missing: \"LINUX\" or \"LINUX32\"")
-    domain = string(doc["domain"], f"{path}.domain")
-    if domain not in attrs.PERSONALITY_DOMAINS:
-        raise SpecError(f"{path}.domain", f"{dumps(domain)} is not an execution domain the runtime-spec "
-                                          f"defines: use {' or '.join(attrs.PERSONALITY_DOMAINS)}")
+    domain = _one_of(doc, "domain", path, attrs.PERSONALITY_DOMAINS,
+                     "an execution domain the runtime-spec defines")
     if get(doc, "flags") is not None:
         flags = str_list(doc["flags"], f"{path}.flags")
         if flags:
