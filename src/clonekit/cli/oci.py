@@ -70,16 +70,73 @@ def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     say(args, "debug", f"config: root {plan.root}, namespaces "
         f"{', '.join(ns.kind + ('=' + ns.path if ns.path else '') for ns in plan.namespaces)}, "
         f"{len(plan.mounts)} mounts, cgroup {plan.cgroups_path or '(default)'}, rootless {rootless}")
-    if plan.process is not None and plan.process.terminal:
-        from clonekit.errors import UsageError
-
-        raise UsageError("process.terminal is true, but clonekit cannot give a container a terminal "
-                         "yet: set it to false (`clonekit spec` writes true, like runc)")
+    terminal = plan.process is not None and plan.process.terminal
+    theirs, ours, host = _console_sockets(args, terminal)
     opts = CreateOptions(pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_pivot=args.no_pivot,
-                         no_new_keyring=args.no_new_keyring, rootless=rootless, cgroups=managed)
-    task = create(_states(args), args.container_id, args.bundle, plan, opts)
+                         no_new_keyring=args.no_new_keyring, rootless=rootless, cgroups=managed,
+                         console_fd=theirs)
+    try:
+        task = create(_states(args), args.container_id, args.bundle, plan, opts)
+        if ours >= 0:  # a foreground run: the terminal is ours to connect (run_run)
+            owned, host = host, -1  # _take_console's from here
+            _take_console(args, task, ours, owned, pid_namespace=plan.namespace("pid") is not None)
+    finally:
+        for fd in (theirs, ours, host):
+            if fd >= 0:
+                os.close(fd)
     say(args, "debug", f"created container {args.container_id}: init pid {task.pid}")
     return task
+
+
+def _take_console(args: argparse.Namespace, task, ours: int, host: int, *,  # type: ignore[no-untyped-def]
+                  pid_namespace: bool) -> None:
+    """The master the init sent, joined to the caller's terminal (args.console), before start.
+    ``host`` is ours to close; on failure the container is deleted."""
+    from clonekit.runtime.console import Foreground, receive_master
+    from clonekit.runtime.container import delete
+
+    try:
+        try:
+            master = receive_master(ours)
+        except BaseException:
+            os.close(host)
+            raise
+        args.console = Foreground(master, host, pid_namespace=pid_namespace)  # closes both if it fails
+    except BaseException:
+        delete(_states(args), args.container_id, force=True)
+        task.wait()
+        task.close()
+        raise
+
+
+def _console_sockets(args: argparse.Namespace, terminal: bool) -> tuple[int, int, int]:
+    """runc's terminal rules, then the console socket: (the init's end, ours, the caller's
+    terminal); -1 where there is none.  ``create`` and ``run -d`` send the master to
+    --console-socket; a foreground ``run`` keeps it to connect the caller's terminal."""
+    from clonekit.errors import UsageError
+
+    detach = args.command == "create" or getattr(args, "detach", False)
+    if detach and terminal and not args.console_socket:
+        raise UsageError("cannot allocate tty if clonekit will detach without setting console socket: "
+                         "process.terminal is true; pass --console-socket PATH (or use `run` in the "
+                         "foreground, or set process.terminal to false)")
+    if (not detach or not terminal) and args.console_socket:
+        raise UsageError("cannot use console socket if clonekit will not detach or allocate tty: "
+                         + ("process.terminal is false; set it to true or drop --console-socket"
+                            if not terminal else "drop --console-socket, or add --detach"))
+    if not terminal:
+        return -1, -1, -1
+    from clonekit.runtime import console
+
+    if detach:
+        return console.connect(args.console_socket), -1, -1
+    host = console.host_terminal()  # before anything is made, as runc: no terminal, no container
+    try:
+        ours, theirs = console.socketpair()
+    except BaseException:
+        os.close(host)
+        raise
+    return theirs, ours, host
 
 
 # -- verbs ---------------------------------------------------------------------------------------
@@ -103,11 +160,14 @@ def run_run(args: argparse.Namespace) -> int:
         delete(states, args.container_id, force=True)
         task.wait()
         task.close()
+        if getattr(args, "console", None) is not None:
+            args.console.close()
         raise
     if args.detach:
         task._is_child = False
         task.close()
         return 0
+    console = getattr(args, "console", None)
     import _signal  # `signal` would import enum
 
     # forward the usual termination signals to the container, like runc does
@@ -117,7 +177,13 @@ def run_run(args: argparse.Namespace) -> int:
     for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
         _signal.signal(sig, forward)
     with task:
-        code = task.wait()
+        if console is None:
+            code = task.wait()
+        else:  # the caller's terminal <-> the container's pty, restored at the end
+            try:
+                code = console.run(task)
+            finally:
+                console.close()
     if not args.keep:
         from clonekit.errors import Error
 

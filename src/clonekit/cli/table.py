@@ -59,7 +59,7 @@ _CREATE = (
         help="config file (crun; default: BUNDLE/config.json)"),
     Opt(("--pid-file",), "pid_file", takes=str, metavar="FILE", help="write the init's pid to FILE"),
     Opt(("--console-socket",), "console_socket", takes=str, metavar="PATH",
-        help="AF_UNIX socket for the pty master (process.terminal true: not supported yet)"),
+        help="AF_UNIX socket that receives the pty master (process.terminal true, detached)"),
     Opt(("--preserve-fds",), "preserve_fds", takes=int, default=0, metavar="N",
         help="pass fds 3 .. 3+N-1 to the container"),
     Opt(("--no-pivot",), "no_pivot", help="MS_MOVE + chroot instead of pivot_root"),

@@ -15,9 +15,10 @@ On the runtime's side (the caller of ``create``/``run``/``exec``):
 - :func:`connect` opens ``--console-socket PATH`` (a connected fd to hand to the container);
   :func:`socketpair` is the pair a foreground ``run`` uses instead, and :func:`receive_master`
   takes the master from its end.
-- :func:`proxy` is a foreground ``run`` with a terminal: the caller's terminal in raw mode, its
-  window size copied (and again on SIGWINCH), bytes both ways until the container ends, the
-  terminal restored; returns the exit status.
+- :class:`Foreground` is a foreground ``run`` with a terminal: the caller's terminal in raw mode,
+  its window size copied (and again on SIGWINCH), bytes both ways until the container ends
+  (``.run(task)`` -> wait status), the terminal restored (``.close()``).  ``exec -t`` in the
+  foreground uses it the same way.
 
 The message on the console socket is runc's (libcontainer/utils.SendFile): the name of the
 master's file, ``/dev/ptmx``, as the data, and exactly one fd as SCM_RIGHTS -- what conmon and
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from ..rootfs.paths import Root
     from ..task import Task
 
-__all__ = ["attach", "connect", "open_pty", "proxy", "receive_master", "send_master", "set_size",
+__all__ = ["Foreground", "attach", "connect", "open_pty", "receive_master", "send_master", "set_size",
            "setup", "socketpair"]
 
 MASTER_NAME = b"/dev/ptmx"   # what runc sends along with the fd (the master's os.File name)
@@ -208,66 +209,86 @@ def host_terminal() -> int:
                          "process.terminal to false") from None
 
 
-def proxy(master: int, task: Task, host: int, *, pid_namespace: bool = True) -> int:
-    """Connect the caller's terminal ``host`` to the container's pty ``master`` until the
-    container's init (``task``) ends; returns its wait status (as Task.wait).
+class Foreground:
+    """A foreground ``run`` with a terminal (runc's tty.go): the caller's terminal ``host``
+    connected to the container's pty ``master``.  Both fds become this object's.
 
-    As runc's foreground run: the container's pty stops turning "\\n" into "\\r\\n" (the
-    caller's terminal does that), the caller's terminal goes raw except for output processing,
-    its size is copied now and on every SIGWINCH, and it is restored however this ends.  The
-    other signals are the caller's to forward (oci.run_run does)."""
-    import _signal  # `signal` would import enum
-    import select
-    import termios
+    Made as soon as the master arrives, before ``start``, as runc does: the container's pty
+    stops turning "\\n" into "\\r\\n" (the caller's terminal does that) and the caller's
+    terminal goes raw except for output processing (containerd/console's SetRaw).  :meth:`run`
+    copies bytes both ways and the window size (now and on every SIGWINCH) until the container
+    ends; :meth:`close` restores the caller's terminal, however this ends.  Other signals are
+    the caller's to forward (oci.run_run does)."""
 
-    _clear_onlcr(master)
-    saved = _make_raw(host)
-    wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    old_fd = _signal.set_wakeup_fd(wakeup_w)
-    old_winch = _signal.signal(_signal.SIGWINCH, lambda *_: None)  # the wake-up fd says it
+    def __init__(self, master: int, host: int, *, pid_namespace: bool = True) -> None:
+        self.master, self.host, self.pid_namespace = master, host, pid_namespace
+        self.saved: list[Any] | None = None
+        try:
+            _clear_onlcr(master)
+            self.saved = _make_raw(host)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, task: Task) -> int:
+        """Proxy until the init (``task``) has ended and its pty is drained; its wait status."""
+        import _signal  # `signal` would import enum
+        import select
+
+        master, host = self.master, self.host
+        wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_fd = _signal.set_wakeup_fd(wakeup_w)
+        old_winch = _signal.signal(_signal.SIGWINCH, lambda *_: None)  # the wake-up fd says it
+        try:
+            _copy_size(host, master)
+            stdin = 0 if _open_fd(0) else -1
+            poller = select.poll()
+            for fd in (master, wakeup_r, task.fileno(), *((stdin,) if stdin >= 0 else ())):
+                poller.register(fd, select.POLLIN)
+            code: int | None = None
+            while True:
+                # once the init has ended: drain until the pty hangs up (every process of its
+                # PID namespace is gone), or, without one, what is there now
+                events = poller.poll(-1 if code is None else (100 if self.pid_namespace else 0))
+                if not events and code is not None:
+                    return code
+                for fd, _ev in events:
+                    if fd == master:
+                        if not _pump(master, 1):
+                            return code if code is not None else task.wait()
+                    elif fd == stdin:
+                        if not _pump(stdin, master):
+                            poller.unregister(stdin)  # EOF: the container keeps its terminal
+                    elif fd == wakeup_r:
+                        os.read(wakeup_r, 64)
+                        _copy_size(host, master)
+                    elif code is None:  # the pidfd is readable: the init has ended
+                        code = task.wait()
+                        poller.unregister(task.fileno())
+        finally:
+            _signal.signal(_signal.SIGWINCH, old_winch)
+            _signal.set_wakeup_fd(old_fd)
+            os.close(wakeup_r)
+            os.close(wakeup_w)
+
+    def close(self) -> None:
+        import termios
+
+        if self.saved is not None:
+            try:
+                termios.tcsetattr(self.host, termios.TCSADRAIN, self.saved)
+            except termios.error:
+                pass  # the terminal is gone
+            self.saved = None
+        for fd in (self.master, self.host):
+            if fd >= 0:
+                os.close(fd)
+        self.master = self.host = -1
+
+
+def _open_fd(fd: int) -> bool:
     try:
-        _copy_size(host, master)
-        stdin = 0 if _readable_input() else -1
-        poller = select.poll()
-        poller.register(master, select.POLLIN)
-        poller.register(wakeup_r, select.POLLIN)
-        poller.register(task.fileno(), select.POLLIN)
-        if stdin >= 0:
-            poller.register(stdin, select.POLLIN)
-        code: int | None = None
-        while True:
-            events = poller.poll(-1 if code is None else (100 if pid_namespace else 0))
-            if not events and code is not None:
-                break  # the container ended and its pty is quiet
-            for fd, ev in events:
-                if fd == master:
-                    if not _pump(master, 1):
-                        poller.unregister(master)
-                        if code is None:
-                            code = task.wait()
-                        return code
-                elif fd == stdin:
-                    if not _pump(stdin, master):
-                        poller.unregister(stdin)  # EOF: the container keeps its terminal open
-                elif fd == wakeup_r:
-                    os.read(wakeup_r, 64)
-                    _copy_size(host, master)
-                elif ev & select.POLLIN and code is None:
-                    code = task.wait()  # the pidfd is readable: the init ended
-                    poller.unregister(task.fileno())
-        return code
-    finally:
-        _signal.signal(_signal.SIGWINCH, old_winch)
-        _signal.set_wakeup_fd(old_fd)
-        os.close(wakeup_r)
-        os.close(wakeup_w)
-        if saved is not None:
-            termios.tcsetattr(host, termios.TCSADRAIN, saved)
-
-
-def _readable_input() -> bool:
-    try:
-        os.fstat(0)
+        os.fstat(fd)
     except OSError:
         return False
     return True
@@ -297,7 +318,9 @@ def _pump(src: int, dst: int) -> bool:
 
 def _copy_size(host: int, master: int) -> None:
     try:
-        set_size(master, *get_size(host))
+        height, width = get_size(host)
+        if height and width:  # 0x0 is "unknown" (e.g. under `script` without a terminal):
+            set_size(master, height, width)  # keep consoleSize then (runc would copy 0x0)
     except OSError:
         pass  # the caller's terminal went away: the container keeps its size (as runc)
 

@@ -48,6 +48,7 @@ class CreateOptions:
     no_new_keyring: bool = False
     rootless: bool = False
     cgroups: bool = True       # --cgroup-manager disabled turns placement off
+    console_fd: int = -1       # process.terminal: a connected socket for the pty master (console.py)
 
 
 def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
@@ -56,6 +57,12 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
     opts = opts or CreateOptions()
     if plan.process is None:
         raise UsageError("config.json has no `process`: there is nothing to run (add process.args)")
+    if plan.process.terminal != (opts.console_fd >= 0):
+        raise UsageError("process.terminal is true but no console socket was given (CreateOptions."
+                         "console_fd)" if plan.process.terminal else "a console socket was given but "
+                         "process.terminal is false: set it to true, or pass no socket")
+    if plan.process.terminal:
+        from . import console  # noqa: F401  (the init uses it after pivot_root: import it now)
     if plan.namespace("mount") is None:
         raise UsageError("config.json has no mount namespace (linux.namespaces[].type \"mount\"): "
                          "the rootfs would be mounted on the host; add it")
@@ -136,7 +143,7 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
                 no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
                 new_user_ns=new_user, cgroup_fds=tuple(join_fds),
                 cgroup_dirs=cg.dirs_by_mount if cg is not None else None, unshare_cgroupns=late_cgroupns,
-                seccomp=seccomp,
+                seccomp=seccomp, console_fd=opts.console_fd,
             )
             with _time_offsets(plan):
                 task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts),

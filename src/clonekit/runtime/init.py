@@ -50,6 +50,7 @@ class InitOptions:
     cgroup_dirs: dict[str, str] | None = None  # hierarchy mount -> our group (Cgroup.dirs_by_mount)
     unshare_cgroupns: bool = False  # make our cgroup namespace once in our v1 groups (not at the clone)
     seccomp: Filter | None = None  # compiled by the runtime; installed by confine.apply
+    console_fd: int = -1     # process.terminal: the socket the pty master is sent on (console.py)
 
 
 def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
@@ -74,7 +75,8 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
             _native.unshare(_bits.NEWCGROUP)  # rooted at the groups we now stand in
         # we hold copies of every fd of the runtime, among them its flock on the state dir
         # (which would keep `start` waiting) and its cgroup fd: keep only what we need
-        _close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds)})
+        _close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds),
+                        *((opts.console_fd,) if opts.console_fd >= 0 else ())})
         step = "wait for the runtime"  # cgroup placement and id maps come first
         chan.expect("maps")
         # From here nothing of the host may be read through our /proc entries (CVE-2019-5736
@@ -105,6 +107,9 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         host_pid = int(chan.expect("hooks-done")["pid"])  # type: ignore[call-overload]
         step = "createContainer hooks"
         run_hooks("createContainer", plan.hooks.create_container, _state(plan, opts, "created", host_pid))
+        if process.terminal:  # as runc: after the mounts and hooks, before the rootfs is sealed
+            step = "set up the console"
+            _setup_console(plan, opts)
         step = "pivot into the rootfs"
         finish_rootfs(plan, rootless=unprivileged, no_pivot=opts.no_pivot)
         step = f"process.cwd {process.cwd}"
@@ -141,6 +146,19 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         os.execve(program, list(process.args), env)
     except BaseException as exc:
         _die(f"clonekit init: {step}: {exc}")
+
+
+def _setup_console(plan: Plan, opts: InitOptions) -> None:
+    """The pty of the container's devpts becomes /dev/console and our stdio and controlling
+    terminal; its master goes to the runtime's console socket (console.py, imported by the
+    runtime before the clone)."""
+    from ..rootfs.paths import Root
+    from . import console
+
+    process = plan.process
+    assert process is not None
+    with Root(plan.root) as root:
+        console.setup(opts.console_fd, root=root, size=process.console_size, uid=process.user.uid)
 
 
 def _become_root() -> None:

@@ -101,6 +101,7 @@ class ProcessPlan:
     cwd: str = "/"
     user: User = field(default_factory=User)
     terminal: bool = False
+    console_size: tuple[int, int] | None = None  # process.consoleSize as (height, width)
     no_new_privileges: bool = False
     confinement: Confinement = field(default_factory=Confinement)  # caps, rlimits, ... (security/)
 

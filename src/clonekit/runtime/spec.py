@@ -225,14 +225,20 @@ def _process(value: object, personality: Personality | None) -> ProcessPlan:
     user = User()
     if _get(proc, "user") is not None:
         user = _user(proc["user"])
+    console_size = None
     if _get(proc, "consoleSize") is not None:
         size = _obj(proc["consoleSize"], "$.process.consoleSize")
         _fields(size, "$.process.consoleSize", CONSOLE_SIZE_KNOWN, what="process.consoleSize")
-        for key in CONSOLE_SIZE_KNOWN:
-            if _get(size, key) is not None:
-                _uint32(size[key], f"$.process.consoleSize.{key}")
+        height, width = (_uint32(size[key], f"$.process.consoleSize.{key}")
+                         if _get(size, key) is not None else 0 for key in ("height", "width"))
+        if height > 0xFFFF or width > 0xFFFF:  # struct winsize holds unsigned shorts
+            raise SpecError("$.process.consoleSize", f"{height}x{width} is larger than a terminal "
+                            "can be (65535 rows or columns at most)")
+        console_size = (height, width)
     return ProcessPlan(args=args, env=env, cwd=cwd, user=user, terminal=terminal,
-                       no_new_privileges=nnp, confinement=parse_confinement(proc, nnp, personality))
+                       console_size=console_size, no_new_privileges=nnp,
+                       confinement=parse_confinement(proc, nnp, personality))
+
 
 
 def _env(value: object, path: str) -> tuple[str, ...]:
