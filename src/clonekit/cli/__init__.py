@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ps": ("oci", "list a container's processes"),
     "features": ("oci", "print the OCI features document"),
     "spec": ("oci", "write a default config.json"),
+    "exec": ("oci", "run another process in a running container"),
 }
 
 # global options that take a value: skipped when looking for the subcommand (see table.GLOBAL)

@@ -288,12 +288,18 @@ def run_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_exec(args: argparse.Namespace) -> int:
+    from .oci_exec import run
+
+    return run(args)
+
+
 VERBS = {
     verb: ((lambda parser, verb=verb: add_verb(parser, verb)), run)
     for verb, run in (
         ("create", run_create), ("start", run_start), ("state", run_state), ("kill", run_kill),
         ("delete", run_delete), ("run", run_run), ("list", run_list), ("ps", run_ps),
-        ("features", run_features), ("spec", run_spec),
+        ("features", run_features), ("spec", run_spec), ("exec", run_exec),
     )
 }
 

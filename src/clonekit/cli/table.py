@@ -66,6 +66,29 @@ _CREATE = (
     Opt(("--no-new-keyring",), "no_new_keyring", help="keep the caller's session keyring"),
 )
 _FORMAT = Opt(("--format", "-f"), "format", takes=str, default="table", choices=("table", "json"))
+_EXEC = (
+    Opt(("--console-socket",), "console_socket", takes=str, metavar="PATH",
+        help="AF_UNIX socket for the pty master (with --tty)"),
+    Opt(("--cwd",), "cwd", takes=str, metavar="DIR", help="working directory in the container"),
+    Opt(("--env", "-e"), "env", takes=str, append=True, metavar="NAME=VALUE",
+        help="add an environment variable (repeatable)"),
+    Opt(("--tty", "-t"), "tty", help="allocate a pseudo-terminal"),
+    Opt(("--user", "-u"), "user", takes=str, metavar="UID[:GID]", help="run as this user"),
+    Opt(("--additional-gids", "-g"), "additional_gids", takes=int, append=True, metavar="GID",
+        help="add a supplementary group (repeatable)"),
+    Opt(("--process", "-p"), "process", takes=str, metavar="FILE",
+        help="the whole process as a runtime-spec process JSON object"),
+    Opt(("--detach", "-d"), "detach", help="do not wait for the process"),
+    Opt(("--pid-file",), "pid_file", takes=str, metavar="FILE", help="write the process's pid to FILE"),
+    Opt(("--process-label",), "process_label", takes=str, metavar="LABEL", help="its SELinux label"),
+    Opt(("--apparmor",), "apparmor", takes=str, metavar="PROFILE", help="its AppArmor profile"),
+    Opt(("--no-new-privs",), "no_new_privs", help="set no_new_privs for the process"),
+    Opt(("--cap", "-c"), "cap", takes=str, append=True, metavar="CAP",
+        help="add a capability to every set (repeatable)"),
+    Opt(("--preserve-fds",), "preserve_fds", takes=int, default=0, metavar="N",
+        help="pass fds 3 .. 3+N-1 to the process"),
+    Opt(("--ignore-paused",), "ignore_paused", help="exec even into a paused container"),
+)
 
 #: verb -> (options, required positionals, optional positionals as (dest, default, help))
 VERBS: dict[str, tuple[tuple[Opt, ...], tuple[str, ...], tuple[tuple[str, str, str], ...]]] = {
@@ -75,6 +98,8 @@ VERBS: dict[str, tuple[tuple[Opt, ...], tuple[str, ...], tuple[tuple[str, str, s
             ("container_id",), ()),
     "start": ((), ("container_id",), ()),
     "state": ((), ("container_id",), ()),
+    "pause": ((), ("container_id",), ()),
+    "resume": ((), ("container_id",), ()),
     "kill": ((Opt(("--all", "-a"), "all", help="signal every process of the container"),),
              ("container_id",), (("signal", "SIGTERM", "name or number (default SIGTERM)"),)),
     "delete": ((Opt(("--force", "-f"), "force", help="kill the container if it runs"),),
@@ -82,15 +107,23 @@ VERBS: dict[str, tuple[tuple[Opt, ...], tuple[str, ...], tuple[tuple[str, str, s
     "list": ((_FORMAT, Opt(("--quiet", "-q"), "quiet", help="only the ids")), (), ()),
     "ps": ((_FORMAT,), ("container_id",), ()),
     "features": ((), (), ()),
+    "exec": (_EXEC, ("container_id",), ()),
     "spec": ((Opt(("--bundle", "-b"), "bundle", takes=str, default=".", help="where to write config.json"),
               Opt(("--rootless",), "spec_rootless", help="a config for an unprivileged user")), (), ()),
 }
+
+#: verbs whose words after the required positionals all go to one list (the program and its
+#: arguments, options included): verb -> (dest, help)
+REMAINDER: dict[str, tuple[str, str]] = {"exec": ("program", "the program to run and its arguments")}
 
 
 def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, opts: tuple[Opt, ...]) -> None:
     for o in opts:
         if o.takes is None:
             parser.add_argument(*o.names, dest=o.dest, action="store_true", help=o.help)
+        elif o.append:
+            parser.add_argument(*o.names, dest=o.dest, type=o.takes, action="append",
+                                metavar=o.metavar, help=o.help or None)
         else:
             parser.add_argument(*o.names, dest=o.dest, type=o.takes, default=o.default,
                                 choices=o.choices, metavar=o.metavar, help=o.help or None)
@@ -103,6 +136,11 @@ def add_verb(parser: argparse.ArgumentParser, verb: str) -> None:
         parser.add_argument(dest, metavar=dest.upper())
     for dest, default, help_text in optional:
         parser.add_argument(dest, nargs="?", default=default, help=help_text)
+    if verb in REMAINDER:
+        import argparse
+
+        dest, help_text = REMAINDER[verb]
+        parser.add_argument(dest, nargs=argparse.REMAINDER, metavar=dest.upper(), help=help_text)
 
 
 def fast_parse(argv: list[str]) -> SimpleNamespace | None:
@@ -116,8 +154,15 @@ def fast_parse(argv: list[str]) -> SimpleNamespace | None:
     for o in opts:
         setattr(ns, o.dest, o.default)
     words: list[str] = []
+    remainder = REMAINDER.get(ns.command)
     i += 1
     while i < len(argv):
+        if remainder is not None and len(words) == len(required):
+            if argv[i] == "--":
+                return None  # argparse decides what "--" means there
+            setattr(ns, remainder[0], argv[i:])  # the program's own words, options included
+            i = len(argv)
+            break
         if argv[i].startswith("-") and argv[i] != "-":
             j = _options(argv, i, opts, ns)
             if j is None:
@@ -128,6 +173,8 @@ def fast_parse(argv: list[str]) -> SimpleNamespace | None:
             i += 1
     if not len(required) <= len(words) <= len(required) + len(optional):
         return None
+    if remainder is not None and not hasattr(ns, remainder[0]):
+        setattr(ns, remainder[0], [])
     for dest, value in zip(required, words, strict=False):
         setattr(ns, dest, value)
     rest = words[len(required):]
@@ -158,12 +205,12 @@ def _options(argv: list[str], i: int, opts: tuple[Opt, ...], ns: SimpleNamespace
             return None
         if o.choices is not None and text not in o.choices:
             return None
+        value: object = text
         if o.takes is int:
             if not text.isdigit():
                 return None
-            setattr(ns, o.dest, int(text))
-        else:
-            setattr(ns, o.dest, text)
+            value = int(text)
+        _store(ns, o, value)
     return i
 
 

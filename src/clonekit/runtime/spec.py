@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
 __all__ = ["MAX_CONFIG_BYTES", "SpecError", "load_config", "load_plan", "parse_json", "plan_from_dict",
-           "sysctl_file"]
+           "process_from_dict", "sysctl_file"]
 
 UINT32_MAX = (1 << 32) - 1
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -803,6 +803,12 @@ def plan_from_dict(doc: object, bundle: str, *, rootless: bool = False) -> Plan:
                 annotations=annotations, **linux)
     _cross_check(plan, d, rootless)
     return plan
+
+
+def process_from_dict(value: object, personality: Personality | None = None) -> ProcessPlan:
+    """A runtime-spec ``process`` object on its own (``exec``: config.json's, or ``--process
+    FILE``), checked as in config.json; ``personality`` comes from ``linux.personality``."""
+    return _process(value, personality)
 
 
 class _DuplicateKey(ValueError):
