@@ -225,6 +225,7 @@ class Foreground:
         self.saved: list[Any] | None = None
         try:
             _clear_onlcr(master)
+            _copy_size(host, master)  # before start (runc copies it after: a race with the program)
             self.saved = _make_raw(host)
         except BaseException:
             self.close()
@@ -240,7 +241,6 @@ class Foreground:
         old_fd = _signal.set_wakeup_fd(wakeup_w)
         old_winch = _signal.signal(_signal.SIGWINCH, lambda *_: None)  # the wake-up fd says it
         try:
-            _copy_size(host, master)
             stdin = 0 if _open_fd(0) else -1
             poller = select.poll()
             for fd in (master, wakeup_r, task.fileno(), *((stdin,) if stdin >= 0 else ())):
