@@ -546,8 +546,9 @@ def _delegated_base(layout: Layout) -> tuple[str | None, str]:
     """The topmost cgroup2 group above (and including) the caller's own that the caller may
     write to — a delegated subtree — or None and why not."""
     uid = os.geteuid()
+    who = f"uid {uid}" if uid else "uid 0 of a user namespace"  # rootless podman's runtime
     if layout.v2 is None:
-        return None, (f"cgroup placement skipped: running rootless (uid {uid}) on a cgroup v1-only host, "
+        return None, (f"cgroup placement skipped: running rootless ({who}) on a cgroup v1-only host, "
                       "and v1 hierarchies cannot be delegated; the container shares the caller's "
                       "cgroups, so `ps`, `kill --all` and resource limits are not available for it")
     own = _own_v2_path()
@@ -562,7 +563,7 @@ def _delegated_base(layout: Layout) -> tuple[str | None, str]:
         best = cur
         cur = None if cur == "/" else (os.path.dirname(cur) or "/")
     if best is None:
-        return None, (f"cgroup placement skipped: running rootless (uid {uid}) and the caller's cgroup2 "
+        return None, (f"cgroup placement skipped: running rootless ({who}) and the caller's cgroup2 "
                       f"group {own or '(unknown)'} is not writable (no delegated subtree); the container "
                       "shares the caller's cgroups, so `ps`, `kill --all` and resource limits are not "
                       "available for it. To get a delegated group, run under systemd with Delegate=yes, "

@@ -25,8 +25,15 @@ def _states(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _rootless(args: argparse.Namespace) -> bool:
+    """runc's "rootless cgroup manager" (--rootless auto): not root, or uid 0 of a user namespace
+    other than the initial one (rootless podman), where only a delegated cgroup2 group can be
+    used and device nodes are bind-mounted, never made."""
     if args.rootless == "auto":
-        return os.geteuid() != 0
+        if os.geteuid() != 0:
+            return True
+        from clonekit.ns.userns import in_user_namespace
+
+        return in_user_namespace()
     return args.rootless == "true"
 
 
@@ -63,7 +70,9 @@ def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     managed = _check_cgroup_manager(args)
     _check_preserved_fds(args.preserve_fds)
     rootless = _rootless(args)
-    plan = load_plan(args.bundle, args.config, rootless=rootless)
+    # a config without a user namespace is refused only when we are not uid 0 at all (runc's
+    # RootlessEUID): uid 0 of podman's user namespace makes the others itself
+    plan = load_plan(args.bundle, args.config, rootless=os.geteuid() != 0)
     caps = plan.process.confinement.capabilities if plan.process is not None else None
     if caps is not None and caps.unknown:  # newer than this kernel: runc leaves them out too
         say(args, "warning", f"ignoring capabilities this kernel does not have: {', '.join(caps.unknown)}")

@@ -47,6 +47,7 @@ _EXPORTS = {
     "NotANamespaceError": "errors",
     "WrongKindError": "errors",
     "list_namespaces": "listing",
+    "in_user_namespace": "userns",
     "NamespaceRow": "listing",
 }
 
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .propagation import set_propagation
     from .setns import NsenterSpec, enter
     from .timens import read_offsets, set_offsets
+    from .userns import in_user_namespace
 
 
 def __getattr__(name: str) -> Any:

@@ -86,7 +86,8 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
             if opts.cgroups:
                 cgroup = _make_cgroup(plan, container_id, opts.rootless)
                 st.cgroup = cgroup.to_state() if cgroup.enabled else {}
-            _apply_device_rules(plan, cgroup)  # before the init exists: no process runs without them
+            # before the init exists: no process runs without them
+            _apply_device_rules(plan, cgroup, opts.rootless)
             # saved as "creating" (pid 0) before the init exists: if this process is killed now,
             # `delete` still finds what to remove (the flock tells it the creator is gone)
             states.save(st)
@@ -336,9 +337,9 @@ def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> Cgroup:
         if plan.pids_limit is not None:  # never a limit that silently does not apply
             raise UsageError(f"$.linux.resources.pids: the container gets no cgroup ({cgroup.reason}), "
                              "so its pids limit cannot be applied; remove the limit")
-        import sys
+        from .notices import notice
 
-        print(f"clonekit: notice: {cgroup.reason}", file=sys.stderr)
+        notice(cgroup.reason or "the container gets no cgroup")
         return cgroup
     if plan.pids_limit is not None:
         try:
@@ -349,7 +350,7 @@ def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> Cgroup:
     return cgroup
 
 
-def _apply_device_rules(plan: Plan, cgroup: Cgroup | None) -> None:
+def _apply_device_rules(plan: Plan, cgroup: Cgroup | None, rootless: bool = False) -> None:
     """linux.resources.devices, then an allow of each linux.devices entry, then runc's default
     devices (security.devices), enforced in the container's group: by the v1 devices controller
     where the host has one (as runc: on a hybrid host its devices.list is the one runc writes),
@@ -364,7 +365,8 @@ def _apply_device_rules(plan: Plan, cgroup: Cgroup | None) -> None:
     try:
         if cgroup is None or not cgroup.enabled:
             why = cgroup.reason if cgroup is not None else None
-            return _device_rules_unenforced(plan, why or "cgroups are off (--cgroup-manager disabled)")
+            return _device_rules_unenforced(plan, why or "cgroups are off (--cgroup-manager disabled)",
+                                            quiet=rootless)
         v1 = cgroup.controller_dir("devices")
         if v1 is not None:
             return devices.apply_v1(v1, rules)
@@ -375,9 +377,9 @@ def _apply_device_rules(plan: Plan, cgroup: Cgroup | None) -> None:
         try:
             devices.attach_v2(fd, rules)
         except KernelError as exc:
-            if exc.errno != errno.EPERM or os.geteuid() == 0:
+            if exc.errno != errno.EPERM or not rootless:
                 raise
-            return _device_rules_unenforced(plan, f"rootless: {exc.strerror}")
+            return _device_rules_unenforced(plan, f"rootless: {exc.strerror}", quiet=True)
         finally:
             os.close(fd)
     except devices.DeviceRuleError as exc:
@@ -390,7 +392,9 @@ def _apply_device_rules(plan: Plan, cgroup: Cgroup | None) -> None:
         raise SpecError(where, f"{exc}{tail}") from None
 
 
-def _device_rules_unenforced(plan: Plan, why: str) -> None:
+def _device_rules_unenforced(plan: Plan, why: str, *, quiet: bool = False) -> None:
+    """Refuse a deny rule nobody would enforce; a notice for runc's deny-all (``quiet``:
+    rootless, where the cgroup notice said it already and no device node can be made)."""
     from .jsonfields import SpecError
 
     for i, rule in enumerate(plan.device_rules):
@@ -398,11 +402,11 @@ def _device_rules_unenforced(plan: Plan, why: str) -> None:
             raise SpecError(f"$.linux.resources.devices[{i}]",
                             f"this deny rule cannot be enforced: {why}; remove it (or run where the "
                             "container gets a devices cgroup or a cgroup2 group, as root)")
-    if os.geteuid() == 0 and any(not rule.allow for rule in plan.device_rules):
-        import sys
+    if not quiet and any(not rule.allow for rule in plan.device_rules):
+        from .notices import notice
 
-        print(f"clonekit: notice: device rules not enforced ({why}): the container's device access is "
-              "limited only by its capabilities and the device nodes it can reach", file=sys.stderr)
+        notice(f"device rules not enforced ({why}): the container's device access is limited only "
+               "by its capabilities and the device nodes it can reach")
 
 
 def _load_cgroup(st: ContainerState) -> Cgroup | None:

@@ -23,11 +23,19 @@ FIFO = "exec.fifo"
 
 
 def default_root() -> str:
-    """/run/clonekit as root; $XDG_RUNTIME_DIR/clonekit rootless (like runc's /run/user/UID)."""
-    if os.geteuid() == 0:
-        return "/run/clonekit"
-    base = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
-    return os.path.join(base, "clonekit")
+    """/run/clonekit as root; $XDG_RUNTIME_DIR/clonekit rootless, as runc chooses: for a
+    non-root user (else /run/user/UID), and for uid 0 of a user namespace other than the
+    initial one (rootless podman) unless $USER says root -- there /run is the host's, and
+    not ours to write."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if os.geteuid() != 0:
+        return os.path.join(xdg or f"/run/user/{os.geteuid()}", "clonekit")
+    if xdg and os.environ.get("USER") != "root":
+        from ..ns.userns import in_user_namespace
+
+        if in_user_namespace():
+            return os.path.join(xdg, "clonekit")
+    return "/run/clonekit"
 
 
 def process_start_time(pid: int) -> int | None:
@@ -105,13 +113,22 @@ class StateDir:
             os.mkdir(path, 0o711)
         except FileExistsError:
             raise ContainerExists(container_id) from None
+        except OSError as exc:  # the root exists but is not ours (a user namespace's uid 0, /run)
+            raise StateDirError(
+                f"cannot create the container's state directory {path}: {exc.strerror}; pass --root "
+                "with a directory you can write (in a user namespace, set XDG_RUNTIME_DIR: the "
+                "default is then $XDG_RUNTIME_DIR/clonekit)"
+            ) from None
         return path
 
     def lock(self, container_id: str, *, must_exist: bool = True) -> Lock:
         path = self.path(container_id)
         if must_exist and not os.path.isdir(path):
             raise NoSuchContainer(container_id, self.root)
-        return Lock(path)
+        try:
+            return Lock(path)
+        except FileNotFoundError:  # removed by a concurrent `delete` since the check
+            raise NoSuchContainer(container_id, self.root) from None
 
     def save(self, state: ContainerState) -> None:
         path = self.path(state.id)
