@@ -21,6 +21,7 @@ Contract (runtime side)::
     cg = Cgroup.load(state["cgroup"])       # in `ps`, `kill --all`, `delete` (later processes)
     cg.pids()                               # ps: members of the group and its child groups
     cg.signal_all(signal.SIGTERM)           # kill --all (freeze, pidfd-signal members, thaw)
+    cg.freeze(); cg.frozen(); cg.thaw()     # pause / state "paused" / resume (v1 freezer and cgroup2)
     cg.remove()                             # delete: rmdir everywhere + empty clonekit parents
 
 Where the group goes (:mod:`clonekit.cgroups.paths`):

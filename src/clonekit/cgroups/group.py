@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 _DRAIN_TIMEOUT = 2.0      # remove(): how long the kernel may take to let go of exited tasks
 _FREEZE_TIMEOUT = 0.5     # signal_all(): how long to wait for the group to report frozen
+_PAUSE_TIMEOUT = 5.0      # freeze() (pause): how long tasks may take to stop
 _MKDIR_RETRIES = 5        # create(): a concurrent remove() may prune a shared parent meanwhile
 
 
@@ -290,10 +291,13 @@ class Cgroup:
             members = self.pids()
             _write(os.path.join(v2, "cgroup.kill"), "1", "kill cgroup")
             return members
+        thaw = None
         try:
-            thaw = self._freeze()
+            if not self.frozen():
+                self.freeze(_FREEZE_TIMEOUT)
+                thaw = self.thaw
         except (CgroupError, FileNotFoundError):
-            thaw = None  # cannot freeze (no freezer, read-only): signal anyway, unfrozen
+            pass  # cannot freeze (no freezer, read-only, a task that does not stop): signal anyway
         try:
             sent = []
             for pid in _read_pids(ref.dir, recursive=True):
@@ -316,29 +320,71 @@ class Cgroup:
         return min(self._dirs, key=lambda d: next((i for i, c in enumerate(order) if c in d.key.split(",")),
                                                   len(order)))
 
-    def _freeze(self) -> Any:
-        """Freeze the group; return the function that thaws it (None: leave as it is)."""
+    # -- pausing: the freezer --------------------------------------------------------------------
+
+    def _freezers(self) -> tuple[str | None, str | None]:
+        """The group's v1 freezer directory and its cgroup2 directory (if it has cgroup.freeze)."""
+        v1 = next((d.dir for d in self._dirs if d.version == 1 and "freezer" in d.key.split(",")), None)
         v2 = self.v2_dir
-        if v2 is not None and os.path.exists(os.path.join(v2, "cgroup.freeze")):
-            control = os.path.join(v2, "cgroup.freeze")
-            if _read(control).strip() == "1":
-                return None
-            _write(control, "1", "freeze cgroup")
-            _wait(lambda: "frozen 1" in _read(os.path.join(v2, "cgroup.events")), _FREEZE_TIMEOUT)
-            return lambda: _write(control, "0", "thaw cgroup")
-        freezer = next((d.dir for d in self._dirs if d.version == 1 and "freezer" in d.key.split(",")), None)
-        if freezer is None:
-            return None
-        state = os.path.join(freezer, "freezer.state")
-        if _read(state).strip() == "FROZEN":
-            return None
+        if v2 is not None and not os.path.exists(os.path.join(v2, "cgroup.freeze")):
+            v2 = None
+        return v1, v2
 
-        def frozen() -> bool:
-            _write(state, "FROZEN", "freeze cgroup")
-            return _read(state).strip() == "FROZEN"
+    def frozen(self) -> bool:
+        """Whether the group itself is frozen (``pause``) by either freezer; a frozen ancestor
+        does not count (v1 ``freezer.self_freezing``), as runc reads it.  False once removed."""
+        from .freezer import self_frozen
 
-        _wait(frozen, _FREEZE_TIMEOUT)
-        return lambda: _write(state, "THAWED", "thaw cgroup")
+        return self_frozen(*self._freezers())
+
+    def freeze(self, timeout: float = _PAUSE_TIMEOUT) -> None:
+        """Stop every process of the group (``pause``) and return once the kernel says they are.
+
+        On a hybrid host both freezers are used, so both report the truth: cgroup2 first (its
+        ``cgroup.events`` says ``frozen 1``), then the v1 freezer (``freezer.state`` FROZEN) — a
+        task the v1 freezer holds never reaches the point where cgroup2 counts it frozen.  All
+        or nothing: if the group does not settle within ``timeout`` (a task in uninterruptible
+        sleep), it is thawed again and :class:`CgroupError` (EBUSY) says so."""
+        v1, v2 = self._freezers()
+        if v1 is None and v2 is None:
+            raise CgroupUnavailableError("the container's group has no freezer (no v1 freezer hierarchy "
+                                         "and no cgroup2 group with cgroup.freeze)", step="freeze cgroup")
+        try:
+            if v2 is not None:
+                _write(os.path.join(v2, "cgroup.freeze"), "1", "freeze cgroup")
+                events = os.path.join(v2, "cgroup.events")
+                if not _wait(lambda: "frozen 1" in _read(events).split("\n"), timeout):
+                    raise _not_settled(v2, timeout)
+            if v1 is not None:
+                state = os.path.join(v1, "freezer.state")
+
+                def settled() -> bool:  # written again each time: a task may have joined meanwhile
+                    _write(state, "FROZEN", "freeze cgroup")
+                    return _read(state).strip() == "FROZEN"
+
+                if not _wait(settled, timeout):
+                    raise _not_settled(v1, timeout)
+        except BaseException:
+            self.thaw()
+            raise
+
+    def thaw(self) -> None:
+        """Let the group run again (``resume``): the v1 freezer first, then cgroup2, so no task
+        runs while one of them still holds the others.  Nothing to do for a removed group."""
+        v1, v2 = self._freezers()
+        for control, value, done in ((v1 and os.path.join(v1, "freezer.state"), "THAWED", None),
+                                     (v2 and os.path.join(v2, "cgroup.freeze"), "0", "frozen 0")):
+            if control is None:
+                continue
+            try:
+                _write(control, value, "thaw cgroup")
+            except CgroupError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENODEV):
+                    continue
+                raise
+            if done is not None:
+                events = os.path.join(os.path.dirname(control), "cgroup.events")
+                _wait(lambda events=events, done=done: done in _read(events).split("\n"), _PAUSE_TIMEOUT)
 
     # -- removing -------------------------------------------------------------------------------
 
@@ -640,6 +686,13 @@ def _write(path: str, data: str | bytes, step: str) -> None:
         raise cgroup_error(exc, step, path) from None
     finally:
         os.close(fd)
+
+
+def _not_settled(path: str, timeout: float) -> CgroupError:
+    return CgroupError(errno.EBUSY, f"the freezer did not settle within {timeout:g} s: a process of the "
+                       "container is probably in uninterruptible sleep (state D in /proc/PID/stat, e.g. "
+                       "on a hung network filesystem); it was left running: try again later",
+                       step="freeze cgroup", filename=path)
 
 
 def _rmdir_quiet(path: str) -> None:

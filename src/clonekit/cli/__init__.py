@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "state": ("oci", "print a container's state (runtime-spec JSON)"),
     "kill": ("oci", "send a signal to a container's init (or --all its processes)"),
     "delete": ("oci", "remove a stopped container (--force: also a running one)"),
+    "pause": ("oci", "freeze every process of a container"),
+    "resume": ("oci", "thaw a paused container"),
     "run": ("oci", "create and start a container, wait for it, delete it"),
     "list": ("oci", "list containers"),
     "ps": ("oci", "list a container's processes"),
@@ -130,9 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     run = module.VERBS[args.command][1] if hasattr(module, "VERBS") else module.run
     from clonekit.errors import Error
 
+    if getattr(args, "log", None):  # the library's notices follow --log too (see say)
+        from clonekit.runtime.notices import set_sink
+
+        set_sink(lambda message: say(args, "notice", message))
     try:
         return int(run(args) or 0)
     except Error as exc:  # user-facing failures: one clear line, no traceback
+        # on stderr and in --log, as runc: podman shows stderr, containerd's shim reads the log
         message = f"clonekit {args.command}: {exc}"
         print(message, file=sys.stderr)
         _log(args, "error", message)
@@ -156,30 +163,52 @@ def program() -> None:
 
 
 def say(args: object, level: str, message: str) -> None:
-    """A warning (always) or a debug line (with --debug), on stderr and in --log."""
+    """A notice or warning (always) or a debug line (with --debug): in --log when it is given,
+    else on stderr.  Never both: under conmon and containerd's shim the runtime's stderr is the
+    container's own, and a runtime's line there would read as the container's output."""
     if level == "debug" and not getattr(args, "debug", False):
         return
-    print(f"clonekit: {level}: {message}", file=sys.stderr)
-    _log(args, level, message)
+    if getattr(args, "log", None):
+        _log(args, level, message)
+    else:
+        print(f"clonekit: {level}: {message}", file=sys.stderr)
 
 
 def _log(args: object, level: str, message: str) -> None:
-    """--log FILE: containerd and podman read the runtime's errors from there (JSON lines with
-    --log-format json: level, msg, time)."""
+    """--log FILE: containerd and podman read the runtime's errors from there.  runc's two
+    formats (logrus): text ``time="..." level=... msg="..."``, or with --log-format json one
+    object a line with level, msg and time -- an RFC 3339 time that Go's parser accepts (the
+    shim decodes every line, and one bad time makes every error of the runtime unreadable)."""
     path = getattr(args, "log", None)
     if not path:
         return
-    import time
-
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    stamp = _rfc3339_now()
     if getattr(args, "log_format", "text") == "json":
         from clonekit._jsonc import dumps  # json.dumps' text, without importing json
 
         line = dumps({"level": level, "msg": message, "time": stamp})
     else:
-        line = f'time="{stamp}" level={level} msg="{message}"'
+        line = f'time="{stamp}" level={level} msg={_quoted(message)}'
     try:
-        with open(path, "a") as f:
-            f.write(line + "\n")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())  # one write: lines of concurrent runtimes never mix
+        finally:
+            os.close(fd)
     except OSError as exc:
         print(f"clonekit: cannot write the log {path}: {exc.strerror}", file=sys.stderr)
+
+
+def _rfc3339_now() -> str:
+    """UTC with nanoseconds and "Z", e.g. 2026-12-03T09:21:38.123456789Z (RFC 3339; Go's
+    time.RFC3339Nano; never strftime's "+0000", which Go refuses)."""
+    import time
+
+    ns = time.time_ns()
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ns // 1_000_000_000))}.{ns % 1_000_000_000:09d}Z"
+
+
+def _quoted(text: str) -> str:
+    """A logrus text value in double quotes, escaped as Go's %q does for the usual characters."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'

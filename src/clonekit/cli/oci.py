@@ -1,5 +1,5 @@
-"""The OCI runtime verbs with runc's command line: create start state kill delete run list ps
-features spec.  Parsing and printing only; clonekit.runtime does the work."""
+"""The OCI runtime verbs with runc's command line: create start state kill delete pause resume
+run list ps features spec.  Parsing and printing only; clonekit.runtime does the work."""
 
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ def run_run(args: argparse.Namespace) -> int:
         try:
             delete(states, args.container_id, force=True)
         except Error as exc:  # the container's own status matters more than our cleanup's
-            print(f"clonekit run: warning: {exc}", file=sys.stderr)
+            say(args, "warning", f"run: {exc}")
     return code if code >= 0 else 128 - code
 
 
@@ -223,6 +223,22 @@ def run_kill(args: argparse.Namespace) -> int:
     from clonekit.signals import parse_signal
 
     kill(_states(args), args.container_id, parse_signal(args.signal), all_processes=args.all)
+    return 0
+
+
+def run_pause(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import pause
+
+    pause(_states(args), args.container_id)
+    say(args, "debug", f"paused container {args.container_id}")
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from clonekit.runtime.container import resume
+
+    resume(_states(args), args.container_id)
+    say(args, "debug", f"resumed container {args.container_id}")
     return 0
 
 
@@ -308,6 +324,7 @@ VERBS = {
     for verb, run in (
         ("create", run_create), ("start", run_start), ("state", run_state), ("kill", run_kill),
         ("delete", run_delete), ("run", run_run), ("list", run_list), ("ps", run_ps),
+        ("pause", run_pause), ("resume", run_resume),
         ("features", run_features), ("spec", run_spec), ("exec", run_exec),
     )
 }

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from ..security.seccomp import Filter
     from .channel import Channel
 
-__all__ = ["CreateOptions", "create", "delete", "kill", "list_states", "pids", "start", "state"]
+__all__ = ["CreateOptions", "create", "delete", "kill", "list_states", "pause", "pids", "resume", "start",
+           "state"]
 
 # setns order when joining existing namespaces: user first, so the others are entered with
 # the capabilities of the joined user namespace (the order nsenter and runc use)
@@ -423,6 +424,14 @@ def _in_container(exc: KernelError) -> KernelError:
 
 
 # -- start ------------------------------------------------------------------------------------
+# runc's words, first in each refusal: clients (podman, containerd's shim) look for them
+_CANNOT_START = {
+    "running": "cannot start an already running container",
+    "paused": "cannot start a container in the paused state",
+    "stopped": "cannot start a container that has stopped",
+}
+
+
 def start(states: StateDir, container_id: str) -> None:
     with states.lock(container_id):
         st = states.load(container_id)
@@ -430,8 +439,9 @@ def start(states: StateDir, container_id: str) -> None:
         status = st.status(path)
         if status != "created":
             raise ContainerStateError(
-                f"cannot start container {container_id!r}: it is {status}; only a created "
-                "container can be started (`clonekit run` creates and starts)")
+                f"{_CANNOT_START.get(status, 'cannot start a container that is ' + status)}: only a "
+                f"created container can be started ({container_id!r} is {status}; `clonekit run` "
+                "creates and starts)")
         _release(path, st)
         st.started = True
         states.save(st)
@@ -519,18 +529,59 @@ def pids(states: StateDir, container_id: str) -> list[int]:
 
 
 def kill(states: StateDir, container_id: str, sig: int, *, all_processes: bool = False) -> None:
+    """Signal the init (or, ``all_processes``, every process of the group), as runc does: a
+    stopped container is refused with "container not running" (containerd's shim reads that as
+    "already finished"), but ``--all`` of one is not an error; a paused container gets the
+    signal when it is thawed, which SIGKILL and ``--all`` do (the v1 freezer holds even a
+    killed task; runc's ``--all`` thaws after signalling)."""
+    with states.lock(container_id):
+        st = states.load(container_id)
+        status = st.status(states.path(container_id))
+        cgroup = _load_cgroup(st)
+        if all_processes and cgroup is not None:
+            cgroup.signal_all(sig)  # a stopped container's group may still hold processes
+            if status == "paused":
+                cgroup.thaw()
+            return
+        if all_processes and status == "stopped":
+            return
+        if status not in ("created", "running", "paused"):
+            raise ContainerStateError(f"container not running: {container_id!r} is {status}, there is "
+                                      f"nothing to signal (`clonekit delete {container_id}` removes it)")
+        _signal_init(st, sig)
+        if status == "paused" and sig == SIGKILL and cgroup is not None:
+            cgroup.thaw()
+
+
+def pause(states: StateDir, container_id: str) -> None:
+    """Freeze every process of the container (runc's `pause`; created or running only)."""
     with states.lock(container_id):
         st = states.load(container_id)
         status = st.status(states.path(container_id))
         if status not in ("created", "running"):
-            raise ContainerStateError(f"cannot kill container {container_id!r}: it is {status} "
-                                      "(`clonekit delete` removes it)")
-        if all_processes:
-            cgroup = _load_cgroup(st)
-            if cgroup is not None:
-                cgroup.signal_all(sig)
-                return
-        _signal_init(st, sig)
+            raise ContainerStateError(f"container not running: {container_id!r} is {status}; only a "
+                                      "created or running container can be paused")
+        _freezable(st, "pause").freeze()
+
+
+def resume(states: StateDir, container_id: str) -> None:
+    """Thaw a paused container (runc's `resume`)."""
+    with states.lock(container_id):
+        st = states.load(container_id)
+        status = st.status(states.path(container_id))
+        if status != "paused":
+            raise ContainerStateError(f"container not paused: {container_id!r} is {status}; "
+                                      f"`clonekit pause {container_id}` pauses it")
+        _freezable(st, "resume").thaw()
+
+
+def _freezable(st: ContainerState, verb: str) -> Cgroup:
+    cgroup = _load_cgroup(st)
+    if cgroup is None:
+        raise ContainerStateError(f"cannot {verb} container {st.id!r}: it has no cgroup (it was created "
+                                  "rootless without a delegated cgroup2 group, or with --cgroup-manager "
+                                  "disabled), and the freezer works on cgroups; recreate it with one")
+    return cgroup
 
 
 def _signal_init(st: ContainerState, sig: int) -> None:
@@ -549,24 +600,38 @@ def _signal_init(st: ContainerState, sig: int) -> None:
 
 
 def delete(states: StateDir, container_id: str, *, force: bool = False) -> None:
-    with states.lock(container_id):  # held by `create` while it works: ours means it is done
+    """Remove a stopped or created container; ``force``: a running or paused one too.  With
+    ``force`` a missing container is not an error (runc's answer, which podman and containerd's
+    shim rely on when they clean up)."""
+    try:
+        lock = states.lock(container_id)  # held by `create` while it works: ours means it is done
+    except NoSuchContainer:
+        if force:
+            return
+        raise
+    with lock:
         try:
             st = states.load(container_id)
         except NoSuchContainer:
             if not states.exists(container_id):
+                if force:
+                    return
                 raise
             states.remove(container_id)  # a create killed before it wrote anything
             return
         path = states.path(container_id)
         status = st.status(path)
-        if status == "running" and not force:
-            raise ContainerStateError(f"cannot delete container {container_id!r}: it is running; "
-                                      "stop it (`clonekit kill`) or use --force")
+        if status in ("running", "paused") and not force:
+            raise ContainerStateError(f"cannot delete container {container_id} that is not stopped: "
+                                      f"{status}; stop it (`clonekit kill`), or use --force")
         cgroup = _load_cgroup(st)
-        if status in ("created", "running"):
+        if status in ("created", "running", "paused"):
             if cgroup is not None and force:
-                cgroup.signal_all(SIGKILL)
+                cgroup.signal_all(SIGKILL)  # paused: killed while frozen, so nothing forks meanwhile
             _signal_init(st, SIGKILL)
+        if cgroup is not None and cgroup.frozen():
+            cgroup.thaw()  # a frozen task dies only once thawed; and no group is left frozen
+        if status in ("created", "running", "paused"):
             _wait_gone(st)
         if cgroup is not None:
             cgroup.remove()
@@ -592,9 +657,9 @@ def _run_warning_hooks(kind: str, st: ContainerState, oci: dict[str, object]) ->
         try:
             run_hook(f"{kind}[{index}]", hook, oci)
         except HookFailed as exc:
-            import sys
+            from .notices import notice
 
-            print(f"clonekit: warning: {exc}", file=sys.stderr)
+            notice(str(exc))  # stderr, or --log: under conmon and the shim stderr is the container's
 
 
 def _strings(value: object) -> list[str]:

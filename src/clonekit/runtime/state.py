@@ -75,13 +75,22 @@ class ContainerState:
             return "creating"
         if not self.init_alive():
             return "stopped"
+        if self.cgroup and self.frozen():
+            return "paused"
         return "created" if os.path.exists(os.path.join(state_dir, FIFO)) else "running"
+
+    def frozen(self) -> bool:
+        """Whether the container's group is frozen (`pause`): read from the freezer each time,
+        as runc does, so the state never disagrees with the kernel."""
+        from ..cgroups.freezer import dirs_from_state, self_frozen
+
+        return bool(self.cgroup) and self_frozen(*dirs_from_state(self.cgroup))
 
     def oci(self, state_dir: str, status: str | None = None) -> dict[str, object]:
         """The runtime-spec state document, plus runc's `created`, `rootfs` and `owner`."""
         status = status or self.status(state_dir)
         doc: dict[str, object] = {"ociVersion": self.oci_version, "id": self.id, "status": status,
-                                  "pid": self.pid if status in ("created", "running", "creating") else 0,
+                                  "pid": self.pid if status != "stopped" else 0,
                                   "bundle": self.bundle}
         if self.annotations:
             doc["annotations"] = self.annotations
