@@ -48,7 +48,7 @@ MAX_PROCESS_BYTES = 1 << 20
 _NAMESPACES = (("user", _bits.NEWUSER), ("mnt", _bits.NEWNS), ("uts", _bits.NEWUTS),
                ("ipc", _bits.NEWIPC), ("net", _bits.NEWNET), ("pid", _bits.NEWPID),
                ("cgroup", _bits.NEWCGROUP), ("time", _bits.NEWTIME))
-_CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+_CAP_SETS = ("bounding", "effective", "permitted")
 
 
 @record(frozen=True)
@@ -168,7 +168,9 @@ def _override(doc: dict[str, Any], req: ExecRequest) -> None:
     if req.caps:
         caps = doc.get("capabilities")
         caps = dict(caps) if isinstance(caps, dict) else {}
-        for which in _CAP_SETS:
+        # runc 1.1: bounding, effective and permitted; ambient only where the config lists
+        # inheritable (an ambient capability needs an inheritable one, and --cap adds none)
+        for which in (*_CAP_SETS, *(("ambient",) if caps.get("inheritable") is not None else ())):
             caps[which] = [*(caps.get(which) or []), *req.caps]
         doc["capabilities"] = caps
     if req.uid is not None or req.gid is not None or req.additional_gids:
