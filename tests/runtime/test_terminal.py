@@ -291,3 +291,38 @@ def test_console_size_too_large_is_refused(bundles) -> None:
                          check=False)
     assert result.returncode == 1
     assert "$.process.consoleSize" in result.stderr and "65535" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def user():
+    from runtime_helpers import make_unprivileged
+
+    made = make_unprivileged()
+    got = next(made)
+    try:
+        if isinstance(got, str):
+            pytest.skip(got)
+        yield got
+    finally:
+        for _ in made:
+            pass
+
+
+def test_rootless_container_gets_its_terminal(user) -> None:
+    """`clonekit spec --rootless` with terminal true, run by an unprivileged user: the pty comes
+    from the container's own devpts in its user namespace and reaches the receiver."""
+    from test_rootless_containers import Home
+
+    home = Home(user)
+    receiver = ConsoleReceiver(os.path.join(home.top, "console.sock"))
+    os.chmod(receiver.path, 0o777)  # the user's runtime connects to it
+    try:
+        cid, bundle = home.bundle(["/bin/sh", "-c", "tty; stty size; id -u"], edit=with_terminal)
+        made = home.cli("run", "-d", "--console-socket", receiver.path, "--bundle", bundle, cid)
+        assert made.returncode == 0, made.stderr
+        assert read_until_hangup(receiver.receive()) == b"/dev/pts/0\r\n33 77\r\n0\r\n"
+        assert home.cli("delete", "--force", cid).returncode == 0
+        home.assert_nothing_left()
+    finally:
+        receiver.close()
+        home.cleanup()
