@@ -77,3 +77,13 @@ def test_confine_apply_in_a_child_as_proc_shows_it():
     assert "Max open files            77                   88" in report
     assert "oom=321" in report and "policy=5" in report  # SCHED_IDLE
     assert "groups=[7]" in report and "umask=77" in report and "cwd=/" in report
+
+
+def test_ambient_names_the_kernel_cannot_raise_are_left_out_as_runc_does():
+    """`runc spec` writes ambient = permitted without inheritable: runc warns and goes on."""
+    three = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
+    got = caps.Capabilities.from_names({k: three for k in ("bounding", "effective", "permitted", "ambient")})
+    assert got.ambient == 0 and got.not_raisable == ("CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE")
+    ok = caps.Capabilities.from_names({"permitted": ("CAP_KILL",), "inheritable": ("CAP_KILL",),
+                                       "ambient": ("CAP_KILL",)})
+    assert ok.ambient == 1 << 5 and ok.not_raisable == ()

@@ -76,6 +76,9 @@ def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     caps = plan.process.confinement.capabilities if plan.process is not None else None
     if caps is not None and caps.unknown:  # newer than this kernel: runc leaves them out too
         say(args, "warning", f"ignoring capabilities this kernel does not have: {', '.join(caps.unknown)}")
+    if caps is not None and caps.not_raisable:  # runc warns and goes on too (`runc spec` writes them)
+        say(args, "warning", "ambient capabilities not raised (an ambient capability must also be "
+            f"permitted and inheritable): {', '.join(caps.not_raisable)}")
     say(args, "debug", f"config: root {plan.root}, namespaces "
         f"{', '.join(ns.kind + ('=' + ns.path if ns.path else '') for ns in plan.namespaces)}, "
         f"{len(plan.mounts)} mounts, cgroup {plan.cgroups_path or '(default)'}, rootless {rootless}")

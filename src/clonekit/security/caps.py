@@ -38,7 +38,8 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 @record(frozen=True)
 class Capabilities:
     """The five sets as bit masks (bit n = capability n).  ``unknown`` holds names this kernel
-    does not have (left out, with a warning)."""
+    does not have, ``not_raisable`` ambient names that are not both permitted and inheritable
+    (the kernel refuses to raise those): both are left out with a warning, as runc does."""
 
     bounding: int = 0
     effective: int = 0
@@ -46,6 +47,7 @@ class Capabilities:
     inheritable: int = 0
     ambient: int = 0
     unknown: tuple[str, ...] = ()
+    not_raisable: tuple[str, ...] = ()
 
     @classmethod
     def from_names(cls, sets: dict[str, tuple[str, ...]], last: int | None = None) -> Capabilities:
@@ -62,7 +64,10 @@ class Capabilities:
                         unknown.append(name)
                     continue
                 masks[which] |= 1 << number
-        return cls(**masks, unknown=tuple(unknown))
+        raisable = masks["permitted"] & masks["inheritable"]
+        not_raisable = tuple(_name(n) for n in range(last + 1) if (masks["ambient"] & ~raisable) >> n & 1)
+        masks["ambient"] &= raisable
+        return cls(**masks, unknown=tuple(unknown), not_raisable=not_raisable)
 
     def names(self, which: str) -> list[str]:
         mask = getattr(self, which)
