@@ -204,3 +204,18 @@ def test_a_capability_the_runtime_lacks_is_named(bundles):
     out = bundles.cli("run", "--bundle", bundle, cid, check=False)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert f"the runtime itself lacks {lacking[0]}" in out.stderr
+
+
+@pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt install runc)")
+def test_runc_spec_capabilities_with_ambient_run_like_runc(pair):
+    """runc 1.1's `runc spec` lists its three capabilities as ambient too, without inheritable:
+    the kernel refuses to raise them; runc warns and goes on, and so does clonekit."""
+    def runc_spec_caps(config):
+        config["process"]["capabilities"] = {k: list(RUNC_DEFAULT_CAPS)
+                                             for k in ("bounding", "effective", "permitted", "ambient")}
+
+    results = pair.run(script(caps=OBSERVE["caps"]), runc_spec_caps)
+    seen = observed(results)
+    assert seen["clonekit"] == seen["runc"]
+    assert int(status_field(seen["clonekit"]["caps"], "CapAmb"), 16) == 0
+    assert "ambient capabilities not raised" in results["clonekit"].stderr
