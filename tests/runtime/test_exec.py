@@ -196,6 +196,57 @@ def test_only_stdio_and_preserved_fds_reach_the_process(pair, tmp_path):
     assert out["clonekit"] == (0, "handed over\n0\n1\n2\n3\n4\n", 0, "0\n1\n2\n3\n")
 
 
+# -- terminals -----------------------------------------------------------------------------------
+
+def test_tty_sends_the_pty_master_to_the_console_socket_as_runc(pair, ck, tmp_path):
+    """-t -d --console-socket: the receiver gets one fd with runc's "/dev/ptmx" name; the
+    process has the container's pty as stdio and controlling terminal, in a session of its own."""
+    import array
+    import socket
+
+    cid, _ = one(pair, ck, ["/bin/sleep", "1000"])
+    path = str(tmp_path / "console.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        pid = detached(ck, cid, tmp_path, "--tty", "--console-socket", path,
+                       args=("/bin/sh", "-c", "tty; exec sleep 1000"))
+        conn, _ = server.accept()
+        with conn:
+            fds = array.array("i")
+            data, ancillary, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    for level, kind, raw in ancillary:
+        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+            fds.frombytes(raw[:len(raw) - len(raw) % fds.itemsize])
+    assert data == b"/dev/ptmx" and len(fds) == 1
+    master = fds[0]
+    try:
+        out = b""
+        while b"\n" not in out:  # what the process wrote on its terminal
+            out += os.read(master, 1024)
+        assert out == b"/dev/pts/0\r\n"
+        # while the master is open (closing it removes the pts entry)
+        assert [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2)] == ["/dev/pts/0"] * 3
+        stat = read(f"/proc/{pid}/stat")
+        fields = stat[stat.rindex(")") + 2:].split()
+        assert int(fields[3]) == pid and int(fields[4]) != 0  # session leader with a controlling tty
+    finally:
+        os.close(master)
+
+
+@needs_runc
+def test_foreground_tty_connects_the_callers_terminal_as_runc(pair):
+    """Under `script` (a terminal for the runtime): the same bytes and exit status as runc's."""
+    seen = {}
+    for name, rt in pair.runtimes.items():
+        cid, _ = one(pair, rt, ["/bin/sleep", "1000"])
+        cmd = " ".join(rt.command("exec", "-t", cid, "/bin/sh", "-c", "'tty; echo $((6*7)); exit 3'"))
+        result = run_cmd(["script", "-qec", cmd, "/dev/null"])
+        seen[name] = (result.returncode, result.stdout.replace("\x00", "").replace("^@", ""))
+    # (read as text: "\r\n" is "\n", and a doubled "\r" would show as an empty line)
+    assert seen["clonekit"] == seen["runc"] == (3, "/dev/pts/0\n42\n")
+
+
 # -- refusals and errors ------------------------------------------------------------------------
 
 @needs_runc
@@ -253,7 +304,10 @@ def test_bad_input_is_one_line_and_leaves_nothing(pair, ck):
         ("exec", "--cap", "CAP_NOPE", cid, "/bin/true"): "--cap 'CAP_NOPE' is not a capability",
         ("exec", "--user", "root", cid, "/bin/true"): "--user 'root': give numeric ids",
         ("exec", cid): "exec needs a command to run",
-        ("exec", "--console-socket", "/nonexistent", cid, "/bin/true"): "--console-socket needs --tty",
+        ("exec", "--console-socket", "/nonexistent", cid, "/bin/true"):
+            "cannot use console socket if clonekit will not detach or allocate tty",
+        ("exec", "--detach", "--tty", cid, "/bin/true"):
+            "cannot allocate tty if clonekit will detach without setting console socket",
         ("exec", "no-such-container", "/bin/true"): "does not exist",
         ("exec", "--preserve-fds", "3", cid, "/bin/true"): "--preserve-fds 3: fd 3 is not open",
         ("exec", "--process", "/nonexistent.json", cid): "--process /nonexistent.json: cannot read it",

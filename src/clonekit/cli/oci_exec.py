@@ -11,15 +11,30 @@ if TYPE_CHECKING:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from clonekit.runtime.exec import exec_process, exec_target
     from clonekit.runtime.state import StateDir
 
-    from .oci import _check_preserved_fds
+    from .oci import _check_preserved_fds, _console_sockets
 
     _check_preserved_fds(args.preserve_fds)  # first: before we open fds of our own
     req = _request(args)
     target = exec_target(StateDir(args.root), args.container_id, req)
-    task = exec_process(target, req)
+    # runc's terminal rules; the pty master goes to --console-socket, or (foreground) to us
+    theirs, ours, host = _console_sockets(args, target.process.terminal)
+    console = None
+    try:
+        task = exec_process(target, req, console_fd=theirs, foreground=ours >= 0)
+        if ours >= 0:
+            from clonekit.runtime.console import Foreground, receive_master
+
+            console = Foreground(receive_master(ours), host)  # it owns both fds now
+            host = -1
+    finally:
+        for fd in (theirs, ours, host):
+            if fd >= 0:
+                os.close(fd)
     if req.detach:
         task._is_child = False  # it outlives us: its parent becomes whoever reaps our orphans
         task.close()
@@ -33,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
         _signal.signal(sig, forward)
     with task:
-        code = task.wait()
+        if console is None:
+            code = task.wait()
+        else:  # the caller's terminal <-> the process's pty, restored at the end
+            try:
+                code = console.run(task)
+            finally:
+                console.close()
     return code if code >= 0 else 128 - code
 
 
@@ -45,9 +66,6 @@ def _request(args: argparse.Namespace) -> ExecRequest:
     if args.process is None and not command:
         raise UsageError("exec needs a command to run: clonekit exec ID PROGRAM [ARGS...] "
                          "(or the whole process with --process FILE)")
-    if args.console_socket and not args.tty:
-        raise UsageError("--console-socket needs --tty (-t): without a terminal there is no pty "
-                         "master to send")
     uid = gid = None
     if args.user:
         u, _, g = args.user.partition(":")

@@ -95,9 +95,6 @@ def exec_target(states: StateDir, container_id: str, req: ExecRequest) -> _Targe
         raise ContainerStateError(f"cannot exec in container {container_id!r}: it is still being "
                                   "created; wait for `create` to finish")
     process, seccomp = _process(st, req)
-    if process.terminal:
-        raise UsageError("exec with a terminal (-t, or terminal: true in --process) lands with terminal "
-                         "support; run without -t for now")
     if seccomp is not None and seccomp.notify:
         raise UsageError("the container's seccomp filter has SCMP_ACT_NOTIFY rules: exec does not hand "
                          "their listener to linux.seccomp.listenerPath yet; exec needs a filter without them")
@@ -188,9 +185,12 @@ def _override(doc: dict[str, Any], req: ExecRequest) -> None:
 # -- making the process ---------------------------------------------------------------------
 
 
-def exec_process(target: _Target, req: ExecRequest) -> Task:
+def exec_process(target: _Target, req: ExecRequest, console_fd: int = -1, *,
+                 foreground: bool = False) -> Task:
     """Start the process; returns it once it has called execve (or raises why it could not).
-    It is our child: wait for it, or let it go (``detach``)."""
+    It is our child: wait for it, or let it go (``detach``).  ``console_fd``: with a terminal,
+    the socket its pty master goes to (console.py; the caller keeps and closes it);
+    ``foreground``: the caller connects its own terminal to that pty (console.Foreground)."""
     # what the child runs, imported now: inside the container's root an import finds nothing
     from ..cgroups.group import join_self  # noqa: F401
     from ..security import attrs, caps, confine, lsm, rlimits  # noqa: F401
@@ -198,6 +198,10 @@ def exec_process(target: _Target, req: ExecRequest) -> Task:
 
     if target.seccomp is not None:
         from ..security import seccomp  # noqa: F401
+    if console_fd >= 0:
+        import termios  # noqa: F401
+
+        from . import console  # noqa: F401
     st = target.state
     try:
         pidfd = os.pidfd_open(st.pid)
@@ -223,7 +227,8 @@ def exec_process(target: _Target, req: ExecRequest) -> Task:
         r, w = os.pipe2(os.O_CLOEXEC)
         fds.append(w)
         try:
-            child = _Child(target, req, pidfd, mask, join_fds, root_fd, w, fork=not joined_pid)
+            child = _Child(target, req, pidfd, mask, join_fds, root_fd, w, console_fd, fork=not joined_pid,
+                           foreground=foreground)
             task = _clone(v2_fd, child)
         except BaseException:
             os.close(r)
@@ -277,10 +282,11 @@ class _Child:
     module it needs already imported: after the setns and chroot, imports find nothing)."""
 
     def __init__(self, target: _Target, req: ExecRequest, pidfd: int, mask: int, join_fds: list[int],
-                 root_fd: int, report_fd: int, *, fork: bool) -> None:
+                 root_fd: int, report_fd: int, console_fd: int, *, fork: bool, foreground: bool) -> None:
         self.target, self.req = target, req
         self.pidfd, self.mask, self.join_fds = pidfd, mask, join_fds
-        self.root_fd, self.report_fd, self.fork = root_fd, report_fd, fork
+        self.root_fd, self.report_fd, self.console_fd, self.fork = root_fd, report_fd, console_fd, fork
+        self.foreground = foreground
 
     def __call__(self) -> None:
         """Never returns: execve, or a report and _exit."""
@@ -291,7 +297,7 @@ class _Child:
             from ..cgroups.group import join_self
 
             join_self(self.join_fds)  # before the cgroup namespace, whose root would hide them
-            keep = {0, 1, 2, self.pidfd, self.root_fd, self.report_fd,
+            keep = {0, 1, 2, self.pidfd, self.root_fd, self.report_fd, self.console_fd,
                     *range(3, 3 + self.req.preserve_fds)}
             _close_all_but(keep)
             step[0] = "join the container's namespaces"
@@ -329,6 +335,13 @@ class _Child:
         os.fchdir(self.root_fd)
         os.chroot(".")
         os.close(self.root_fd)
+        if self.console_fd >= 0:  # as runc's exec: the pty before the confinement, no /dev/console
+            step[0] = "set up the console"
+            from . import console
+
+            console.setup(self.console_fd, size=process.console_size, uid=process.user.uid)
+            if self.foreground:  # the caller's terminal adds the "\r": none of ours from the start
+                console._clear_onlcr(0)
         step[0] = "find the program"
         env = with_home(env_dict(process.env), process.user.uid)
         program = find_program(process.args[0], env)
