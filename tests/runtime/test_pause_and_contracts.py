@@ -347,3 +347,41 @@ def test_the_lifecycle_verbs_know_pause_and_resume():
         out = run_cmd([sys.executable, "-m", "clonekit", verb, "--help"])
         assert out.returncode == 0 and "CONTAINER_ID" in out.stdout
         assert build_parser(verb).parse_args([verb, "x"]).container_id == "x"
+
+
+# -- the Cgroup API underneath ------------------------------------------------------------------
+
+def test_cgroup_freeze_and_thaw_on_both_freezers_and_an_ancestor_does_not_count(tmp_path):
+    """Cgroup.freeze/thaw/frozen on a real group with a busy child; a group frozen only through
+    its parent is not "paused" (v1 freezer.self_freezing, as runc reads it)."""
+    import subprocess
+    import uuid
+
+    from clonekit.cgroups import Cgroup
+
+    name = f"ck-{uuid.uuid4().hex[:10]}"
+    parent = Cgroup.create(f"/clonekit-test/{name}", container_id=name)
+    child = Cgroup.create(f"/clonekit-test/{name}/inner", container_id=name)
+    busy = subprocess.Popen(["/bin/sh", "-c", "while :; do :; done"])
+    try:
+        child.add(busy.pid)
+        runs_again(busy.pid)
+        child.freeze()
+        assert child.frozen() and freezers(f"{name}/inner") == {"v1": "FROZEN", "v2": "1/1"}
+        assert stat(busy.pid)[0] == "D" and not parent.frozen()
+        child.freeze()  # again: nothing changes, no error
+        child.thaw()
+        assert not child.frozen() and freezers(f"{name}/inner") == {"v1": "THAWED", "v2": "0/0"}
+        assert runs_again(busy.pid)
+
+        parent.freeze()  # the child is frozen too, but not by itself
+        assert stat(busy.pid)[0] == "D" and parent.frozen() and not child.frozen()
+        parent.thaw()
+        assert runs_again(busy.pid)
+    finally:
+        busy.kill()
+        busy.wait()
+        child.remove()
+        parent.remove()
+    assert not child.frozen()  # a removed group is not frozen (and thaw has nothing to do)
+    child.thaw()

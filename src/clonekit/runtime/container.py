@@ -537,7 +537,7 @@ def kill(states: StateDir, container_id: str, sig: int, *, all_processes: bool =
     with states.lock(container_id):
         st = states.load(container_id)
         status = st.status(states.path(container_id))
-        cgroup = _load_cgroup(st)
+        cgroup = _load_cgroup(st) if all_processes or status == "paused" else None
         if all_processes and cgroup is not None:
             cgroup.signal_all(sig)  # a stopped container's group may still hold processes
             if status == "paused":
