@@ -331,6 +331,7 @@ def test_podman_run_it_under_script(podman):
 def rootless_podman(image_tar, python_for_user) -> Iterator[Podman]:
     if PODMAN is None:
         pytest.skip("podman is not installed (apt install podman)")
+    existed = _account_exists(POD_USER)
     made = session_account(POD_USER, POD_SUBIDS)
     try:
         account = next(made)
@@ -365,6 +366,24 @@ def rootless_podman(image_tar, python_for_user) -> Iterator[Podman]:
     finally:
         for _ in made:  # userdel and our subid lines
             pass
+        if not existed and _account_exists(POD_USER):
+            # userdel refused: the killed pause process is a zombie (of uid POD_USER) until
+            # PID 1 reaps it, which may take a while; the account goes anyway, with its lines
+            from unprivileged import SUBID_FILES, _drop_lines
+
+            subprocess.run(["userdel", "--force", POD_USER], check=False, capture_output=True)
+            for path in SUBID_FILES:
+                _drop_lines(path, POD_USER)
+
+
+def _account_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _end_pause_process(account: Account, xdg: str) -> None:
