@@ -20,7 +20,9 @@ OBSERVE = dict(
     umask="umask",
     ids="id",
     # session id and controlling tty of the shell: its own session, no terminal of the caller's
-    session="awk '{print ($6 == $1 ? \"leader\" : \"member\"), $7}' /proc/self/stat",
+    session="awk '{print ($6 == $1 ? \"leader\" : \"member\"), $7}' /proc/$$/stat",
+    # the runtime is Python, which ignores SIGPIPE and SIGXFSZ: the program must not inherit that
+    ignored="grep SigIgn /proc/self/status",
 )
 
 
@@ -61,6 +63,8 @@ def test_runc_spec_defaults_confine_like_runc(pair):
     assert ours["oom"].strip() == "500" and ours["umask"].strip() == "0027"
     assert ours["ids"].split()[-1] == "groups=10,20"  # additionalGids replace the list
     assert ours["session"].split() == ["leader", "0"]
+    sigpipe, sigxfsz = 1 << 12, 1 << 24  # signals 13 and 25 (sh itself ignores SIGQUIT, as under runc)
+    assert int(ours["ignored"].split()[1], 16) & (sigpipe | sigxfsz) == 0
 
 
 @pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt install runc)")

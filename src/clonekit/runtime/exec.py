@@ -321,11 +321,9 @@ class _Child:
         os._exit(0)
 
     def _become(self, step: list[str]) -> None:
-        from _signal import SIG_DFL, SIGPIPE, SIGXFSZ, signal
-
         from ..security import confine
         from .plan import env_dict
-        from .program import find_program, with_home
+        from .program import find_program, restore_default_signals, with_home
 
         process, st = self.target.process, self.target.state
         os.setsid()  # as runc: a session of its own, no controlling terminal of the caller's
@@ -352,8 +350,7 @@ class _Child:
         for fd in range(3, first_free):
             os.set_inheritable(fd, True)
         _native.close_range(first_free, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)  # our report fd included
-        for sig in (SIGPIPE, SIGXFSZ):  # Python ignores them; a new program must not inherit that
-            signal(sig, SIG_DFL)
+        restore_default_signals()
         step[0] = f"exec {process.args[0]}"
         os.execve(program, list(process.args), env)
 

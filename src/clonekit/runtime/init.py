@@ -25,6 +25,7 @@ from ..security import attrs, caps, confine, lsm, rlimits  # noqa: F401  (all us
 from .channel import Channel
 from .hooks import run_hooks
 from .plan import Plan, env_dict
+from .program import find_program, restore_default_signals, with_home
 from .spec import sysctl_file
 
 TYPE_CHECKING = False
@@ -114,7 +115,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         finish_rootfs(plan, rootless=unprivileged, no_pivot=opts.no_pivot)
         step = f"process.cwd {process.cwd}"
         _prepare_cwd(process.cwd)
-        env = _with_home(env_dict(process.env), process.user.uid)  # /etc/passwd: read it as root
+        env = with_home(env_dict(process.env), process.user.uid)  # /etc/passwd: read it as root
         where = [step]
         try:
             confine.apply(process.confinement, process.user, opts.seccomp,
@@ -122,7 +123,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         except BaseException as exc:
             _report_and_die(chan, exc, where[0])
         step = "find the program"
-        program = _find_program(process.args[0], process.env)
+        program = find_program(process.args[0], env)
         step = "close fds"
         _close_fds(opts)
         # `create` ends as soon as it reads "created": stop dying with it before saying so
@@ -143,6 +144,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         step = "startContainer hooks"
         run_hooks("startContainer", plan.hooks.start_container, _state(plan, opts, "running", host_pid))
         step = f"exec {process.args[0]}"
+        restore_default_signals()
         os.execve(program, list(process.args), env)
     except BaseException as exc:
         _die(f"clonekit init: {step}: {exc}")
@@ -202,37 +204,6 @@ def _prepare_cwd(cwd: str) -> None:
     except OSError as exc:
         raise OSError(exc.errno, f"process.cwd {cwd!r} cannot be made or entered in the container: "
                       f"{exc.strerror}") from None
-
-
-def _with_home(env: dict[str, str], uid: int) -> dict[str, str]:
-    """HOME from the container's /etc/passwd when process.env lacks it (as runc and crun do)."""
-    if "HOME" in env:
-        return env
-    home = "/"
-    try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) > 5 and fields[2] == str(uid):
-                    home = fields[5] or "/"
-                    break
-    except OSError:
-        pass
-    return {**env, "HOME": home}
-
-
-def _find_program(name: str, env: tuple[str, ...]) -> str:
-    """Resolve the program inside the container now, so a missing one fails `create`."""
-    if "/" in name:
-        if not os.access(name, os.X_OK):
-            raise FileNotFoundError(2, f"exec: {name!r}: no such executable file in the container", name)
-        return name
-    path = env_dict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    for d in path.split(":"):
-        candidate = os.path.join(d or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError(2, f"exec: {name!r}: executable file not found in $PATH ({path})", name)
 
 
 def _close_all_but(keep: set[int]) -> None:

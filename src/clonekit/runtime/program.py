@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_PATH", "find_program", "with_home"]
+__all__ = ["DEFAULT_PATH", "find_program", "restore_default_signals", "with_home"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -28,6 +28,15 @@ def with_home(env: dict[str, str], uid: int) -> dict[str, str]:
     except OSError:
         pass
     return {**env, "HOME": home}
+
+
+def restore_default_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; a program execve'd from it would inherit that (as
+    subprocess's restore_signals says): the user's program gets the defaults, as under runc."""
+    from _signal import SIG_DFL, SIGPIPE, SIGXFSZ, signal  # `signal` would import enum
+
+    for sig in (SIGPIPE, SIGXFSZ):
+        signal(sig, SIG_DFL)
 
 
 def find_program(name: str, env: dict[str, str]) -> str:

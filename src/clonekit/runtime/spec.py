@@ -240,7 +240,6 @@ def _process(value: object, personality: Personality | None) -> ProcessPlan:
                        confinement=parse_confinement(proc, nnp, personality))
 
 
-
 def _env(value: object, path: str) -> tuple[str, ...]:
     env = _str_list(value, path)
     for i, item in enumerate(env):
