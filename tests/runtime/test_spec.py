@@ -797,7 +797,8 @@ def test_confinement_fields_are_checked(bundle, edit, path, words):
 def test_confinement_fields_are_read_into_the_plan(bundle):
     doc = full()
     doc["process"].update(
-        capabilities={"bounding": ["CAP_KILL", "CAP_CHOWN"], "ambient": ["CAP_KILL"]},
+        capabilities={"bounding": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL"],
+                      "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL", "CAP_CHOWN"]},
         rlimits=[{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}], oomScoreAdj=-5,
         ioPriority={"class": "IOPRIO_CLASS_IDLE"}, execCPUAffinity={"initial": "0-2,5", "final": ""},
         scheduler={"policy": "SCHED_DEADLINE", "runtime": 10_000, "deadline": 20_000,
@@ -806,6 +807,7 @@ def test_confinement_fields_are_read_into_the_plan(bundle):
     conf = plan_from_dict(doc, str(bundle)).process.confinement
     assert conf.capabilities.names("bounding") == ["CAP_CHOWN", "CAP_KILL"]
     assert conf.capabilities.names("ambient") == ["CAP_KILL"] and conf.capabilities.effective == 0
+    assert conf.capabilities.not_raisable == ("CAP_CHOWN",)  # not permitted and inheritable
     assert [(r.type, r.soft, r.hard) for r in conf.rlimits] == [("RLIMIT_NOFILE", 10, 20)]
     assert conf.oom_score_adj == -5 and conf.io_priority.value == 3 << 13
     assert conf.cpu_affinity.initial == frozenset({0, 1, 2, 5}) and conf.cpu_affinity.final is None
