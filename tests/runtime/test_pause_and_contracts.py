@@ -253,8 +253,8 @@ def test_notices_go_to_the_log_never_to_the_containers_stderr(pair, tmp_path):
                         "run", "--bundle", bundle, cid)
         assert (logged.returncode, logged.stdout, logged.stderr) == (0, "out\n", "err\n"), fmt
         lines = _parse_log(log.read_text(), fmt)
-        assert [line["level"] for line in lines if line["level"] != "debug"] == ["notice"]
-        assert "device rules not enforced" in next(line["msg"] for line in lines if line["level"] == "notice")
+        assert [line["level"] for line in lines if line["level"] != "debug"] == ["info"]  # logrus' level
+        assert "device rules not enforced" in next(line["msg"] for line in lines if line["level"] == "info")
         assert any(cid in line["msg"] for line in lines if line["level"] == "debug")  # --debug: the log too
 
 
@@ -286,7 +286,7 @@ def test_the_json_log_time_is_rfc3339_as_go_parses_it(pair, tmp_path):
            "run", "--bundle", bundle, cid, check=True)
     rt.cli("--log", str(log), "--log-format", "json", "kill", cid)
     lines = _parse_log(log.read_text(), "json")
-    assert {line["level"] for line in lines} == {"debug", "notice", "error"}
+    assert {line["level"] for line in lines} == {"debug", "info", "error"}
     runc_log = tmp_path / "runc.json"
     pair.runtimes["runc"].cli("--log", str(runc_log), "--log-format", "json", "state", "no-such-id")
     for line in lines + _parse_log(runc_log.read_text(), "json"):  # the check accepts runc's own

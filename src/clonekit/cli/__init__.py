@@ -169,9 +169,14 @@ def say(args: object, level: str, message: str) -> None:
     if level == "debug" and not getattr(args, "debug", False):
         return
     if getattr(args, "log", None):
-        _log(args, level, message)
+        _log(args, _LOGRUS_LEVEL.get(level, level), message)
     else:
         print(f"clonekit: {level}: {message}", file=sys.stderr)
+
+
+# the log's readers parse logrus levels (panic fatal error warning info debug trace): a notice is
+# logrus' "info"
+_LOGRUS_LEVEL = {"notice": "info"}
 
 
 def _log(args: object, level: str, message: str) -> None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 from .. import _bits
 from .._record import field, record
 from ..security.confine import Confinement, User
-from ..security.devices import DeviceRule
-from ..security.seccomp import Seccomp
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `state`, `kill`, `exec` need neither module loaded
+    from ..security.devices import DeviceRule
+    from ..security.seccomp import Seccomp
 
 __all__ = ["NAMESPACE_FLAGS", "Confinement", "DevicePlan", "Hook", "Hooks", "IdMapping", "MountPlan",
            "NamespacePlan", "Plan", "ProcessPlan", "User", "env_dict"]
