@@ -75,6 +75,7 @@ PyObject *sys_setdomainname(PyObject *self, PyObject *args);
 PyObject *sys_openat2(PyObject *self, PyObject *args);
 PyObject *sys_join_session_keyring(PyObject *self, PyObject *args);
 PyObject *sys_close_range(PyObject *self, PyObject *args);
+PyObject *sys_reset_signals(PyObject *self, PyObject *noargs);
 PyObject *sys_mount_setattr(PyObject *self, PyObject *args);
 PyObject *sys_open_tree(PyObject *self, PyObject *args);
 PyObject *sys_move_mount(PyObject *self, PyObject *args);

@@ -421,6 +421,8 @@ static PyMethodDef native_methods[] = {
     { "join_session_keyring", sys_join_session_keyring, METH_VARARGS,
       "join_session_keyring(name=None) -> keyring serial" },
     { "close_range", sys_close_range, METH_VARARGS, "close_range(first, last, flags=0)" },
+    { "reset_signals", sys_reset_signals, METH_NOARGS,
+      "reset_signals(): every signal's disposition to SIG_DFL, the signal mask empty" },
     { "mount_setattr", sys_mount_setattr, METH_VARARGS,
       "mount_setattr(dirfd, path, flags, attr_set, attr_clr, propagation=0, userns_fd=0)" },
     { "open_tree", sys_open_tree, METH_VARARGS, "open_tree(dirfd, path, flags) -> fd (always O_CLOEXEC)" },

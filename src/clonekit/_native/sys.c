@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -157,6 +158,33 @@ PyObject *sys_join_session_keyring(PyObject *self, PyObject *args)
     if (r < 0)
         return fail(NULL);
     return PyLong_FromLong(r);
+}
+
+/* struct kernel_sigaction of the generic rt_sigaction ABI: glibc's sigaction() refuses the two
+ * real-time signals it keeps for itself (32, 33), which a caller may still have left ignored. */
+struct ck_kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
+PyObject *sys_reset_signals(PyObject *self, PyObject *noargs)
+{
+    /* every disposition back to SIG_DFL and nothing blocked: what a new program should start
+     * with (the runtime is Python, which ignores SIGPIPE and SIGXFSZ, and its caller may have
+     * left others ignored, e.g. nohup's SIGHUP) */
+    struct ck_kernel_sigaction dfl = { SIG_DFL, 0, NULL, 0 };
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask) < 0 && errno != EINVAL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    unsigned long none = 0;
+    if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
 }
 
 PyObject *sys_close_range(PyObject *self, PyObject *args)

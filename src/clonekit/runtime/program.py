@@ -31,12 +31,12 @@ def with_home(env: dict[str, str], uid: int) -> dict[str, str]:
 
 
 def restore_default_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; a program execve'd from it would inherit that (as
-    subprocess's restore_signals says): the user's program gets the defaults, as under runc."""
-    from _signal import SIG_DFL, SIGPIPE, SIGXFSZ, signal  # `signal` would import enum
+    """Right before execve: every signal at its default, none blocked.  Ignored signals survive
+    execve, and the runtime is Python (which ignores SIGPIPE and SIGXFSZ) started by a caller
+    that may ignore more; runc's Go runtime resets them too (it keeps one real-time signal)."""
+    from .. import _native
 
-    for sig in (SIGPIPE, SIGXFSZ):
-        signal(sig, SIG_DFL)
+    _native.reset_signals()
 
 
 def find_program(name: str, env: dict[str, str]) -> str:
