@@ -231,4 +231,8 @@ def test_the_program_starts_with_no_signal_ignored_like_runc(pair):
         results[name] = rt.cli("run", "--bundle", bundle, cid, pre="trap '' HUP INT USR1; ")
     for name, result in results.items():
         assert result.returncode == 0, f"{name}: {result.stderr}"
-        assert result.stdout.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"], name
+        blocked, ignored = (int(word, 16) for word in result.stdout.split()[1::2])
+        assert blocked == 0, name
+        # runc's Go runtime cannot touch the real-time signals glibc keeps (32, 33, where a
+        # caller left them ignored, as the CI's Python 3.13 run does): the standard ones it resets
+        assert ignored & (0xFFFFFFFF if name == "runc" else ~0) == 0, (name, hex(ignored))
