@@ -301,6 +301,27 @@ def test_podman_exec_joins_the_container_and_passes_its_status(podman):
 
 
 @needs_podman
+@needs_exec
+def test_podman_health_checks_run_through_exec(podman):
+    """A health check is an exec of its command (no systemd here: run by hand, as its timer would)."""
+    cid = podman.detached("--health-cmd", "test -e /bin/sh", "--health-interval", "0",
+                          args=("/bin/sh", "-c", "sleep 60"))
+    try:
+        check = podman("healthcheck", "run", cid)
+        assert check.returncode == 0, check.stdout + check.stderr
+        health = podman("inspect", "--format", "{{.State.Health.Status}}", cid).stdout.strip()
+        assert health == "healthy"
+        failing = podman("run", "-d", *podman.run_options(), "--health-cmd", "test -e /nowhere",
+                         "--health-interval", "0", IMAGE, "/bin/sh", "-c", "sleep 60")
+        assert failing.returncode == 0, failing.stderr
+        bad = failing.stdout.strip()
+        assert podman("healthcheck", "run", bad).returncode == 1  # unhealthy: the check's own exit
+        podman("rm", "--force", "--time", "0", bad)
+    finally:
+        podman("rm", "--force", "--time", "0", cid)
+
+
+@needs_podman
 @needs_pause
 def test_podman_pause_and_unpause(podman):
     cid = podman.detached(args=("/bin/sh", "-c", "while :; do date +%s%N > /tmp/tick; sleep 0.05; done"))
