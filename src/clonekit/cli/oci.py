@@ -15,6 +15,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+    from clonekit.runtime.console import Foreground
+    from clonekit.task import Task
+
 # -- helpers -------------------------------------------------------------------------------------
 
 
@@ -179,10 +182,23 @@ def run_run(args: argparse.Namespace) -> int:
         task._is_child = False
         task.close()
         return 0
-    console = getattr(args, "console", None)
+    code = wait_in_foreground(task, getattr(args, "console", None))
+    if not args.keep:
+        from clonekit.errors import Error
+
+        try:
+            delete(states, args.container_id, force=True)
+        except Error as exc:  # the container's own status matters more than our cleanup's
+            say(args, "warning", f"run: {exc}")
+    return code
+
+
+def wait_in_foreground(task: Task, console: Foreground | None) -> int:
+    """Wait for the container's process (`run`, `exec` without -d): the usual termination
+    signals are forwarded to it as runc forwards them, the caller's terminal is connected to its
+    pty when it has one (and restored at the end); its exit status, 128+N for signal N."""
     import _signal  # `signal` would import enum
 
-    # forward the usual termination signals to the container, like runc does
     def forward(sig: int, _frame: object) -> None:
         task.send_signal(sig)
 
@@ -191,18 +207,11 @@ def run_run(args: argparse.Namespace) -> int:
     with task:
         if console is None:
             code = task.wait()
-        else:  # the caller's terminal <-> the container's pty, restored at the end
+        else:
             try:
                 code = console.run(task)
             finally:
                 console.close()
-    if not args.keep:
-        from clonekit.errors import Error
-
-        try:
-            delete(states, args.container_id, force=True)
-        except Error as exc:  # the container's own status matters more than our cleanup's
-            say(args, "warning", f"run: {exc}")
     return code if code >= 0 else 128 - code
 
 

@@ -39,23 +39,9 @@ def run(args: argparse.Namespace) -> int:
         task._is_child = False  # it outlives us: its parent becomes whoever reaps our orphans
         task.close()
         return 0
-    import _signal  # `signal` would import enum
+    from .oci import wait_in_foreground
 
-    # the usual termination signals go to the process, as runc forwards them
-    def forward(sig: int, _frame: object) -> None:
-        task.send_signal(sig)
-
-    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
-        _signal.signal(sig, forward)
-    with task:
-        if console is None:
-            code = task.wait()
-        else:  # the caller's terminal <-> the process's pty, restored at the end
-            try:
-                code = console.run(task)
-            finally:
-                console.close()
-    return code if code >= 0 else 128 - code
+    return wait_in_foreground(task, console)
 
 
 def _request(args: argparse.Namespace) -> ExecRequest:
