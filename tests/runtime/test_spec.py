@@ -567,8 +567,6 @@ def test_other_platforms_fields_are_ignored_and_the_rest_applied(bundle):
 @pytest.mark.parametrize("where, value, path, words", [
     ("mount-uidMappings", [], "$.mounts[2].uidMappings", "id-mapped mounts are not implemented"),
     ("mount-option", "idmap", "$.mounts[2].options[5]", "id-mapped mounts are not implemented"),
-    ("resources", {"memory": {"limit": 1 << 20}}, "$.linux.resources.memory", "not applied by clonekit"),
-    ("resources", {"cpu": {"shares": 10}}, "$.linux.resources.cpu", "not applied by clonekit"),
     ("intelRdt", {"closID": "x"}, "$.linux.intelRdt", "Intel RDT"),
     ("netDevices", {"eth0": {}}, "$.linux.netDevices", "network devices"),
     ("mountLabel", "system_u:object_r:container_file_t:s0", "$.linux.mountLabel", "SELinux"),

@@ -67,9 +67,9 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
     if plan.namespace("mount") is None:
         raise UsageError("config.json has no mount namespace (linux.namespaces[].type \"mount\"): "
                          "the rootfs would be mounted on the host; add it")
-    if not opts.cgroups and plan.pids_limit is not None:
-        raise UsageError("$.linux.resources.pids: cgroups are off (--cgroup-manager disabled), so the "
-                         "pids limit cannot be applied; remove the limit or manage cgroups")
+    if not opts.cgroups and plan.resources is not None:
+        raise UsageError(f"{plan.resources.where()}: cgroups are off (--cgroup-manager disabled), so "
+                         "these limits cannot be applied; remove them or manage cgroups")
     path = states.create(container_id)
     cgroup: Cgroup | None = None
     task: Task | None = None
@@ -335,16 +335,18 @@ def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> Cgroup:
 
     cgroup = Cgroup.create(plan.cgroups_path, container_id=container_id, rootless=rootless)
     if not cgroup.enabled:
-        if plan.pids_limit is not None:  # never a limit that silently does not apply
-            raise UsageError(f"$.linux.resources.pids: the container gets no cgroup ({cgroup.reason}), "
-                             "so its pids limit cannot be applied; remove the limit")
+        if plan.resources is not None:  # never a limit that silently does not apply
+            raise UsageError(f"{plan.resources.where()}: the container gets no cgroup ({cgroup.reason}), "
+                             "so these limits cannot be applied; remove them")
         from .notices import notice
 
         notice(cgroup.reason or "the container gets no cgroup")
         return cgroup
-    if plan.pids_limit is not None:
+    if plan.resources is not None:
+        from ..cgroups.resources import apply
+
         try:
-            cgroup.set_pids_limit(plan.pids_limit)
+            apply(cgroup, plan.resources)
         except BaseException:
             cgroup.remove()
             raise

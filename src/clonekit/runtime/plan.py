@@ -10,6 +10,7 @@ from ..security.confine import Confinement, User
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: `state`, `kill`, `exec` need neither module loaded
+    from ..cgroups.resources import Resources
     from ..security.devices import DeviceRule
     from ..security.seccomp import Seccomp
 
@@ -132,7 +133,7 @@ class Plan:
     hooks: Hooks = field(default_factory=Hooks)
     seccomp: Seccomp | None = None
     device_rules: tuple[DeviceRule, ...] = ()  # linux.resources.devices, as written
-    pids_limit: int | None = None  # linux.resources.pids.limit (0: not set, as runc)
+    resources: Resources | None = None  # linux.resources' cgroup limits (None: none set)
 
     def namespace(self, kind: str) -> NamespacePlan | None:
         return next((ns for ns in self.namespaces if ns.kind == kind), None)

@@ -52,6 +52,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
+    from ..cgroups.resources import Resources
+
 __all__ = ["MAX_CONFIG_BYTES", "SpecError", "load_config", "load_plan", "parse_json", "plan_from_dict",
            "process_from_dict", "sysctl_file"]
 
@@ -90,10 +92,7 @@ LINUX_NOT_YET = {
     "intelRdt": "Intel RDT (resctrl) is not implemented",
     "netDevices": "moving host network devices into the container is not implemented yet",
 }
-RESOURCES_KNOWN = frozenset({"devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits",
-                             "network", "rdma", "unified"})
 CONSOLE_SIZE_KNOWN = frozenset({"height", "width"})
-PIDS_KNOWN = frozenset({"limit"})
 NAMESPACE_KNOWN = frozenset({"type", "path"})
 IDMAP_KNOWN = frozenset({"containerID", "hostID", "size"})
 DEVICE_KNOWN = frozenset({"type", "path", "major", "minor", "fileMode", "uid", "gid"})
@@ -583,7 +582,7 @@ def _linux(value: object) -> dict[str, Any]:
     out: dict[str, Any] = {}
     g = linux.get
     if g("resources") is not None:
-        out["device_rules"], out["pids_limit"] = _resources(linux["resources"])
+        out["device_rules"], out["resources"] = _resources(linux["resources"])
     if g("seccomp") is not None:
         from .spec_seccomp import parse_seccomp
 
@@ -624,29 +623,21 @@ def _linux(value: object) -> dict[str, Any]:
     return out
 
 
-def _resources(value: object) -> tuple[tuple[DeviceRule, ...], int | None]:
-    """linux.resources: device rules and the pids limit (what podman sets on every container)
-    are applied; the other limits come with cgroup resource management and are refused until
-    then (a limit that silently does not apply is a lie)."""
+def _resources(value: object) -> tuple[tuple[DeviceRule, ...], Resources | None]:
+    """linux.resources: the device rules (security.devices) and the cgroup limits
+    (cgroups.resources, applied by `create`)."""
+    from ..cgroups.resources import Resources
+    from .spec_resources import parse_resources
+
     res = _obj(value, "$.linux.resources")
-    _fields(res, "$.linux.resources", RESOURCES_KNOWN, what="linux.resources")
-    pids_limit = None
-    if _get(res, "pids") is not None:
-        pids = _obj(res["pids"], "$.linux.resources.pids")
-        _fields(pids, "$.linux.resources.pids", PIDS_KNOWN, what="linux.resources.pids")
-        if _get(pids, "limit") is not None:
-            pids_limit = _int(pids["limit"], "$.linux.resources.pids.limit", INT64_MIN, INT64_MAX) or None
-    for key, val in res.items():
-        if key not in ("devices", "pids") and val is not None and val != {} and val != []:
-            raise SpecError(_key("$.linux.resources", key),
-                            "cgroup resource limits are not applied by clonekit yet, and a limit that "
-                            "silently does not apply is worse than none; remove the field (or run "
-                            "this container with runc until clonekit manages cgroup resources)")
+    limits: Resources | None = parse_resources(res)
+    if limits == Resources():
+        limits = None
     if _get(res, "devices") is None:
-        return (), pids_limit
+        return (), limits
     from .spec_devices import parse_device_rules
 
-    return parse_device_rules(res["devices"]), pids_limit
+    return parse_device_rules(res["devices"]), limits
 
 
 def _not_yet(doc: dict[str, Any], path: str, fields: dict[str, str]) -> None:
