@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("oci", "print the OCI features document"),
     "spec": ("oci", "write a default config.json"),
     "exec": ("oci", "run another process in a running container"),
+    "events": ("oci", "a container's cgroup stats (--stats once, else every --interval) and OOMs"),
 }
 
 # global options that take a value: skipped when looking for the subcommand (see table.GLOBAL)

@@ -292,23 +292,9 @@ def _owner(doc: dict[str, object]) -> str:
 
 
 def run_ps(args: argparse.Namespace) -> int:
-    from clonekit.runtime.container import pids
+    from .oci_ps import run
 
-    found = pids(_states(args), args.container_id)
-    if args.format == "json":
-        print(dumps(found))
-        return 0
-    from clonekit.proc import Process
-
-    print(f"{'UID':<8} {'PID':>7} {'PPID':>7} {'STAT':<4} CMD")
-    for pid in found:
-        try:
-            p = Process(pid)
-            cmd = " ".join(p.cmdline) or f"[{p.comm}]"
-            print(f"{p.user:<8} {pid:>7} {p.ppid:>7} {p.state:<4} {cmd}")
-        except Exception:
-            continue
-    return 0
+    return run(args)
 
 
 def run_features(args: argparse.Namespace) -> int:
@@ -331,13 +317,19 @@ def run_exec(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def run_events(args: argparse.Namespace) -> int:
+    from .oci_events import run
+
+    return run(args)
+
+
 VERBS = {
     verb: ((lambda parser, verb=verb: add_verb(parser, verb)), run)
     for verb, run in (
         ("create", run_create), ("start", run_start), ("state", run_state), ("kill", run_kill),
         ("delete", run_delete), ("run", run_run), ("list", run_list), ("ps", run_ps),
         ("pause", run_pause), ("resume", run_resume),
-        ("features", run_features), ("spec", run_spec), ("exec", run_exec),
+        ("features", run_features), ("spec", run_spec), ("exec", run_exec), ("events", run_events),
     )
 }
 

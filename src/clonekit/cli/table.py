@@ -108,13 +108,17 @@ VERBS: dict[str, tuple[tuple[Opt, ...], tuple[str, ...], tuple[tuple[str, str, s
     "ps": ((_FORMAT,), ("container_id",), ()),
     "features": ((), (), ()),
     "exec": (_EXEC, ("container_id",), ()),
+    "events": ((Opt(("--interval",), "interval", takes=str, default="5s", metavar="DURATION",
+                    help="how often to print stats (Go duration: 5s, 500ms; default 5s)"),
+                Opt(("--stats",), "stats", help="print the stats once and exit")), ("container_id",), ()),
     "spec": ((Opt(("--bundle", "-b"), "bundle", takes=str, default=".", help="where to write config.json"),
               Opt(("--rootless",), "spec_rootless", help="a config for an unprivileged user")), (), ()),
 }
 
 #: verbs whose words after the required positionals all go to one list (the program and its
 #: arguments, options included): verb -> (dest, help)
-REMAINDER: dict[str, tuple[str, str]] = {"exec": ("program", "the program to run and its arguments")}
+REMAINDER: dict[str, tuple[str, str]] = {"exec": ("program", "the program to run and its arguments"),
+                                         "ps": ("ps_args", "options for ps(1) (default -ef)")}
 
 
 def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, opts: tuple[Opt, ...]) -> None:

@@ -1,0 +1,167 @@
+"""update, events and ps, side by side with runc on this machine's cgroups.
+
+The kernel is the witness: the group files of each container (/sys/fs/cgroup/<controller>/
+clonekit-test/<id>), an OOM the kernel's killer really performed, the processes ps(1) sees.
+runc's documents are the reference for shapes: numbers of usage differ between two containers,
+the keys and the limits must not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from runtime_helpers import CGROUP_TOP, RUNC
+
+from waiting import wait_for
+
+pytestmark = pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt install runc)")
+
+SLEEPERS = ["sh", "-c", "sleep 1000 & sleep 1001 & exec sleep 1002"]
+# leaves whose zero value Go's omitempty drops: present in one document, absent in the other
+# when one container happened to use none of it
+OMITTABLE = {"cache", "usage", "max", "total", "periods", "throttledPeriods", "throttledTime", "current"}
+
+
+def group_file(cid: str, controller: str, name: str) -> str:
+    with open(os.path.join(CGROUP_TOP, controller, "clonekit-test", cid, name)) as f:
+        return f.read().strip()
+
+
+def paths(doc: object, prefix: str = "") -> set[str]:
+    """Every key path of a JSON document (``memory.usage.limit``); raw stat keys included."""
+    if not isinstance(doc, dict):
+        return {prefix}
+    out = set()
+    for key, value in doc.items():
+        out |= paths(value, f"{prefix}.{key}" if prefix else key)
+    return out
+
+
+def with_pids_limit(limit: int):
+    def edit(config: dict) -> None:
+        config["linux"].setdefault("resources", {})["pids"] = {"limit": limit}
+    return edit
+
+
+def start_both(pair, args, *edits) -> dict[str, str]:
+    ids = {}
+    for rt in pair.each():
+        cid, bundle = pair.bundle(rt, args, edits)
+        rt.cli("run", "-d", "--bundle", bundle, cid, check=True)
+        rt.wait_status(cid, "running")
+        ids[rt.name] = cid
+    return ids
+
+
+# -- events --stats ----------------------------------------------------------------------------
+
+def test_events_stats_has_runcs_shape_and_limits(pair):
+    ids = start_both(pair, SLEEPERS, with_pids_limit(20))
+    docs = {}
+    for rt in pair.each():
+        def three(rt=rt) -> bool:
+            return len(json.loads(rt.cli("ps", "-f", "json", ids[rt.name], check=True).stdout)) == 3
+
+        wait_for(three, what=f"{rt.name}: three processes in the group")
+        out = rt.cli("events", "--stats", ids[rt.name], check=True).stdout
+        assert out.endswith("}\n") and out.count("\n") == 1, out  # one compact line, as runc's encoder
+        docs[rt.name] = json.loads(out)
+    ours, theirs = docs["clonekit"], docs["runc"]
+    assert (ours["type"], ours["id"]) == ("stats", ids["clonekit"])
+    assert list(ours) == list(theirs) and list(ours["data"]) == list(theirs["data"])
+    mine, reference = paths(ours["data"]), paths(theirs["data"])
+    loose = {p for p in mine ^ reference if p.rsplit(".", 1)[-1] in OMITTABLE}
+    assert mine - loose == reference - loose
+    for key in ("pids",):
+        assert ours["data"][key] == theirs["data"][key] == {"current": 3, "limit": 20}
+    for entry in ("usage", "swap", "kernel", "kernelTCP"):
+        assert ours["data"]["memory"][entry]["limit"] == theirs["data"]["memory"][entry]["limit"]
+    assert ours["data"]["cpuset"] == theirs["data"]["cpuset"]
+    # the numbers are the group's own: what the kernel's files say
+    cid = ids["clonekit"]
+    assert ours["data"]["memory"]["usage"]["limit"] == int(group_file(cid, "memory", "memory.limit_in_bytes"))
+    assert ours["data"]["memory"]["raw"]["hierarchical_memory_limit"] == \
+        ours["data"]["memory"]["usage"]["limit"]
+    assert ours["data"]["cpu"]["usage"]["total"] <= int(group_file(cid, "cpuacct", "cpuacct.usage"))
+
+
+def test_events_of_a_stopped_or_unknown_container_is_one_line_error(pair, bundles):
+    rt = pair.runtimes["clonekit"]
+    cid, bundle = pair.bundle(rt, ["true"])
+    rt.cli("run", "--keep", "--bundle", bundle, cid, check=True)
+    for argv in (("events", "--stats", cid), ("events", cid), ("events", "--stats", "no-such-id")):
+        done = rt.cli(*argv)
+        assert done.returncode != 0 and done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "not running" in rt.cli("events", cid).stderr
+    done = rt.cli("events", "--interval", "5 parsecs", cid)
+    assert done.returncode != 0 and "duration" in done.stderr and done.stderr.count("\n") == 1
+
+
+# -- OOM events --------------------------------------------------------------------------------
+
+def test_events_reports_the_oom_kill_of_a_memory_hog(pair, tmp_path):
+    rt = pair.runtimes["clonekit"]
+    cid, bundle = pair.bundle(rt, ["sleep", "1000"])
+    rt.cli("run", "-d", "--bundle", bundle, cid, check=True)
+    rt.wait_status(cid, "running")
+    memory = os.path.join(CGROUP_TOP, "memory", "clonekit-test", cid)
+    for name in ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"):  # no swap to escape to
+        if os.path.exists(os.path.join(memory, name)):
+            with open(os.path.join(memory, name), "w") as f:
+                f.write(str(16 << 20))
+    log = tmp_path / "events.jsonl"
+    with open(log, "w") as out:
+        watcher = subprocess.Popen(rt.command("events", "--interval", "1h", cid), stdout=out,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        # the watch is registered once the events process has the eventfd open on the group
+        wait_for(lambda: any("anon_inode:[eventfd]" in _link(watcher.pid, fd)
+                             for fd in os.listdir(f"/proc/{watcher.pid}/fd")), what="the OOM watch")
+        hog = rt.cli("exec", cid, "sh", "-c", 'x=$(head -c 64000000 /dev/zero | tr "\\0" a)')
+        assert hog.returncode == 128 + 9, hog.stderr  # SIGKILLed: by the OOM killer, the group says
+        assert "oom_kill 1" in group_file(cid, "memory", "memory.oom_control").split("\n")
+        lines = wait_for(lambda: [json.loads(x) for x in log.read_text().splitlines()], what="an oom event")
+        assert lines[0] == {"type": "oom", "id": cid}
+        # the stream ends when the container's group goes
+        rt.cli("delete", "--force", cid, check=True)
+        assert watcher.wait(timeout=10) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+
+
+def _link(pid: int, fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return ""
+
+
+# -- ps ------------------------------------------------------------------------------------------
+
+def test_ps_lists_the_groups_processes_like_runc(pair):
+    ids = start_both(pair, SLEEPERS)
+    tables, pids = {}, {}
+    for rt in pair.each():
+        cid = ids[rt.name]
+        pids[rt.name] = wait_for(lambda rt=rt, cid=cid: (lambda found: found if len(found) == 3 else None)(
+            json.loads(rt.cli("ps", "-f", "json", cid, check=True).stdout)), what=f"{rt.name}: 3 processes")
+        assert rt.cli("ps", "-f", "json", cid, check=True).stdout == json.dumps(pids[rt.name],
+                                                                                separators=(",", ":")) + "\n"
+        procs = group_file(cid, "pids", "cgroup.procs").split()
+        assert sorted(int(p) for p in procs) == sorted(pids[rt.name])
+        default = rt.cli("ps", cid, check=True).stdout.splitlines()
+        assert default[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+        assert sorted(int(line.split()[1]) for line in default[1:]) == sorted(pids[rt.name])
+        tables[rt.name] = sorted(line.split(None, 1)[1] for line in
+                                 rt.cli("ps", cid, "-o", "pid,user,args", check=True).stdout.splitlines()[1:])
+    assert tables["clonekit"] == tables["runc"] == ["root     sleep 1000", "root     sleep 1001",
+                                                    "root     sleep 1002"]
+    rt = pair.runtimes["clonekit"]
+    done = rt.cli("ps", ids["clonekit"], "-o", "comm")
+    assert done.returncode != 0 and "PID" in done.stderr and done.stderr.count("\n") == 1
