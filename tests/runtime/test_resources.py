@@ -80,6 +80,27 @@ def test_unlimited_memory_and_oom_killer_off_equal_runcs(pair):
 
 
 @needs_runc
+@pytest.mark.skipif(not os.path.exists(f"{V1}/memory/memory.kmem.tcp.limit_in_bytes"),
+                    reason="this kernel has no v1 kernel memory files to compare")
+def test_kernel_memory_is_ignored_as_by_runc(pair):
+    seen = side_by_side(pair, {"memory": {"limit": 1 << 26, "kernel": 1 << 25, "kernelTCP": 1 << 24}},
+                        kmem="memory/memory.kmem.limit_in_bytes", tcp="memory/memory.kmem.tcp.limit_in_bytes")
+    assert str(1 << 24) not in seen["tcp"] and str(1 << 25) not in seen["kmem"]
+
+
+@needs_runc
+@pytest.mark.skipif(not v1("blkio"), reason="no cgroup v1 blkio controller on this host")
+def test_blkio_weight_equals_runcs(pair):
+    weight = "blkio.weight" if os.path.exists(f"{V1}/blkio/blkio.weight") else "blkio.bfq.weight"
+    results = pair.run(cat(weight=f"blkio/{weight}"), limits({"blockIO": {"weight": 300}}))
+    outs = {name: (r.returncode, sections(r.stdout)) for name, r in results.items()}
+    if outs["runc"][0] != 0:    # no weight file in a container's group here: both must fail
+        assert outs["clonekit"][0] != 0
+        return
+    assert outs["clonekit"] == outs["runc"] and "300" in outs["clonekit"][1]["weight"]
+
+
+@needs_runc
 @pytest.mark.skipif(not (v1("cpu") and v1("cpuset")), reason="no cgroup v1 cpu and cpuset controllers")
 def test_cpu_files_equal_runcs(pair):
     seen = side_by_side(pair, {"cpu": {"shares": 512, "quota": 20000, "period": 50000, "cpus": "0",

@@ -35,8 +35,8 @@ class Memory:
     limit: int = 0          # 0: not set, -1: unlimited (runc's reading of the spec's int64s)
     reservation: int = 0
     swap: int = 0           # the v1 meaning: memory + swap
-    kernel: int = 0         # kernel memory: ignored, as runc 1.1 does (the kernel dropped kmem limits)
-    kernel_tcp: int = 0
+    kernel: int = 0         # kernel and kernelTCP: kept, never written (runc 1.1 ignores both,
+    kernel_tcp: int = 0     # with a warning: the kernel deprecated kmem limits)
     swappiness: int | None = None
     disable_oom_killer: bool = False
     check_before_update: bool = False
@@ -265,8 +265,6 @@ def _memory_v1(where: str, m: Memory) -> None:
             _put(where, name, str(value), f"{R}.memory.{key}")
     if m.reservation:
         _put(where, "memory.soft_limit_in_bytes", str(m.reservation), f"{R}.memory.reservation")
-    if m.kernel_tcp:
-        _put(where, "memory.kmem.tcp.limit_in_bytes", str(m.kernel_tcp), f"{R}.memory.kernelTCP")
     if m.disable_oom_killer:
         _put(where, "memory.oom_control", "1", f"{R}.memory.disableOOMKiller")
     if m.swappiness is not None and m.swappiness != -1:

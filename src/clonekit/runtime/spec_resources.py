@@ -77,6 +77,11 @@ def _memory(value: object, path: str) -> Memory:
                                                   "use a value in that range")
         if swappiness == U64[1]:
             swappiness = -1
+    if get(m, "kernel") is not None or get(m, "kernelTCP") is not None:
+        from .notices import notice
+
+        notice(f"{path}.kernel/kernelTCP: kernel memory limits are ignored, as runc 1.1 ignores them "
+               "(the kernel deprecated them); the container's memory.limit covers kernel memory")
     # sizes in bytes, or -1: unlimited
     return Memory(limit=_i64(m, "limit", path, -1), reservation=_i64(m, "reservation", path, -1),
                   swap=_i64(m, "swap", path, -1), kernel=_i64(m, "kernel", path),
