@@ -6,10 +6,15 @@ writers against a fake cgroupfs tree (this host's cgroup2 has no controller enab
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
-from runtime_helpers import RUNC, cgroup_dirs, script, sections
+from runtime_helpers import RUNC, cgroup_dirs, remove_cgroup, script, sections
 
 from clonekit.cgroups.resources import (
     BlockIO,
@@ -287,3 +292,52 @@ def test_v2_refuses_what_cgroup2_cannot_express_on_a_fake_tree(tmp_path):
         with pytest.raises(UsageError, match=words):
             write_controller(controller, str(fake), 2, res)
     assert os.listdir(fake) == []
+
+
+# -- podman end to end -------------------------------------------------------------------------
+
+PODMAN = shutil.which("podman")
+PODMAN_LIMITS = ("--memory", "64m", "--pids-limit", "20", "--cpus", "0.5")
+# no network for containers here, and no CAP_SYS_RESOURCE to raise podman's default rlimits
+HOST_LIMITS = ("--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000")
+
+
+@pytest.fixture
+def podman(rootfs):
+    """podman with private storage and run dirs, a busybox --rootfs, groups under /clonekit-test."""
+    top = tempfile.mkdtemp(prefix="clonekit-podman-")
+    name = f"podman-{uuid.uuid4().hex[:8]}"
+    base = [PODMAN or "podman", "--root", f"{top}/storage", "--runroot", f"{top}/run", "--storage-driver",
+            "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+
+    def run(runtime: str, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [*base, "--runtime", runtime, "run", "--rm", *HOST_LIMITS, "--cgroup-parent",
+               f"/clonekit-test/{name}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    try:
+        yield run
+    finally:
+        subprocess.run([*base, "rm", "--all", "--force"], capture_output=True, timeout=60)
+        subprocess.run([*base, "system", "reset", "--force"], capture_output=True, timeout=60)
+        shutil.rmtree(top, ignore_errors=True)
+        remove_cgroup(name)
+        assert not cgroup_dirs(name)
+
+
+@pytest.mark.skipif(PODMAN is None, reason="podman is not installed (apt install podman)")
+@pytest.mark.skipif(not (v1("memory") and v1("pids") and v1("cpu")), reason="needs v1 memory, pids, cpu")
+def test_podman_limits_are_visible_inside_as_under_runc(podman, rootfs):
+    command = os.path.join(os.path.dirname(sys.executable), "clonekit")
+    if not os.path.exists(command):
+        pytest.skip("clonekit is not installed as a command next to this interpreter")
+    observe = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+               "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us "
+               "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+    outs = {}
+    for runtime in (command, RUNC) if RUNC else (command,):
+        got = podman(runtime, *PODMAN_LIMITS, "--rootfs", rootfs, "/bin/sh", "-c", observe)
+        assert got.returncode == 0, (runtime, got.stderr)
+        outs[runtime] = got.stdout
+    assert outs[command].split()[:4] == [str(64 << 20), "20", "50000", "100000"]
+    assert len(set(outs.values())) == 1, outs      # the same files as under runc
