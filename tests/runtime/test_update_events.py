@@ -123,7 +123,8 @@ def test_events_reports_the_oom_kill_of_a_memory_hog(pair, tmp_path):
                              for fd in os.listdir(f"/proc/{watcher.pid}/fd")), what="the OOM watch")
         hog = rt.cli("exec", cid, "sh", "-c", 'x=$(head -c 64000000 /dev/zero | tr "\\0" a)')
         assert hog.returncode == 128 + 9, hog.stderr  # SIGKILLed: by the OOM killer, the group says
-        assert "oom_kill 1" in group_file(cid, "memory", "memory.oom_control").split("\n")
+        control = dict(line.split() for line in group_file(cid, "memory", "memory.oom_control").split("\n"))
+        assert int(control["oom_kill"]) >= 1  # the killer may take more than one of the pipeline
         lines = wait_for(lambda: [json.loads(x) for x in log.read_text().splitlines()], what="an oom event")
         assert lines[0] == {"type": "oom", "id": cid}
         # the stream ends when the container's group goes
@@ -165,3 +166,95 @@ def test_ps_lists_the_groups_processes_like_runc(pair):
     rt = pair.runtimes["clonekit"]
     done = rt.cli("ps", ids["clonekit"], "-o", "comm")
     assert done.returncode != 0 and "PID" in done.stderr and done.stderr.count("\n") == 1
+
+
+# -- update ---------------------------------------------------------------------------------------
+
+LIMITED = {"memory": {"limit": 128 << 20}, "pids": {"limit": 50}, "cpu": {"quota": 50000, "period": 100000}}
+WATCHED = (("memory", "memory.limit_in_bytes"), ("memory", "memory.soft_limit_in_bytes"),
+           ("memory", "memory.memsw.limit_in_bytes"), ("pids", "pids.max"), ("cpu", "cpu.cfs_quota_us"),
+           ("cpu", "cpu.cfs_period_us"), ("cpu", "cpu.shares"), ("cpuset", "cpuset.cpus"),
+           ("blkio", "blkio.weight"))
+
+
+def with_resources(resources: dict):
+    def edit(config: dict) -> None:
+        config["linux"]["resources"] = json.loads(json.dumps(resources))
+    return edit
+
+
+def live(cid: str) -> dict[str, str]:
+    return {name: group_file(cid, controller, name) for controller, name in WATCHED
+            if os.path.exists(os.path.join(CGROUP_TOP, controller, "clonekit-test", cid, name))}
+
+
+@pytest.mark.parametrize("argv", [
+    ("--memory", "64m", "--pids-limit", "20", "--cpu-quota", "20000"),
+    ("--memory", "96MiB", "--memory-reservation", "32m", "--memory-swap", "200m", "--cpu-share", "512",
+     "--cpu-period", "50000", "--cpuset-cpus", "0"),
+    ("--memory", "-1",),
+    ("--blkio-weight", "300", "--cpu-quota", "-1"),
+])
+def test_update_flags_change_the_live_files_as_runcs_update(pair, argv):
+    ids = start_both(pair, ["sleep", "1000"], with_resources(LIMITED))
+    before = {name: live(cid) for name, cid in ids.items()}
+    assert before["clonekit"] == before["runc"]
+    for rt in pair.each():
+        done = rt.cli("update", *argv, ids[rt.name])
+        assert done.returncode == 0, done.stderr
+    after = {name: live(cid) for name, cid in ids.items()}
+    assert after["clonekit"] == after["runc"]
+    assert after["clonekit"] != before["clonekit"]
+    # the saved resources are the live ones: a second update of another field keeps them
+    rt = pair.runtimes["clonekit"]
+    rt.cli("update", "--pids-limit", "77", ids["clonekit"], check=True)
+    again = live(ids["clonekit"])
+    assert again == after["clonekit"] | {"pids.max": "77"}
+    state_file = pair.tmp / "state-clonekit" / ids["clonekit"] / "state.json"
+    saved = json.loads(state_file.read_text())["resources"]
+    assert saved["pids"] == {"limit": 77}
+    limit = saved["memory"]["limit"]
+    assert int(again["memory.limit_in_bytes"]) == (limit if limit > 0 else 9223372036854771712)
+    stats = json.loads(rt.cli("events", "--stats", ids["clonekit"], check=True).stdout)["data"]
+    assert stats["pids"]["limit"] == 77
+    assert stats["memory"]["usage"]["limit"] == int(again["memory.limit_in_bytes"])
+
+
+def test_update_r_json_from_stdin_and_file_like_runc(pair, tmp_path):
+    ids = start_both(pair, ["sleep", "1000"], with_resources(LIMITED))
+    changes = {"memory": {"limit": 48 << 20, "reservation": 16 << 20}, "cpu": {"shares": 256, "quota": 30000},
+               "pids": {"limit": 12}, "blockIO": {"weight": 200}}
+    for rt in pair.each():
+        done = subprocess.run(rt.command("update", "-r", "-", ids[rt.name]), input=json.dumps(changes),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert live(ids["clonekit"]) == live(ids["runc"])
+    assert live(ids["clonekit"])["pids.max"] == "12"
+    again = tmp_path / "more.json"
+    again.write_text(json.dumps({"memory": {"limit": 40 << 20}}))
+    for rt in pair.each():
+        rt.cli("update", "--pids-limit", "99", "-r", str(again), ids[rt.name], check=True)  # -r wins
+    assert live(ids["clonekit"]) == live(ids["runc"])
+    assert live(ids["clonekit"])["pids.max"] == "12"
+    assert live(ids["clonekit"])["memory.limit_in_bytes"] == str(40 << 20)
+
+
+def test_update_refusals_are_one_line_and_change_nothing(pair, tmp_path):
+    rt = pair.runtimes["clonekit"]
+    cid, bundle = pair.bundle(rt, ["sleep", "1000"], (with_resources(LIMITED),))
+    rt.cli("run", "-d", "--bundle", bundle, cid, check=True)
+    rt.wait_status(cid, "running")
+    before = live(cid)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    for argv in (("--memory", "12x"), ("--pids-limit", "many"), ("--blkio-weight", "-5"),
+                 ("--l3-cache-schema", "L3:0=f"), ("-r", str(bad_json)), ("-r", str(tmp_path / "absent")),
+                 ("--memory", "64m", "no-such-id")):
+        done = rt.cli("update", *argv, *(() if argv[-1] == "no-such-id" else (cid,)))
+        assert done.returncode != 0
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert live(cid) == before
+    stopped, bundle = pair.bundle(rt, ["true"])
+    rt.cli("run", "--keep", "--bundle", bundle, stopped, check=True)
+    done = rt.cli("update", "--memory", "64m", stopped)
+    assert done.returncode != 0 and "not running" in done.stderr

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("oci", "write a default config.json"),
     "exec": ("oci", "run another process in a running container"),
     "events": ("oci", "a container's cgroup stats (--stats once, else every --interval) and OOMs"),
+    "update": ("oci", "change a running container's cgroup limits (runc's flags, or -r JSON)"),
 }
 
 # global options that take a value: skipped when looking for the subcommand (see table.GLOBAL)

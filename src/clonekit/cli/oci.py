@@ -323,6 +323,12 @@ def run_events(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def run_update(args: argparse.Namespace) -> int:
+    from .oci_update import run
+
+    return run(args)
+
+
 VERBS = {
     verb: ((lambda parser, verb=verb: add_verb(parser, verb)), run)
     for verb, run in (
@@ -330,6 +336,7 @@ VERBS = {
         ("delete", run_delete), ("run", run_run), ("list", run_list), ("ps", run_ps),
         ("pause", run_pause), ("resume", run_resume),
         ("features", run_features), ("spec", run_spec), ("exec", run_exec), ("events", run_events),
+        ("update", run_update),
     )
 }
 

@@ -90,6 +90,29 @@ _EXEC = (
     Opt(("--ignore-paused",), "ignore_paused", help="exec even into a paused container"),
 )
 
+_UPDATE = (
+    Opt(("--resources", "-r"), "resources", takes=str, metavar="FILE",
+        help="a linux.resources JSON object from FILE, or - for stdin (every other option is ignored)"),
+    Opt(("--blkio-weight",), "blkio_weight", takes=str, metavar="N", help="blkio weight, 10 to 1000"),
+    Opt(("--cpu-period",), "cpu_period", takes=str, metavar="USEC", help="CFS period"),
+    Opt(("--cpu-quota",), "cpu_quota", takes=str, metavar="USEC", help="CFS quota per period (-1: none)"),
+    Opt(("--cpu-share", "--cpu-shares"), "cpu_share", takes=str, metavar="N", help="CPU shares"),
+    Opt(("--cpu-rt-period",), "cpu_rt_period", takes=str, metavar="USEC", help="realtime period"),
+    Opt(("--cpu-rt-runtime",), "cpu_rt_runtime", takes=str, metavar="USEC", help="realtime runtime"),
+    Opt(("--cpuset-cpus",), "cpuset_cpus", takes=str, metavar="LIST", help="CPUs to use (0-3,8)"),
+    Opt(("--cpuset-mems",), "cpuset_mems", takes=str, metavar="LIST", help="memory nodes to use"),
+    Opt(("--memory",), "memory", takes=str, metavar="SIZE", help="memory limit (64m, 1g; -1: none)"),
+    Opt(("--memory-reservation",), "memory_reservation", takes=str, metavar="SIZE", help="soft limit"),
+    Opt(("--memory-swap",), "memory_swap", takes=str, metavar="SIZE",
+        help="memory + swap limit (-1: unlimited swap)"),
+    Opt(("--kernel-memory",), "kernel_memory", takes=str, metavar="SIZE", help="(ignored, as by runc)"),
+    Opt(("--kernel-memory-tcp",), "kernel_memory_tcp", takes=str, metavar="SIZE",
+        help="(ignored, as by runc)"),
+    Opt(("--pids-limit",), "pids_limit", takes=str, metavar="N", help="maximum number of processes"),
+    Opt(("--l3-cache-schema",), "l3_cache_schema", takes=str, help="(refused: no Intel RDT)"),
+    Opt(("--mem-bw-schema",), "mem_bw_schema", takes=str, help="(refused: no Intel RDT)"),
+)
+
 #: verb -> (options, required positionals, optional positionals as (dest, default, help))
 VERBS: dict[str, tuple[tuple[Opt, ...], tuple[str, ...], tuple[tuple[str, str, str], ...]]] = {
     "create": (_CREATE, ("container_id",), ()),
@@ -111,6 +134,7 @@ VERBS: dict[str, tuple[tuple[Opt, ...], tuple[str, ...], tuple[tuple[str, str, s
     "events": ((Opt(("--interval",), "interval", takes=str, default="5s", metavar="DURATION",
                     help="how often to print stats (Go duration: 5s, 500ms; default 5s)"),
                 Opt(("--stats",), "stats", help="print the stats once and exit")), ("container_id",), ()),
+    "update": (_UPDATE, ("container_id",), ()),
     "spec": ((Opt(("--bundle", "-b"), "bundle", takes=str, default=".", help="where to write config.json"),
               Opt(("--rootless",), "spec_rootless", help="a config for an unprivileged user")), (), ()),
 }

@@ -63,6 +63,7 @@ class ContainerState:
     owner: int = 0
     rootless: bool = False
     cgroup: dict[str, object] = field(default_factory=dict)   # Cgroup.to_state()
+    resources: dict[str, object] = field(default_factory=dict)  # linux.resources after `update`
     hooks: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # poststart, poststop
     started: bool = False
     oci_version: str = "1.2.0"
