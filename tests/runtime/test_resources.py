@@ -341,3 +341,33 @@ def test_podman_limits_are_visible_inside_as_under_runc(podman, rootfs):
         outs[runtime] = got.stdout
     assert outs[command].split()[:4] == [str(64 << 20), "20", "50000", "100000"]
     assert len(set(outs.values())) == 1, outs      # the same files as under runc
+
+
+# -- live changes: runc's order of memory and memsw ---------------------------------------------
+
+@pytest.mark.skipif(not os.path.exists(f"{V1}/memory/memory.memsw.limit_in_bytes"),
+                    reason="no v1 memory controller with swap accounting on this host")
+def test_raising_and_lowering_memory_with_swap_on_a_live_group():
+    """The kernel keeps memory.limit <= memsw.limit at every write: raising both past today's limit
+    needs memsw first, lowering needs the limit first (either order alone fails one of them)."""
+    from clonekit.cgroups import Cgroup
+    from clonekit.cgroups.resources import apply
+
+    cg = Cgroup.create(f"/clonekit-test/res-{uuid.uuid4().hex[:8]}", container_id="res")
+    mem = cg.controller_dir("memory")
+    assert mem is not None and mem.startswith(f"{V1}/memory/")
+
+    def seen() -> tuple[int, int]:
+        return (int(Path(f"{mem}/memory.limit_in_bytes").read_text()),
+                int(Path(f"{mem}/memory.memsw.limit_in_bytes").read_text()))
+
+    try:
+        mib = 1 << 20
+        for limit, swap in ((64, 128), (256, 512), (32, 48), (-1, 0)):
+            apply(cg, Resources(memory=Memory(limit=limit * mib if limit > 0 else -1, swap=swap * mib)))
+            if limit > 0:
+                assert seen() == (limit * mib, swap * mib)
+        assert seen()[0] == seen()[1] > 1 << 60     # -1: both unlimited, as runc
+    finally:
+        cg.remove()
+    assert not cg.exists()
