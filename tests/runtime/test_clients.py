@@ -519,10 +519,9 @@ class Containerd:
                        timeout=timeout)
 
     def run_flags(self, cid: str) -> list[str]:
-        # ctr asks for cpu.shares 1024 by default, a resource clonekit does not manage yet
+        # ctr's default cpu.shares 1024 goes through: clonekit applies linux.resources
         return ["--snapshotter", "native", "--fifo-dir", self.fifo_dir, "--runc-root", self.runc_root,
-                "--runc-binary", CLONEKIT or "clonekit", "--cgroup", f"/{self.parent}/{cid}",
-                "--cpu-shares", "0"]
+                "--runc-binary", CLONEKIT or "clonekit", "--cgroup", f"/{self.parent}/{cid}"]
 
     def run(self, cid: str, *args: str, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
         return self.ctr("run", *self.run_flags(cid), *options, IMAGE, cid, *args)
