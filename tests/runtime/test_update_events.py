@@ -105,14 +105,12 @@ def test_events_of_a_stopped_or_unknown_container_is_one_line_error(pair, bundle
 
 def test_events_reports_the_oom_kill_of_a_memory_hog(pair, tmp_path):
     rt = pair.runtimes["clonekit"]
-    cid, bundle = pair.bundle(rt, ["sleep", "1000"])
+    # memory + swap at the limit too: no swap to escape to
+    cid, bundle = pair.bundle(rt, ["sleep", "1000"],
+                              (with_resources({"memory": {"limit": 16 << 20, "swap": 16 << 20}}),))
     rt.cli("run", "-d", "--bundle", bundle, cid, check=True)
     rt.wait_status(cid, "running")
-    memory = os.path.join(CGROUP_TOP, "memory", "clonekit-test", cid)
-    for name in ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"):  # no swap to escape to
-        if os.path.exists(os.path.join(memory, name)):
-            with open(os.path.join(memory, name), "w") as f:
-                f.write(str(16 << 20))
+    assert group_file(cid, "memory", "memory.limit_in_bytes") == str(16 << 20)
     log = tmp_path / "events.jsonl"
     with open(log, "w") as out:
         watcher = subprocess.Popen(rt.command("events", "--interval", "1h", cid), stdout=out,
