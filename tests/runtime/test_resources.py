@@ -371,3 +371,23 @@ def test_raising_and_lowering_memory_with_swap_on_a_live_group():
     finally:
         cg.remove()
     assert not cg.exists()
+
+
+def test_v2_controllers_are_enabled_only_in_parents_clonekit_made_on_a_fake_tree(tmp_path):
+    """FAKE cgroup2 tree: top (not clonekit's) / owned (clonekit's parent) / leaf (the group)."""
+    from clonekit.cgroups.errors import CgroupError
+    from clonekit.cgroups.resources import _enable
+
+    top, owned = tmp_path / "top", tmp_path / "top" / "owned"
+    leaf = owned / "leaf"
+    leaf.mkdir(parents=True)
+    for d in (top, owned, leaf):
+        (d / "cgroup.subtree_control").write_text("")
+    state = {"hierarchies": [{"version": 2, "prune_to": str(owned), "created": [str(leaf)]}]}
+    with pytest.raises(CgroupError, match=f"not enabled in {top}/cgroup.subtree_control, a group clonekit"):
+        _enable(state, str(leaf), "memory", "$.linux.resources.memory")
+    assert (owned / "cgroup.subtree_control").read_text() == ""     # nothing written on refusal
+    (top / "cgroup.subtree_control").write_text("cpu memory")
+    _enable(state, str(leaf), "memory", "$.linux.resources.memory")
+    assert (owned / "cgroup.subtree_control").read_text() == "+memory"
+    assert (top / "cgroup.subtree_control").read_text() == "cpu memory"   # never written

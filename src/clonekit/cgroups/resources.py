@@ -396,9 +396,14 @@ def _enable(state: dict[str, Any], group: str, controller: str, path: str) -> No
     if v2 is None:
         return
     owned = str(v2.get("prune_to") or "") or None
+    made = set(v2.get("created", []))
+
+    def ours(d: str) -> bool:  # made by this create, or under the clonekit-owned parent
+        return d in made or (owned is not None and (d == owned or d.startswith(owned.rstrip("/") + "/")))
+
     parent = os.path.dirname(group.rstrip("/"))
     chain: list[str] = []   # our parents, top first
-    while owned is not None and (parent == owned or parent.startswith(owned.rstrip("/") + "/")):
+    while ours(parent):
         chain.insert(0, parent)
         parent = os.path.dirname(parent)
     top = chain[0] if chain else os.path.dirname(group.rstrip("/"))
