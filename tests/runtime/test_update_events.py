@@ -256,3 +256,42 @@ def test_update_refusals_are_one_line_and_change_nothing(pair, tmp_path):
     rt.cli("run", "--keep", "--bundle", bundle, stopped, check=True)
     done = rt.cli("update", "--memory", "64m", stopped)
     assert done.returncode != 0 and "not running" in done.stderr
+
+
+# -- v2 stats on a fake cgroupfs tree (this host's cgroup2 has no cpu/memory/pids/io) ------------
+
+def test_stats_v2_from_a_fake_cgroupfs_tree(tmp_path):
+    from clonekit.cgroups import Cgroup
+    from clonekit.cgroups.stats import MAX_UINT64, collect
+
+    group = tmp_path / "clonekit-test" / "ck-fake"
+    group.mkdir(parents=True)
+    files = {
+        "cpu.stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\nnr_throttled 4\n"
+                    "throttled_usec 2000\n",
+        "memory.current": "4096000\n", "memory.max": "67108864\n", "memory.peak": "5000000\n",
+        "memory.events": "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n",
+        "memory.stat": "anon 1000\nfile 2000\nkernel_stack 300\n",
+        "memory.swap.current": "1000\n", "memory.swap.max": "max\n", "memory.swap.events": "max 0\nfail 0\n",
+        "pids.current": "3\n", "pids.max": "max\n",
+        "io.stat": "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+    }
+    for name, text in files.items():
+        (group / name).write_text(text)
+    cgroup = Cgroup.load({"path": "/clonekit-test/ck-fake", "hierarchies": [
+        {"key": "unified", "version": 2, "mount": str(tmp_path), "dir": str(group), "created": []}]})
+    data = collect(cgroup)
+    assert list(data) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt",
+                          "network_interfaces"]
+    assert data["cpu"] == {"usage": {"total": 1_500_000, "kernel": 500_000, "user": 1_000_000},
+                           "throttling": {"periods": 10, "throttledPeriods": 4, "throttledTime": 2_000_000}}
+    memory = data["memory"]
+    assert memory["cache"] == 2000 and memory["raw"] == {"anon": 1000, "file": 2000, "kernel_stack": 300}
+    assert memory["usage"] == {"limit": 67108864, "usage": 4096000, "max": 5000000, "failcnt": 7}
+    assert memory["swap"] == {"limit": MAX_UINT64, "usage": 4097000, "failcnt": 0}  # memory + swap, as v1
+    assert data["pids"] == {"current": 3}  # "max": no limit, left out as runc leaves a 0 out
+    assert data["blkio"] == {
+        "ioServiceBytesRecursive": [{"major": 8, "op": "Read", "value": 4096},
+                                    {"major": 8, "op": "Write", "value": 8192}],
+        "ioServicedRecursive": [{"major": 8, "op": "Read", "value": 1},
+                                {"major": 8, "op": "Write", "value": 2}]}
