@@ -254,7 +254,8 @@ def test_runcs_v1_to_v2_conversions():
 # -- the cgroup2 writers, against a FAKE cgroupfs tree ------------------------------------------
 
 V2_FILES = ("memory.max", "memory.swap.max", "memory.low", "cpu.weight", "cpu.max", "cpu.max.burst",
-            "cpuset.cpus", "cpuset.mems", "pids.max", "io.weight", "io.max", "hugetlb.2MB.max", "rdma.max")
+            "cpuset.cpus", "cpuset.mems", "pids.max", "io.weight", "io.max", "hugetlb.2MB.max",
+            "hugetlb.2MB.rsvd.max", "rdma.max")
 
 
 def test_v2_writers_on_a_fake_cgroupfs_tree(tmp_path):
@@ -279,6 +280,7 @@ def test_v2_writers_on_a_fake_cgroupfs_tree(tmp_path):
                    "cpu.weight": "39", "cpu.max": "50000 100000", "cpu.max.burst": "1000",
                    "cpuset.cpus": "0", "cpuset.mems": "0", "pids.max": "20", "io.weight": "4950",
                    "io.max": "8:0 rbps=1000", "hugetlb.2MB.max": str(2 * mib),
+                   "hugetlb.2MB.rsvd.max": str(2 * mib),
                    "rdma.max": "mlx5_0 hca_handle=3 hca_object=9"}
 
 

@@ -227,6 +227,9 @@ def write_controller(controller: str, where: str, version: int, res: Resources) 
         suffix = "limit_in_bytes" if version == 1 else "max"
         for i, (size, limit) in enumerate(res.hugepages):
             _put(where, f"hugetlb.{size}.{suffix}", str(limit), f"{R}.hugepageLimits[{i}]")
+            # the reservation limit too where the kernel (5.7+) accounts reservations, as runc
+            if os.path.exists(f"{where}/hugetlb.{size}.rsvd.{suffix}"):
+                _put(where, f"hugetlb.{size}.rsvd.{suffix}", str(limit), f"{R}.hugepageLimits[{i}]")
     elif controller == "net_cls":
         assert res.network is not None
         _put(where, "net_cls.classid", str(res.network.class_id), f"{R}.network.classID")
