@@ -247,7 +247,9 @@ def test_update_refusals_are_one_line_and_change_nothing(pair, tmp_path):
     bad_json.write_text("{not json")
     for argv in (("--memory", "12x"), ("--pids-limit", "many"), ("--blkio-weight", "-5"),
                  ("--l3-cache-schema", "L3:0=f"), ("-r", str(bad_json)), ("-r", str(tmp_path / "absent")),
-                 ("--memory", "64m", "no-such-id")):
+                 ("--memory", "64m", "no-such-id"),
+                 ("--memory", "256m", "--memory-swap", "1m"),  # the kernel refuses memsw < memory
+                 ("--pids-limit", "5", "--cpuset-cpus", "999")):  # a CPU this host lacks: after pids
         done = rt.cli("update", *argv, *(() if argv[-1] == "no-such-id" else (cid,)))
         assert done.returncode != 0
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr

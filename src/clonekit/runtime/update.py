@@ -49,8 +49,17 @@ def update(states: StateDir, container_id: str, changes: dict[str, object]) -> d
         if not st.cgroup:
             raise UsageError(f"container {container_id} has no cgroup (created with --cgroup-manager "
                              "disabled or rootless without a delegated group): there are no limits to update")
-        merged = merge(st.resources or _created_with(st.bundle), changes)
-        apply(Cgroup.load(st.cgroup), parse_resources(merged))
+        current = st.resources or _created_with(st.bundle)
+        merged = merge(current, changes)
+        cgroup = Cgroup.load(st.cgroup)
+        try:
+            apply(cgroup, parse_resources(merged))
+        except BaseException:
+            try:  # the kernel refused a value midway: put back what was written before it
+                apply(cgroup, parse_resources(current))
+            except Exception:
+                pass  # the first error is the one to report
+            raise
         st.resources = merged
         states.save(st)
     return merged
