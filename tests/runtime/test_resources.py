@@ -393,3 +393,50 @@ def test_v2_controllers_are_enabled_only_in_parents_clonekit_made_on_a_fake_tree
     _enable(state, str(leaf), "memory", "$.linux.resources.memory")
     assert (owned / "cgroup.subtree_control").read_text() == "+memory"
     assert (top / "cgroup.subtree_control").read_text() == "cpu memory"   # never written
+
+
+@pytest.mark.skipif(not v1("memory"), reason="no cgroup v1 memory controller on this host")
+def test_check_before_update_refuses_a_limit_below_the_usage():
+    """A process holding 24 MiB in the group: checkBeforeUpdate refuses a 8 MiB limit by name and
+    leaves the live limit as it was."""
+    from clonekit.cgroups import Cgroup
+    from clonekit.cgroups.resources import apply
+
+    cg = Cgroup.create(f"/clonekit-test/res-{uuid.uuid4().hex[:8]}", container_id="res")
+    mem = cg.controller_dir("memory")
+    # it allocates once it is in the group: v1 keeps a page charged where it was first touched
+    code = ("import sys; sys.stdin.readline(); b = bytearray(24 << 20); b[::4096] = b'x' * len(b[::4096]); "
+            "print('held', flush=True); sys.stdin.read()")
+    with subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as hog:
+        assert hog.stdin is not None and hog.stdout is not None
+        try:
+            cg.add(hog.pid)
+            hog.stdin.write("go\n")
+            hog.stdin.flush()
+            assert hog.stdout.readline() == "held\n"
+            before = Path(f"{mem}/memory.limit_in_bytes").read_text()
+            assert int(Path(f"{mem}/memory.usage_in_bytes").read_text()) >= 24 << 20
+            with pytest.raises(UsageError, match=r"memory\.limit: the group already uses .*checkBefore"):
+                apply(cg, Resources(memory=Memory(limit=8 << 20, check_before_update=True)))
+            assert Path(f"{mem}/memory.limit_in_bytes").read_text() == before
+        finally:
+            hog.kill()
+            hog.wait()
+            cg.remove()
+
+
+@needs_runc
+@pytest.mark.skipif(not os.path.exists(f"{V1}/cpu/cpu.rt_runtime_us"), reason="no v1 rt cpu budget here")
+def test_realtime_budget_as_under_runc(pair):
+    """Where the parent group has no realtime budget to give (this host: /clonekit-test has 0 and
+    raising it needs the ancestors' budget), both runtimes refuse; elsewhere the files agree."""
+    results = pair.run(cat(runtime="cpu/cpu.rt_runtime_us", period="cpu/cpu.rt_period_us"),
+                       limits({"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 1000000}}))
+    ours, theirs = results["clonekit"], results["runc"]
+    if theirs.returncode != 0:
+        assert ours.returncode != 0 and "Traceback" not in ours.stderr
+        assert "$.linux.resources.cpu.realtimeRuntime" in ours.stderr and "EINVAL" in ours.stderr
+        assert len(ours.stderr.strip().splitlines()) == 1
+    else:
+        assert ours.returncode == 0 and sections(ours.stdout) == sections(theirs.stdout)
