@@ -220,6 +220,8 @@ def test_update_flags_change_the_live_files_as_runcs_update(pair, argv):
 
 def test_update_r_json_from_stdin_and_file_like_runc(pair, tmp_path):
     ids = start_both(pair, ["sleep", "1000"], with_resources(LIMITED))
+    state_file = pair.tmp / "state-clonekit" / ids["clonekit"] / "state.json"
+    assert json.loads(state_file.read_text())["resources"] == LIMITED  # create saved what it applied
     changes = {"memory": {"limit": 48 << 20, "reservation": 16 << 20}, "cpu": {"shares": 256, "quota": 30000},
                "pids": {"limit": 12}, "blockIO": {"weight": 200}}
     for rt in pair.each():

@@ -81,6 +81,10 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
                                 hooks={"poststart": [_hook_doc(h) for h in plan.hooks.poststart],
                                        "poststop": [_hook_doc(h) for h in plan.hooks.poststop]},
                                 oci_version=plan.oci_version)
+            if plan.resources is not None:  # what `update` merges its changes into
+                from .update import saved_form
+
+                st.resources = saved_form(plan.resources)
             fifo = os.path.join(path, FIFO)
             os.mkfifo(fifo, 0o622)
             os.chmod(fifo, 0o622)  # not umask's 0600: a user-namespaced init writes it as another uid

@@ -3,28 +3,28 @@
 The changes are a runtime-spec ``linux.resources`` object holding what runc's update can change
 (memory limit/reservation/swap, cpu shares/quota/period/realtime/cpus/mems, pids.limit,
 blockIO.weight, unified); a zero or missing field means "unchanged", as in runc.  They are
-merged into the container's current resources (the state dir's copy, at first the bundle's
-config), the whole set is written to the group in runc's order (so memory and swap are set in an
-order the kernel accepts), and the merged set is saved: the live files and the saved resources
-agree afterwards.  Unlike runc 1.1, a field not given keeps its old value in the saved set too.
+merged into the container's current resources (the state dir's copy: create saves the updatable
+part of linux.resources there), the whole set is written to the group in runc's order (so memory
+and swap are set in an order the kernel accepts), and the merged set is saved: the live files
+and the saved resources agree afterwards.  Unlike runc 1.1, a field not given keeps its old
+value in the saved set too.
 """
 
 from __future__ import annotations
-
-import os
 
 from .errors import ContainerStateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..cgroups.resources import Resources
     from .state import StateDir
 
-__all__ = ["UPDATABLE", "update"]
+__all__ = ["UPDATABLE", "merge", "saved_form", "update"]
 
 #: what update changes, per section (runc's `update -r` format); every other field is ignored,
 #: as runc ignores it
 UPDATABLE: dict[str, tuple[str, ...]] = {
-    "memory": ("limit", "reservation", "swap", "kernel", "kernelTCP"),
+    "memory": ("limit", "reservation", "swap"),  # kernel memory: ignored with a warning, as runc
     "cpu": ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle",
             "burst"),
     "blockIO": ("weight",),
@@ -49,7 +49,7 @@ def update(states: StateDir, container_id: str, changes: dict[str, object]) -> d
         if not st.cgroup:
             raise UsageError(f"container {container_id} has no cgroup (created with --cgroup-manager "
                              "disabled or rootless without a delegated group): there are no limits to update")
-        current = st.resources or _created_with(st.bundle)
+        current = st.resources
         merged = merge(current, changes)
         cgroup = Cgroup.load(st.cgroup)
         try:
@@ -100,15 +100,29 @@ def _only_updatable(changes: dict[str, object]) -> dict[str, object]:
     return out
 
 
-def _created_with(bundle: str) -> dict[str, object]:
-    """The bundle's linux.resources (what create applied) without the device rules."""
-    from .._jsonc import loads
-
-    try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            doc = loads(f.read().decode())
-    except (OSError, ValueError):
+def saved_form(res: Resources | None) -> dict[str, object]:
+    """The updatable part of ``res`` (create's limits) as a linux.resources object: what the
+    state dir keeps for ``update`` to merge into.  Zero fields ("not set") are left out."""
+    if res is None:
         return {}
-    linux = doc.get("linux") if isinstance(doc, dict) else None
-    res = linux.get("resources") if isinstance(linux, dict) else None
-    return {k: v for k, v in res.items() if k != "devices"} if isinstance(res, dict) else {}
+    out: dict[str, object] = {}
+    if res.memory is not None:
+        m = res.memory
+        _section(out, "memory", limit=m.limit, reservation=m.reservation, swap=m.swap)
+    if res.cpu is not None:
+        c = res.cpu
+        _section(out, "cpu", shares=c.shares, quota=c.quota, period=c.period,
+                 realtimeRuntime=c.realtime_runtime, realtimePeriod=c.realtime_period,
+                 cpus=c.cpus, mems=c.mems, idle=c.idle, burst=c.burst)
+    _section(out, "pids", limit=res.pids)
+    if res.block_io is not None:
+        _section(out, "blockIO", weight=res.block_io.weight)
+    if res.unified:
+        out["unified"] = dict(res.unified)
+    return out
+
+
+def _section(out: dict[str, object], name: str, **fields: object) -> None:
+    kept = {k: v for k, v in fields.items() if v not in (0, "", None)}
+    if kept:
+        out[name] = kept
