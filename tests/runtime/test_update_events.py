@@ -40,12 +40,6 @@ def paths(doc: object, prefix: str = "") -> set[str]:
     return out
 
 
-def with_pids_limit(limit: int):
-    def edit(config: dict) -> None:
-        config["linux"].setdefault("resources", {})["pids"] = {"limit": limit}
-    return edit
-
-
 def start_both(pair, args, *edits) -> dict[str, str]:
     ids = {}
     for rt in pair.each():
@@ -59,7 +53,7 @@ def start_both(pair, args, *edits) -> dict[str, str]:
 # -- events --stats ----------------------------------------------------------------------------
 
 def test_events_stats_has_runcs_shape_and_limits(pair):
-    ids = start_both(pair, SLEEPERS, with_pids_limit(20))
+    ids = start_both(pair, SLEEPERS, with_resources(LIMITED))
     docs = {}
     for rt in pair.each():
         def three(rt=rt) -> bool:
@@ -76,7 +70,8 @@ def test_events_stats_has_runcs_shape_and_limits(pair):
     loose = {p for p in mine ^ reference if p.rsplit(".", 1)[-1] in OMITTABLE}
     assert mine - loose == reference - loose
     for key in ("pids",):
-        assert ours["data"][key] == theirs["data"][key] == {"current": 3, "limit": 20}
+        assert ours["data"][key] == theirs["data"][key] == {"current": 3, "limit": 50}
+    assert ours["data"]["memory"]["usage"]["limit"] == 128 << 20
     for entry in ("usage", "swap", "kernel", "kernelTCP"):
         assert ours["data"]["memory"][entry]["limit"] == theirs["data"]["memory"][entry]["limit"]
     assert ours["data"]["cpuset"] == theirs["data"]["cpuset"]
@@ -299,3 +294,31 @@ def test_stats_v2_from_a_fake_cgroupfs_tree(tmp_path):
                                     {"major": 8, "op": "Write", "value": 8192}],
         "ioServicedRecursive": [{"major": 8, "op": "Read", "value": 1},
                                 {"major": 8, "op": "Write", "value": 2}]}
+
+
+def test_events_streams_stats_and_shows_cpu_throttling(pair, tmp_path):
+    rt = pair.runtimes["clonekit"]
+    cid, bundle = pair.bundle(rt, ["sh", "-c", "while :; do :; done"],
+                              (with_resources({"cpu": {"quota": 10000, "period": 100000}}),))
+    rt.cli("run", "-d", "--bundle", bundle, cid, check=True)
+    rt.wait_status(cid, "running")
+    log = tmp_path / "stream.jsonl"
+    with open(log, "w") as out:
+        watcher = subprocess.Popen(rt.command("events", "--interval", "100ms", cid), stdout=out,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        def throttled() -> list[dict] | None:
+            events = [json.loads(x) for x in log.read_text().splitlines()]
+            stats = [e for e in events if e["type"] == "stats"]
+            return stats if stats and stats[-1]["data"]["cpu"]["throttling"].get("throttledPeriods") else None
+
+        stats = wait_for(throttled, what="stats showing the quota's throttling")
+        assert {e["id"] for e in stats} == {cid}
+        periods = dict(line.split() for line in group_file(cid, "cpu", "cpu.stat").split("\n"))
+        assert int(periods["nr_throttled"]) >= stats[-1]["data"]["cpu"]["throttling"]["throttledPeriods"]
+        rt.cli("delete", "--force", cid, check=True)
+        assert watcher.wait(timeout=10) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
