@@ -199,18 +199,6 @@ class Cgroup:
                 return None
         return None
 
-    # -- limits ---------------------------------------------------------------------------------
-
-    def set_pids_limit(self, limit: int) -> None:
-        """``pids.max`` (runc: a limit <= 0 means "max").  The rest of linux.resources comes with
-        resource management; this one is what podman sets on every container."""
-        where = self.controller_dir("pids")
-        if where is None:
-            raise cgroup_error(95, "set pids.max", self.path or "",  # EOPNOTSUPP
-                               "this host has no pids controller for the group, so the limit "
-                               "cannot be applied; remove linux.resources.pids")
-        _write(f"{where}/pids.max", "max" if limit <= 0 else str(limit), "set pids.max")
-
     # -- placing --------------------------------------------------------------------------------
 
     def add(self, pid: int, *, v2: bool = True) -> None:
