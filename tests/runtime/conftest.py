@@ -104,6 +104,23 @@ class Bundles:
             self.cli("delete", "--force", cid, check=False)
 
 
+@pytest.fixture(scope="module")
+def user():
+    """The suite's unprivileged account (runtime_helpers.make_unprivileged), made for a module
+    and removed after it; skipped with the reason where it cannot be made."""
+    from runtime_helpers import make_unprivileged  # it loads this file: imported when used
+
+    made = make_unprivileged()
+    got = next(made)
+    try:
+        if isinstance(got, str):
+            pytest.skip(got)
+        yield got
+    finally:
+        for _ in made:
+            pass
+
+
 @pytest.fixture
 def pair(tmp_path, rootfs):
     """The same bundle under clonekit and runc (runtime_helpers.SideBySide); cleans up both."""

@@ -33,7 +33,6 @@ from runtime_helpers import (
     RUNC,
     SideBySide,
     host_mounts,
-    make_unprivileged,
     mountinfo_table,
     run_cmd,
     script,
@@ -316,19 +315,6 @@ def test_tiocsti_into_the_callers_terminal(escapes):
 
 
 # -- rootless ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def user():
-    made = make_unprivileged()
-    got = next(made)
-    try:
-        if isinstance(got, str):
-            pytest.skip(got)
-        yield got
-    finally:
-        for _ in made:
-            pass
-
 
 class Rootless:
     """An unprivileged user's runtime (runc or clonekit through setpriv) with a state root it

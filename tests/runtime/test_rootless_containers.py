@@ -17,7 +17,6 @@ import pytest
 from runtime_helpers import (
     _load_conftest,
     cgroup_dirs,
-    make_unprivileged,
     mountinfo_table,
     run_cmd,
     sections,
@@ -26,19 +25,6 @@ from runtime_helpers import (
 conf = _load_conftest()
 
 NOTICE = "cgroup placement skipped"
-
-@pytest.fixture(scope="module")
-def user():
-    made = make_unprivileged()
-    got = next(made)
-    try:
-        if isinstance(got, str):
-            pytest.skip(got)
-        yield got
-    finally:
-        for _ in made:
-            pass
-
 
 class Home:
     """What the user owns: a busybox rootfs, a bundle made by `clonekit spec --rootless`, and

@@ -293,21 +293,6 @@ def test_console_size_too_large_is_refused(bundles) -> None:
     assert "$.process.consoleSize" in result.stderr and "65535" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def user():
-    from runtime_helpers import make_unprivileged
-
-    made = make_unprivileged()
-    got = next(made)
-    try:
-        if isinstance(got, str):
-            pytest.skip(got)
-        yield got
-    finally:
-        for _ in made:
-            pass
-
-
 def test_rootless_container_gets_its_terminal(user) -> None:
     """`clonekit spec --rootless` with terminal true, run by an unprivileged user: the pty comes
     from the container's own devpts in its user namespace and reaches the receiver."""
