@@ -27,6 +27,7 @@ from .. import _bits, _native
 from .._record import record
 from ..errors import KernelError, UsageError
 from .errors import ContainerStateError
+from .program import close_all_but, join_keyring
 from .state import process_start_time
 
 TYPE_CHECKING = False
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["ExecRequest", "exec_process", "exec_target"]
 
 PR_SET_DUMPABLE = 4
-CLOSE_RANGE_CLOEXEC = 4
 MAX_PROCESS_BYTES = 1 << 20
 # /proc/PID/ns entry -> clone flag; setns(pidfd, mask) orders them itself (user first)
 _NAMESPACES = (("user", _bits.NEWUSER), ("mnt", _bits.NEWNS), ("uts", _bits.NEWUTS),
@@ -299,7 +299,7 @@ class _Child:
             join_self(self.join_fds)  # before the cgroup namespace, whose root would hide them
             keep = {0, 1, 2, self.pidfd, self.root_fd, self.report_fd, self.console_fd,
                     *range(3, 3 + self.req.preserve_fds)}
-            _close_all_but(keep)
+            close_all_but(keep)
             step[0] = "join the container's namespaces"
             if self.mask:
                 _native.setns(self.pidfd, self.mask)
@@ -323,12 +323,12 @@ class _Child:
     def _become(self, step: list[str]) -> None:
         from ..security import confine
         from .plan import env_dict
-        from .program import find_program, restore_default_signals, with_home
+        from .program import find_program, hand_over_fds, restore_default_signals, with_home
 
         process, st = self.target.process, self.target.state
         os.setsid()  # as runc: a session of its own, no controlling terminal of the caller's
         step[0] = "join the container's session keyring"
-        _join_keyring(st.id)
+        join_keyring(st.id)
         step[0] = "enter the container's root"
         os.fchdir(self.root_fd)
         os.chroot(".")
@@ -346,10 +346,7 @@ class _Child:
         confine.apply(process.confinement, process.user, self.target.seccomp, None,
                       cwd=process.cwd, step=step)
         step[0] = "close fds"
-        first_free = 3 + self.req.preserve_fds
-        for fd in range(3, first_free):
-            os.set_inheritable(fd, True)
-        _native.close_range(first_free, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)  # our report fd included
+        hand_over_fds(self.req.preserve_fds)  # our report fd included
         restore_default_signals()
         step[0] = f"exec {process.args[0]}"
         os.execve(program, list(process.args), env)
@@ -419,20 +416,3 @@ def _report(fd: int, step: str, exc: BaseException) -> None:
         os.write(fd, line.encode(errors="replace") + b"\n")
     except OSError:
         pass
-
-
-def _join_keyring(container_id: str) -> None:
-    """The container's session keyring (the init made it as _ses.ID), as runc's exec joins it."""
-    try:
-        _native.join_session_keyring(f"_ses.{container_id}"[:64])
-    except OSError as exc:
-        if exc.errno not in (38, 1, 122):  # ENOSYS, EPERM, EDQUOT: runc goes on too
-            raise
-
-
-def _close_all_but(keep: set[int]) -> None:
-    start = 0
-    for fd in [*sorted(keep), 1 << 32]:
-        if fd > start:
-            _native.close_range(start, fd - 1)
-        start = fd + 1

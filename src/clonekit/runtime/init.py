@@ -11,7 +11,6 @@ cannot read the interpreter's files, or after pivot_root) an import may find not
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from _signal import SIGKILL  # `signal` would import enum
@@ -25,7 +24,14 @@ from ..security import attrs, caps, confine, lsm, rlimits  # noqa: F401  (all us
 from .channel import Channel
 from .hooks import run_hooks
 from .plan import Plan, env_dict
-from .program import find_program, restore_default_signals, with_home
+from .program import (
+    close_all_but,
+    find_program,
+    hand_over_fds,
+    join_keyring,
+    restore_default_signals,
+    with_home,
+)
 from .spec import sysctl_file
 
 TYPE_CHECKING = False
@@ -34,7 +40,6 @@ if TYPE_CHECKING:
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
-CLOSE_RANGE_CLOEXEC = 4
 
 
 @record(frozen=True)
@@ -76,7 +81,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
             _native.unshare(_bits.NEWCGROUP)  # rooted at the groups we now stand in
         # we hold copies of every fd of the runtime, among them its flock on the state dir
         # (which would keep `start` waiting) and its cgroup fd: keep only what we need
-        _close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds),
+        close_all_but({0, 1, 2, *chan.fds, opts.fifo_fd, *range(3, 3 + opts.preserve_fds),
                         *((opts.console_fd,) if opts.console_fd >= 0 else ())})
         step = "wait for the runtime"  # cgroup placement and id maps come first
         chan.expect("maps")
@@ -94,7 +99,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
             _native.setdomainname(plan.domainname)
         if not opts.no_new_keyring:
             step = "join a new session keyring"
-            _join_keyring(opts.container_id)
+            join_keyring(opts.container_id)
         step = "prepare the rootfs"
         # inside any user namespace mknod is refused: devices are bound from the host, as when
         # rootless (runc decides the same way)
@@ -125,7 +130,7 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         step = "find the program"
         program = find_program(process.args[0], env)
         step = "close fds"
-        _close_fds(opts)
+        hand_over_fds(opts.preserve_fds)
         # `create` ends as soon as it reads "created": stop dying with it before saying so
         _native.prctl(PR_SET_PDEATHSIG, 0)
         chan.send("created")
@@ -170,14 +175,6 @@ def _become_root() -> None:
     os.setresuid(0, 0, 0)
 
 
-def _join_keyring(container_id: str) -> None:
-    try:
-        _native.join_session_keyring(f"_ses.{container_id}"[:64])
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EDQUOT):
-            raise  # no keyrings, or quota: runc goes on too
-
-
 def _write_sysctls(plan: Plan) -> None:
     for key, value in plan.sysctl:
         path = sysctl_file(key)
@@ -204,26 +201,6 @@ def _prepare_cwd(cwd: str) -> None:
     except OSError as exc:
         raise OSError(exc.errno, f"process.cwd {cwd!r} cannot be made or entered in the container: "
                       f"{exc.strerror}") from None
-
-
-def _close_all_but(keep: set[int]) -> None:
-    start = 0
-    for fd in [*sorted(keep), 4294967295 + 1]:
-        if fd > start:
-            _native.close_range(start, fd - 1)
-        start = fd + 1
-
-
-def _close_fds(opts: InitOptions) -> None:
-    """Only stdio, --preserve-fds and our own working fds survive; ours close at execve.
-    (The CVE-2024-21626 class: a leaked host fd, e.g. of /sys/fs/cgroup, used as cwd.)"""
-    first_free = 3 + opts.preserve_fds
-    for fd in range(3, first_free):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
-    _native.close_range(first_free, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
 
 
 def _hand_over_listener(chan: Channel, fd: int) -> None:

@@ -1,16 +1,55 @@
-"""The user's program inside the container: found on the process's PATH, given a HOME.
+"""The user's program inside the container: found on the process's PATH, given a HOME, the
+container's keyring, only the fds meant for it, default signals.
 
-Shared by the init (the container's first process) and ``exec`` (every later one); both call
-these after entering the container's root, as root, before confining themselves.
+Shared by the init (the container's first process) and ``exec`` (every later one), so a fix to
+what a container's process starts with reaches both.
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_PATH", "find_program", "restore_default_signals", "with_home"]
+__all__ = ["DEFAULT_PATH", "close_all_but", "find_program", "hand_over_fds", "join_keyring",
+           "restore_default_signals", "with_home"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CLOSE_RANGE_CLOEXEC = 4
+
+
+def join_keyring(container_id: str) -> None:
+    """The container's session keyring ``_ses.ID`` (the init makes it, exec joins it, as runc)."""
+    from .. import _native
+
+    try:
+        _native.join_session_keyring(f"_ses.{container_id}"[:64])
+    except OSError as exc:
+        if exc.errno not in (38, 1, 122):  # ENOSYS, EPERM, EDQUOT: no keyrings, or quota: runc goes on
+            raise
+
+
+def close_all_but(keep: set[int]) -> None:
+    """Close every fd but ``keep`` (a child holds copies of all of the runtime's)."""
+    from .. import _native
+
+    start = 0
+    for fd in [*sorted(keep), 1 << 32]:
+        if fd > start:
+            _native.close_range(start, fd - 1)
+        start = fd + 1
+
+
+def hand_over_fds(preserve_fds: int) -> None:
+    """Only stdio and fds 3 .. 3+N-1 (--preserve-fds) reach the program; ours close at execve.
+    (The CVE-2024-21626 class: a leaked host fd, e.g. of /sys/fs/cgroup, used as cwd.)"""
+    from .. import _native
+
+    first_free = 3 + preserve_fds
+    for fd in range(3, first_free):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    _native.close_range(first_free, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
 
 
 def with_home(env: dict[str, str], uid: int) -> dict[str, str]:

@@ -142,10 +142,3 @@ def _name(number: int) -> str:
         if n == number:
             return name
     return f"capability {number}"
-
-
-def status_mask(text: str) -> int:
-    """A ``Cap*:`` value of /proc/PID/status as an int (for tests and ``exec``)."""
-    return int(text, 16)
-
-
