@@ -460,14 +460,11 @@ def _release(path: str, st: ContainerState) -> None:
 
     The init is checked (pidfd + start time) *before* the fifo is opened: opening it is what
     releases the init, and a quick program may be gone a moment later."""
-    try:
-        pidfd = os.pidfd_open(st.pid)
-    except ProcessLookupError:
-        raise ContainerStateError(f"container {st.id!r} has stopped before it was started") from None
+    pidfd = st.open_init()
+    if pidfd is None:
+        raise ContainerStateError(f"container {st.id!r} has stopped before it was started")
     fd = -1
     try:
-        if process_start_time(st.pid) != st.pid_start:
-            raise ContainerStateError(f"container {st.id!r} has stopped before it was started")
         fifo = os.path.join(path, FIFO)
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         poller = select.poll()
@@ -592,13 +589,11 @@ def _freezable(st: ContainerState, verb: str) -> Cgroup:
 
 def _signal_init(st: ContainerState, sig: int) -> None:
     """Signal the init through a pidfd, after checking the pidfd's process is still ours."""
-    try:
-        pidfd = os.pidfd_open(st.pid)
-    except ProcessLookupError:
+    pidfd = st.open_init()
+    if pidfd is None:
         return
     try:
-        if process_start_time(st.pid) == st.pid_start:  # not a reused pid
-            pidfd_send_signal(pidfd, sig)
+        pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         pass
     finally:

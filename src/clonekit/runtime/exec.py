@@ -28,7 +28,6 @@ from .._record import record
 from ..errors import KernelError, UsageError
 from .errors import ContainerStateError
 from .program import close_all_but, join_keyring
-from .state import process_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -203,14 +202,11 @@ def exec_process(target: _Target, req: ExecRequest, console_fd: int = -1, *,
 
         from . import console  # noqa: F401
     st = target.state
-    try:
-        pidfd = os.pidfd_open(st.pid)
-    except ProcessLookupError:
-        raise ContainerStateError("cannot exec in a stopped container") from None
+    pidfd = st.open_init()
+    if pidfd is None:
+        raise ContainerStateError("cannot exec in a stopped container")
     fds: list[int] = [pidfd]
     try:
-        if process_start_time(st.pid) != st.pid_start:  # the pid was reused: not our init
-            raise ContainerStateError("cannot exec in a stopped container")
         mask = _namespaces_to_join(st.pid)
         # the pid namespace: joined for our children only, so the process is born in it
         joined_pid = bool(mask & _bits.NEWPID) and _join_pid_namespace(pidfd)

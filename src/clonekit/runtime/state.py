@@ -71,6 +71,20 @@ class ContainerState:
     def init_alive(self) -> bool:
         return self.pid > 0 and process_start_time(self.pid) == self.pid_start
 
+    def open_init(self) -> int | None:
+        """A pidfd of the container's init, or None when it is gone.  Checked after the pidfd is
+        open (start time), so the pidfd cannot be a later process that reused the pid."""
+        if self.pid <= 0:
+            return None
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return None
+        if process_start_time(self.pid) != self.pid_start:
+            os.close(pidfd)
+            return None
+        return pidfd
+
     def status(self, state_dir: str) -> str:
         if not self.pid:
             return "creating"

@@ -11,19 +11,7 @@ from config.json, the sandbox API builds them directly) plus the code that appli
 - ``lsm``: AppArmor profiles and SELinux labels
 - ``confine``: all of them in runc's order, for the container init, ``exec`` and the sandbox
 
-This floor knows nothing of the runtime above it.  Names load lazily.
+This floor knows nothing of the runtime above it.  Import the module you need
+(``from clonekit.security import caps``): the package itself loads nothing, since each
+container start pays for every module it imports.
 """
-
-from __future__ import annotations
-
-from .. import _lazy
-
-_EXPORTS: dict[str, str] = {}
-
-
-def __getattr__(name: str) -> object:
-    return _lazy.attribute(globals(), _EXPORTS, name)
-
-
-def __dir__() -> list[str]:
-    return _lazy.names(globals(), _EXPORTS)
