@@ -147,17 +147,18 @@ def test_fake_create_and_remove_every_hierarchy(fake_root: str, kind: str) -> No
     assert not cg.exists()
 
 
-def test_fake_relative_path_goes_under_the_owned_parent(fake_root: str) -> None:
+def test_fake_relative_path_joins_the_own_group_missing_goes_under_the_owned_parent(fake_root: str) -> None:
     layout = parse_mountinfo(fake_unified(fake_root))
     mount = f"{fake_root}/sys/fs/cgroup"
+    own = proc_cgroup(os.getpid())[""].rstrip("/")      # this process's group, as runc reads it
     cg = Cgroup.create("pod/web", container_id="c", layout=layout)
-    assert cg.path == "/clonekit/pod/web"
-    assert cg.paths == {"unified": f"{mount}/clonekit/pod/web"}
+    assert cg.path == f"{own}/pod/web"
+    assert cg.paths == {"unified": f"{mount}{own}/pod/web"}
     other = Cgroup.create(None, container_id="ctr-2", layout=layout)
     assert other.paths == {"unified": f"{mount}/clonekit/ctr-2"}
     cg.remove()
-    # /clonekit/pod was clonekit's and is empty: gone; /clonekit still holds ctr-2
-    assert sorted(os.listdir(f"{mount}/clonekit")) == ["ctr-2"]
+    # every directory the relative group made is gone (none of them was there before)
+    assert os.listdir(mount) == ["clonekit"]
     other.remove()
     assert os.listdir(mount) == [], "the empty clonekit-owned parent is removed too"
 

@@ -14,14 +14,15 @@ def test_absolute_path_is_kept_as_is() -> None:
     assert resolve("/machine/a:b", "id") == ("/machine/a:b", None), "colons are fine in a path"
 
 
-def test_relative_path_goes_under_the_clonekit_owned_parent() -> None:
-    """Unlike runc (which joins it to the caller's own group): /clonekit/<path>."""
+def test_relative_path_stays_relative_for_the_runtimes_own_group() -> None:
+    """As in runc, a relative path is joined to the runtime's own group (by Cgroup.create, per
+    hierarchy); clonekit owns none of the parents, so it removes only what it made."""
+    assert resolve("abc", "id") == ("abc", None)
+    assert resolve("pod1/./abc/", "id") == ("pod1/abc", None)
+
+
+def test_missing_path_uses_the_container_id_under_the_clonekit_owned_parent() -> None:
     assert OWNED_PARENT == "/clonekit"
-    assert resolve("abc", "id") == ("/clonekit/abc", "/clonekit")
-    assert resolve("pod1/abc", "id") == ("/clonekit/pod1/abc", "/clonekit")
-
-
-def test_missing_path_uses_the_container_id() -> None:
     assert resolve(None, "web-1") == ("/clonekit/web-1", "/clonekit")
     assert resolve("", "web-1") == ("/clonekit/web-1", "/clonekit")
 

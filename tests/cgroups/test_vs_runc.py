@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 from cg_helpers import proc_cgroup
@@ -64,3 +65,35 @@ def test_same_hierarchies_and_paths_as_runc(real: str, tmp_path: object) -> None
         cg.remove()
     assert {f: p.replace(runc_path, real) for f, p in runc_seen.items()} == ours
     assert set(ours.values()) == {real}
+
+
+def test_relative_path_is_below_the_runtimes_own_group_as_in_runc(real: str, tmp_path: object) -> None:
+    """A relative cgroupsPath joins the *runtime's* own group in each hierarchy, as runc's does.
+    Both runtimes are started from a group the test made (never from the machine's own groups)."""
+    if shutil.which("runc") is None or not os.path.exists("/bin/busybox"):
+        pytest.skip("needs runc and busybox-static")
+    caller = Cgroup.create(real, container_id="caller")  # the runtimes' own group, ours
+    # runc 1.1 on a hybrid host joins a relative path to the cgroup2 hierarchy's *root* instead
+    # (a quirk): with the test's own top in front of the relative path, that lands in our group
+    # too (<real>/<name>), where the cleanup below finds it
+    relative = real.strip("/")
+    seen = {}
+    try:
+        for name, runtime in (("runc", ["runc"]), ("ck", [sys.executable, "-m", "clonekit"])):
+            bundle = _bundle(os.path.join(str(tmp_path), name), f"{relative}/{name}")
+            cmd = [*runtime, "--root", os.path.join(str(tmp_path), name, "state"), "run", f"ck-rel-{name}"]
+            done = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=60,
+                                  preexec_fn=lambda: caller.add(os.getpid()))
+            assert done.returncode == 0, done.stderr
+            seen[name] = _parse(done.stdout)
+    finally:
+        for top in caller.paths.values():  # runc leaves the parents it made; clonekit does not
+            for d, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                if d != top:
+                    os.rmdir(d)
+        caller.remove()
+    leaf = f"{real}/{relative}/ck"
+    assert set(seen["ck"].values()) == {leaf}, seen["ck"]
+    assert seen["ck"].keys() == seen["runc"].keys()
+    assert {f: p.replace("/runc", "/ck") for f, p in seen["runc"].items() if f} == \
+        {f: p for f, p in seen["ck"].items() if f}

@@ -33,11 +33,12 @@ _MKDIR_RETRIES = 5        # create(): a concurrent remove() may prune a shared p
 class _Dir:
     """The container's group in one hierarchy."""
 
-    __slots__ = ("created", "dir", "key", "mount", "prune_to", "version")
+    __slots__ = ("created", "dir", "key", "mount", "path", "prune_to", "version")
 
     def __init__(self, key: str, version: int, mount: str, dir: str, created: list[str],
-                 prune_to: str | None) -> None:
+                 prune_to: str | None, path: str) -> None:
         self.key = key
+        self.path = path                # the cgroup path in this hierarchy (/proc/PID/cgroup's)
         self.version = version
         self.mount = mount              # where the hierarchy is mounted
         self.dir = dir
@@ -46,7 +47,7 @@ class _Dir:
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "version": self.version, "mount": self.mount, "dir": self.dir,
-                "created": self.created, "prune_to": self.prune_to}
+                "created": self.created, "prune_to": self.prune_to, "path": self.path}
 
     def matches(self, field: str) -> bool:
         """Whether a /proc/PID/cgroup controller field names this hierarchy."""
@@ -107,26 +108,31 @@ class Cgroup:
                 step="cgroup create")
         targets = layout.targets()
         notes: list[str] = []
+        relative = not path.startswith("/")
         if rootless:
             base, why = _delegated_base(layout)
             if base is None:
                 return cls(None, [], reason=why)
-            tail = path[len(OWNED_PARENT):] if owned is not None else path
+            tail = path[len(OWNED_PARENT):] if owned is not None else "/" + path.lstrip("/")
             path = f"{base.rstrip('/')}{OWNED_PARENT}{tail}"
             owned = f"{base.rstrip('/')}{OWNED_PARENT}"
+            relative = False
             targets = [layout.v2] if layout.v2 is not None else []
             if layout.v1:
                 notes.append("rootless: the cgroup v1 hierarchies are not delegated; the container "
                              "is placed in cgroup2 only")
+        own = _own_paths() if relative else {}
         dirs: list[_Dir] = []
         try:
             for h in targets:
-                dirs.append(_make(h, path, owned))
+                dirs.append(_make(h, _below_own(h, path, own) if relative else path, owned))
         except BaseException:
             for d in reversed(dirs):
                 for made in reversed(d.created):
                     _rmdir_quiet(made)
             raise
+        if relative:  # the state's path: the group's in the first hierarchy (cgroup2 if any)
+            path = dirs[0].path if dirs else path
         return cls(path, dirs, notes=notes)
 
     @classmethod
@@ -144,7 +150,8 @@ class Cgroup:
         """Rebuild from :meth:`to_state` (e.g. in ``delete``, a later process)."""
         path = state.get("path")
         dirs = [_Dir(str(h["key"]), int(h["version"]), str(h["mount"]), str(h["dir"]),
-                     [str(c) for c in h.get("created", [])], h.get("prune_to"))
+                     [str(c) for c in h.get("created", [])], h.get("prune_to"),
+                     str(h.get("path") or path))
                 for h in state.get("hierarchies", [])]
         for d in dirs:  # a damaged state must never make remove() walk a hierarchy's top
             if not (isinstance(path, str) and path.strip("/") and os.path.isabs(d.dir)
@@ -289,7 +296,7 @@ class Cgroup:
         try:
             sent = []
             for pid in _read_pids(ref.dir, recursive=True):
-                if _signal_member(pid, sig, ref, self.path or ""):
+                if _signal_member(pid, sig, ref, ref.path):
                     sent.append(pid)
             return sorted(sent)
         finally:
@@ -435,7 +442,7 @@ def _make(h: Hierarchy, path: str, owned: str | None) -> _Dir:
                 created.append(leaf)
                 if cpuset:
                     _copy_cpuset(leaf[:leaf.rindex("/")], leaf)
-            return _Dir(h.key, h.version, h.mountpoint, leaf, created, prune_to)
+            return _Dir(h.key, h.version, h.mountpoint, leaf, created, prune_to, path)
         except FileNotFoundError as exc:  # a parent was pruned by a concurrent remove()
             for made in reversed(created):
                 _rmdir_quiet(made)
@@ -603,6 +610,29 @@ def _delegated_base(layout: Layout) -> tuple[str | None, str]:
                       "available for it. To get a delegated group, run under systemd with Delegate=yes, "
                       "e.g. `systemd-run --user --scope -p Delegate=yes clonekit ...`")
     return best, ""
+
+
+def _own_paths() -> dict[str, str]:
+    """The runtime's own group in each hierarchy: /proc/self/cgroup's controller field -> path."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, _, rest = line.rstrip("\n").partition(":")
+            field, _, where = rest.partition(":")
+            own[field] = where or "/"
+    return own
+
+
+def _below_own(h: Hierarchy, relative: str, own: dict[str, str]) -> str:
+    """``relative`` joined to the runtime's own group in ``h`` (runc's relative cgroupsPath)."""
+    mine = next((where for field, where in own.items() if h.matches(field)), None)
+    if mine is None:
+        raise CgroupError(
+            errno.ENOENT,
+            f"cgroupsPath {relative!r} is relative to the runtime's own group, but /proc/self/cgroup "
+            f"names no group of the runtime in the {h.key} hierarchy: use an absolute cgroupsPath",
+            step="cgroup create", filename="/proc/self/cgroup")
+    return mine.rstrip("/") + "/" + relative
 
 
 def _own_v2_path() -> str | None:

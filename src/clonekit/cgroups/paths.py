@@ -2,11 +2,14 @@
 
 * Absolute (``/clonekit-test/abc``): relative to the root of each hierarchy (of the caller's
   cgroup namespace), as in runc and crun.
-* Relative (``abc`` or ``pod1/abc``) or missing: placed under the clonekit-owned parent
-  ``/clonekit`` (``/clonekit/abc``; missing: ``/clonekit/<container id>``).  runc puts a
-  relative path under the *caller's own* group; clonekit deliberately does not: the caller's group
-  belongs to whatever service started it, and a group made inside it would be removed, limited
-  or killed along with that service.
+* Relative (``abc`` or ``pod1/abc``): below the runtime's *own* group, in each hierarchy, as
+  runc does (``/proc/self/cgroup`` says where that is; on a hybrid host it may differ per
+  hierarchy).  :func:`resolve` returns it still relative; :meth:`Cgroup.create` joins it.  Only
+  the directories clonekit made there are ever removed.
+* Missing: placed under the clonekit-owned parent ``/clonekit`` (``/clonekit/<container id>``).
+  runc uses the caller's own group here too; clonekit does not, because a bundle without a
+  cgroupsPath (what ``spec`` writes) would then make groups inside whatever service started the
+  runtime, which that service's manager removes, limits or kills along with it.
 * The systemd driver's ``slice:prefix:name`` form is refused with a clear error: clonekit's cgroup
   manager is cgroupfs only.
 * ``..`` components, NUL bytes and the root itself are refused: placement never leaves the
@@ -23,9 +26,10 @@ OWNED_PARENT = "/clonekit"
 
 
 def resolve(cgroups_path: str | None, container_id: str) -> tuple[str, str | None]:
-    """``(cgroup path, owned parent)``: the absolute cgroup path of the container's group, and the
-    clonekit-owned parent under which every directory is clonekit's to remove when empty (None
-    for an absolute path: then only the directories clonekit itself created are removed)."""
+    """``(cgroup path, owned parent)``: the cgroup path of the container's group — absolute, or
+    relative (no leading ``/``) for a relative cgroupsPath, to be joined to the runtime's own
+    group — and the clonekit-owned parent under which every directory is clonekit's to remove
+    when empty (None otherwise: then only the directories clonekit itself created are removed)."""
     if cgroups_path is None or cgroups_path == "":
         return f"{OWNED_PARENT}/{_component(container_id, 'container id')}", OWNED_PARENT
     if not isinstance(cgroups_path, str):
@@ -36,8 +40,8 @@ def resolve(cgroups_path: str | None, container_id: str) -> tuple[str, str | Non
         raise CgroupPathError(
             f"cgroupsPath {cgroups_path!r} is in the systemd driver's \"slice:prefix:name\" form, "
             "but clonekit manages cgroups through the cgroup filesystem only (no systemd cgroup "
-            "manager). Use a path instead: absolute like \"/machine/NAME\", or relative like "
-            "\"NAME\" (placed under /clonekit/NAME)"
+            "manager). Use a path instead: absolute like \"/clonekit/NAME\", or relative like "
+            "\"NAME\" (placed under the runtime's own group, as runc does)"
         )
     parts = [p for p in cgroups_path.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -54,7 +58,7 @@ def resolve(cgroups_path: str | None, container_id: str) -> tuple[str, str | Non
         _component(part, "cgroupsPath component")
     if cgroups_path.startswith("/"):
         return "/" + "/".join(parts), None
-    return f"{OWNED_PARENT}/" + "/".join(parts), OWNED_PARENT
+    return "/".join(parts), None
 
 
 def _component(name: str, what: str) -> str:
