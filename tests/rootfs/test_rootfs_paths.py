@@ -133,11 +133,14 @@ def test_proc_destination_reached_through_a_symlink_is_refused(rootfs):
     assert "symlink" in err["hint"]
 
 
-def test_dangling_symlink_destination_fails_clearly(rootfs):
+def test_dangling_symlink_destination_is_made_where_it_points_inside(rootfs):
+    """runc's MkdirAllInRoot: the link's missing target is created inside the rootfs (with the
+    rootfs as "/"), and the mount lands there; the host's /nonexistent is never made."""
     os.symlink("/nonexistent/dir", os.path.join(rootfs, "mnt", "dangle"))
-    err = error_of(run_child(mount_in(rootfs, MountPlan("/mnt/dangle", "tmpfs", TAG))))
-    assert err["errno"] == errno.ENOENT and err["filename"] == "/mnt/dangle"
-    assert "symlink" in err["hint"] and "/nonexistent/dir" in err["hint"]
+    seen = run_child(mount_in(rootfs, MountPlan("/mnt/dangle", "tmpfs", TAG)))
+    assert seen["tagged"] == [os.path.join(seen["root"], "nonexistent", "dir")]
+    assert os.path.islink(os.path.join(rootfs, "mnt", "dangle"))
+    assert not os.path.exists("/nonexistent")
 
 
 def test_destination_under_a_regular_file_fails_with_enotdir(rootfs):

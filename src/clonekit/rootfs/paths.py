@@ -3,15 +3,18 @@
 Every destination is resolved with ``openat2(rootfd, rel, O_PATH, RESOLVE_IN_ROOT |
 RESOLVE_NO_MAGICLINKS)``: symlinks and ``..`` are followed as if the rootfs were ``/``, so a
 rootfs holding ``/etc -> /`` or ``/tmp/x -> ../../..`` resolves *inside* itself.  Missing
-components are created one at a time relative to the fd of their parent (mkdirat), and the
-caller mounts onto the fd's ``/proc/self/fd/N`` path, so the dentry that was checked is the one
-that gets the mount even if the tree is swapped under us (CVE-2021-30465).
+components are created one at a time relative to the fd of their parent (mkdirat), following
+symlinks by reading them, never by name (so a link to a directory not there yet gets it made
+inside the rootfs), and the caller mounts onto the fd's ``/proc/self/fd/N`` path, so the dentry
+that was checked is the one that gets the mount even if the tree is swapped under us
+(CVE-2021-30465).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from .. import _native
 from .errors import RootfsError
@@ -23,6 +26,7 @@ __all__ = [
     "Root",
     "ensure_path",
     "fd_path",
+    "make_path",
     "mount_id",
     "open_in_root",
     "reopen",
@@ -35,6 +39,7 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 _IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
 _RETRIES = 8  # openat2 returns EAGAIN when a rename raced with a ".." walk
+_MAX_LINKS = 40  # symlinks followed in one walk, as the kernel's MAXSYMLINKS
 
 
 class Root:
@@ -144,75 +149,120 @@ def _describe(fd: int) -> str:
 
 
 def ensure_path(root: Root, path: str, *, step: str, kind: str = "dir", mode: int | None = None) -> int:
-    """An O_PATH fd of ``path`` inside the rootfs, creating what is missing.
+    """An O_PATH fd of ``path`` inside the rootfs, creating what is missing (see :func:`make_path`)."""
+    return make_path(root, path, step=step, kind=kind, mode=mode)[0]
+
+
+def make_path(root: Root, path: str, *, step: str, kind: str = "dir",
+              mode: int | None = None) -> tuple[int, bool]:
+    """An O_PATH fd of ``path`` inside the rootfs, creating what is missing, and whether its last
+    component was created here (a tmpfs over an existing directory takes that one's mode).
 
     Parents are always directories; the last component is a directory (``kind="dir"``) or an
-    empty regular file (``kind="file"``).  The deepest existing ancestor is found walking up
-    from the path (usually its parent: one lookup, not one per component); each missing
-    component is then created with mkdirat/openat relative to the fd of its (resolved, checked)
-    parent and re-resolved from the root fd."""
+    empty regular file (``kind="file"``).  One openat2(RESOLVE_IN_ROOT) when it all exists;
+    else the path is walked one component at a time from the root fd, as runc's MkdirAllInRoot
+    does: each name is opened with O_NOFOLLOW relative to its parent's fd and created there
+    (mkdirat/openat) when missing, a symlink is read and its target spliced into the rest of
+    the path (absolute targets and ``..`` restart from, and stop at, the rootfs's top), so a
+    link to a directory the image lacks (``/etc/resolv.conf -> ../run/...``) is created where
+    it points inside the rootfs.  The kernel never follows a symlink by name here, and every
+    directory created in is checked to still be inside the rootfs: nothing lands on the host."""
     fd = open_in_root(root, path, step=step, missing_ok=True)
     if fd >= 0:
-        return fd
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    have = len(parts) - 1  # parts[:have] is the deepest ancestor that exists
-    while True:
-        if have == 0:
-            parent = os.dup(root.fd)
-            break
-        parent = _open_dir(root, "/" + "/".join(parts[:have]), path, step, missing_ok=True)
-        if parent >= 0:
-            break
-        have -= 1
-    try:
-        for i in range(have, len(parts)):
-            prefix = "/" + "/".join(parts[: i + 1])
-            last = i == len(parts) - 1
-            fd = _component(root, parent, parts[i], prefix, path, step=step,
-                            file=last and kind == "file", directory=not last, mode=mode)
-            os.close(parent)
-            parent = fd
-    except BaseException:
-        os.close(parent)
-        raise
-    return parent
-
-
-def _open_dir(root: Root, prefix: str, path: str, step: str, *, missing_ok: bool = False) -> int:
-    """O_PATH|O_DIRECTORY fd of ``prefix`` (a parent of ``path``); -1 if missing and
-    ``missing_ok``; a clear error if it is not a directory."""
-    try:
-        return open_in_root(root, prefix, step=step, flags=os.O_PATH | os.O_DIRECTORY, missing_ok=missing_ok)
-    except RootfsError as exc:
-        if exc.errno != errno.ENOTDIR:
-            raise
-        raise RootfsError(errno.ENOTDIR, step, path,
-                          f"{prefix} exists in the rootfs and is not a directory") from None
-
-
-def _component(root: Root, parent: int, name: str, prefix: str, path: str, *, step: str, file: bool,
-               directory: bool, mode: int | None) -> int:
-    """Resolve ``prefix``; if missing, create ``name`` in ``parent`` and resolve again.  Retried
-    when the tree changes between the two (a racing rename or symlink swap)."""
-    link = None
+        return fd, False
     for _ in range(_RETRIES):
-        fd = _open_dir(root, prefix, path, step, missing_ok=True) if directory else \
-            open_in_root(root, prefix, step=step, missing_ok=True)
-        if fd >= 0:
-            return fd
-        if name == "..":
-            raise RootfsError(errno.ENOENT, step, prefix)
-        link = _create(parent, name, prefix, step=step, file=file, mode=mode)
-    if link is not None:
-        raise RootfsError(errno.ENOENT, step, prefix,
-                          f"{prefix} is a symlink to {link!r}, which does not exist in the rootfs; "
-                          "create the target in the image or fix the link")
-    raise RootfsError(errno.ENOENT, step, prefix,
-                      f"{prefix} kept disappearing while it was created: is something changing the rootfs?")
+        got = _walk(root, path, step=step, file=kind == "file", mode=mode)
+        if got is not None:
+            return got
+    raise RootfsError(errno.ENOENT, step, path,
+                      f"{path} kept changing while it was created: is something changing the rootfs?")
 
 
-def _create(parent: int, name: str, prefix: str, *, step: str, file: bool, mode: int | None) -> str | None:
-    """Create ``name`` in ``parent``; the target of the symlink found in its place, if any."""
+def _split_path(path: str) -> list[str]:
+    """The components of ``path`` in reverse (a stack: the next one is last), without "" and "."."""
+    return [p for p in reversed(path.split("/")) if p not in ("", ".")]
+
+
+def _walk(root: Root, path: str, *, step: str, file: bool, mode: int | None) -> tuple[int, bool] | None:
+    """One creating walk of ``path`` (see :func:`make_path`); None when a race undid a step (the
+    caller walks again)."""
+    todo = _split_path(path)
+    dirs = [os.dup(root.fd)]  # the fds of the directories walked through; dirs[0] is the top
+    seen = "/"                 # what has been walked, for messages
+    links = lost = 0
+    created = False
+    try:
+        while todo:
+            name = todo.pop()
+            if name == "..":  # the logical parent: never above the top, as RESOLVE_IN_ROOT
+                if len(dirs) > 1:
+                    os.close(dirs.pop())
+                seen = os.path.dirname(seen) or "/"
+                continue
+            here = dirs[-1]
+            last = not todo
+            prefix = os.path.join(seen, name)
+            try:
+                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=here)
+            except FileNotFoundError:
+                if ".." in todo:
+                    raise RootfsError(errno.ENOENT, step, path,
+                                      f"{prefix} does not exist and the rest of the path leaves it "
+                                      "with '..': create it in the image") from None
+                if not root.contains(here):
+                    return None  # moved out of the rootfs under us: walk again from the top
+                made = _create(here, name, prefix, step=step, file=last and file, mode=mode)
+                if made is None:
+                    return None  # the parent went away meanwhile: walk again
+                if not made:
+                    lost += 1
+                    if lost > _RETRIES:
+                        return None
+                    todo.append(name)  # someone else made it meanwhile: look again
+                    continue
+                created = last
+                try:
+                    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=here)
+                except FileNotFoundError:
+                    return None
+            except OSError as exc:
+                raise RootfsError(exc.errno or 0, step, prefix) from None
+            st = os.fstat(fd)
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    target = os.readlink("", dir_fd=fd)  # this very link, not the name again
+                finally:
+                    os.close(fd)
+                links += 1
+                if links > _MAX_LINKS:
+                    raise RootfsError(errno.ELOOP, step, path,
+                                      f"more than {_MAX_LINKS} symlinks on the way to {path}")
+                if target.startswith("/"):
+                    for extra in dirs[1:]:
+                        os.close(extra)
+                    del dirs[1:]
+                    seen = "/"
+                todo.extend(_split_path(target))
+                created = False
+                continue
+            if last:
+                return _checked(root, fd, path, step), created
+            if not stat.S_ISDIR(st.st_mode):
+                os.close(fd)
+                raise RootfsError(errno.ENOTDIR, step, path,
+                                  f"{prefix} exists in the rootfs and is not a directory")
+            dirs.append(fd)
+            seen = prefix
+        # the path named the top itself (only "..", "." or links to "/")
+        return _checked(root, os.dup(dirs[0]), path, step), False
+    finally:
+        for fd in dirs:
+            os.close(fd)
+
+
+def _create(parent: int, name: str, prefix: str, *, step: str, file: bool, mode: int | None) -> bool | None:
+    """Create ``name`` in ``parent`` (never following a symlink); False if it exists already,
+    None if ``parent`` is gone (a racing rename or rmdir)."""
     try:
         if file:
             fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -221,18 +271,15 @@ def _create(parent: int, name: str, prefix: str, *, step: str, file: bool, mode:
         else:
             os.mkdir(name, 0o755 if mode is None else mode, dir_fd=parent)
     except FileExistsError:
-        try:
-            return os.readlink(name, dir_fd=parent)  # dangling, or swapped in meanwhile
-        except OSError:
-            return None  # lost a race to another creator: fine
+        return False
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         hint = ""
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             hint = f"cannot create {prefix} in the rootfs; create it in the image"
-        elif exc.errno == errno.ENOENT:
-            return None  # the parent went away meanwhile: the caller retries
         raise RootfsError(exc.errno or 0, step, prefix, hint) from None
-    return None
+    return True
 
 
 def reopen(root: Root, path: str, old_fd: int, *, step: str) -> int:
