@@ -1,6 +1,7 @@
 """The confinement fields of config.json -> :class:`~clonekit.security.confine.Confinement`:
 ``process.capabilities``, ``rlimits``, ``oomScoreAdj``, ``ioPriority``, ``scheduler``,
-``execCPUAffinity``, ``apparmorProfile``, ``selinuxLabel`` and ``linux.personality``.
+``execCPUAffinity``, ``apparmorProfile``, ``selinuxLabel``, ``linux.personality`` and
+``linux.memoryPolicy``.
 
 Validated as the kernel and runc would validate them, each error naming its JSON path."""
 
@@ -25,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-__all__ = ["parse_confinement", "parse_personality"]
+__all__ = ["parse_confinement", "parse_memory_policy", "parse_personality"]
 
 UINT64_MAX = (1 << 64) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -34,6 +35,8 @@ IO_KNOWN = frozenset({"class", "priority"})
 SCHED_KNOWN = frozenset({"policy", "nice", "priority", "flags", "runtime", "deadline", "period"})
 AFFINITY_KNOWN = frozenset({"initial", "final"})
 PERSONALITY_KNOWN = frozenset({"domain", "flags"})
+MEMORY_POLICY_KNOWN = frozenset({"mode", "nodes", "flags"})
+DL_PERIOD_BIT = 1 << 63  # the kernel refuses deadline and period with the top bit set
 
 
 def parse_confinement(proc: dict[str, Any], no_new_privileges: bool,
@@ -166,10 +169,14 @@ def _scheduler(value: object) -> attrs.Scheduler:
         if runtime < 1024 or not runtime <= deadline <= period:
             raise SpecError(path, f"SCHED_DEADLINE needs 1024 <= runtime <= deadline <= period (got "
                                   f"{runtime}, {deadline}, {period}): the kernel refuses others (EINVAL)")
+        if (deadline | period) & DL_PERIOD_BIT:
+            raise SpecError(path, "SCHED_DEADLINE: a deadline or period of 2^63 ns or more is refused by "
+                                  "the kernel (EINVAL); no period is that long")
     elif any(times.values()):
         key = next(k for k, v in times.items() if v)
+        # the kernel would ignore them; runc refuses them, and a value that does nothing is a mistake
         raise SpecError(f"{path}.{key}", f"only SCHED_DEADLINE takes runtime, deadline and period; "
-                                         f"{policy} does not (EINVAL); remove it")
+                                         f"{policy} would ignore it (runc refuses it too); remove it")
     return attrs.Scheduler(policy=policy, nice=nice, priority=prio, flags=flags, **times)
 
 
@@ -222,3 +229,30 @@ def parse_personality(value: object) -> attrs.Personality:
     return attrs.Personality(domain=domain)
 
 
+def parse_memory_policy(value: object) -> attrs.MemoryPolicy:
+    """linux.memoryPolicy, checked by the rules set_mempolicy applies (attrs.memory_policy_rule);
+    whether the nodes exist is for the kernel to say when the init applies it."""
+    path = "$.linux.memoryPolicy"
+    doc = obj(value, path)
+    check_fields(doc, path, MEMORY_POLICY_KNOWN, what="linux.memoryPolicy")
+    mode = _one_of(doc, "mode", path, attrs.MPOL_MODES, "a memory policy mode")
+    nodes: frozenset[int] = frozenset()
+    if get(doc, "nodes") is not None:
+        text = string(doc["nodes"], f"{path}.nodes").strip()
+        if text:
+            try:
+                nodes = attrs.parse_cpu_list(text)
+            except ValueError as exc:
+                raise SpecError(f"{path}.nodes", f"{dumps(text)} is not a node list: "
+                                                 f"{str(exc).replace('CPU', 'node')}; write it as "
+                                                 "cpuset.mems does, e.g. \"0-3,7\"") from None
+    flags = str_list(doc["flags"], f"{path}.flags") if get(doc, "flags") is not None else ()
+    for i, name in enumerate(flags):
+        if name not in attrs.MPOL_FLAGS:
+            raise SpecError(f"{path}.flags[{i}]", f"{dumps(name)} is not a memory policy flag: use "
+                                                  f"{', '.join(attrs.MPOL_FLAGS)}")
+    flags = tuple(dict.fromkeys(flags))
+    rule = attrs.memory_policy_rule(mode, nodes, flags)
+    if rule is not None:
+        raise SpecError(path, f"{rule}: set_mempolicy refuses this (EINVAL)")
+    return attrs.MemoryPolicy(mode=mode, nodes=nodes, flags=flags)
