@@ -160,4 +160,4 @@ def test_racing_swaps_of_a_dangling_link_never_create_on_the_host(rootfs, sentin
 
     seen = run_child(body)
     assert "raised" not in seen, seen
-    assert not os.path.exists(f"/{prefix}-0") and not os.path.exists(f"/gone")
+    assert not os.path.exists(f"/{prefix}-0") and not os.path.exists("/gone")

@@ -51,7 +51,7 @@ from ..mountflags import (
 )
 from .errors import RootfsError
 from .mountinfo import current_flags, read_mountinfo
-from .paths import Root, ensure_path, fd_path, open_in_root, reopen
+from .paths import Root, ensure_path, fd_path, make_path, open_in_root, reopen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -297,9 +297,6 @@ def bind_host_path(source: str, dst: int, *, recursive: bool, step: str, path: s
 
 def _check_destination(m: MountPlan) -> None:
     dest = m.destination.rstrip("/") or "/"
-    if os.path.normpath(dest) == "/":
-        raise RootfsError(errno.EINVAL, _step(m), "/",
-                          "a mount on / would cover the rootfs itself: set root.path instead")
     if dest == "/proc" or not dest.startswith("/proc/"):
         if dest == "/proc" and m.type not in (None, "proc") and not m.is_bind:
             raise RootfsError(errno.EPERM, _step(m), dest,
@@ -339,6 +336,7 @@ def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: b
         return
     src_fd = -1
     kind = "dir"
+    data = m.data
     if m.is_bind:
         src_fd = _open_source(m)
         if not stat.S_ISDIR(os.fstat(src_fd).st_mode):
@@ -351,9 +349,11 @@ def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: b
                 os.close(ensure_path(root, m.destination, step=step))
                 dst = open_in_root(root, m.destination, step=step, no_symlinks=True)
         else:
-            dst = ensure_path(root, m.destination, step=step, kind=kind)
+            dst, created = make_path(root, m.destination, step=step, kind=kind)
+            if m.type == "tmpfs" and not created:
+                data = _tmpfs_mode(dst, data)
         try:
-            _mount_one(root, m, src_fd, dst, rootless=rootless)
+            _mount_one(root, m, src_fd, dst, data, rootless=rootless)
         finally:
             os.close(dst)
     finally:
@@ -361,7 +361,19 @@ def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: b
             os.close(src_fd)
 
 
-def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, *, rootless: bool) -> None:
+def _tmpfs_mode(dst: int, data: str) -> str:
+    """A tmpfs over a directory of the image takes that directory's mode unless ``mode=`` is
+    given (as runc does: /tmp of the image, 1777, stays 1777; a 0750 /srv stays 0750)."""
+    if any(word.startswith("mode=") for word in data.split(",")):
+        return data
+    st = os.fstat(dst)
+    if not stat.S_ISDIR(st.st_mode):
+        return data
+    mode = f"mode={stat.S_IMODE(st.st_mode):04o}"
+    return f"{mode},{data}" if data else mode
+
+
+def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, data: str, *, rootless: bool) -> None:
     step, path = _step(m), m.destination
     flags = m.flags & ~(MS_PROPAGATION | MS_REMOUNT)
     new = -1
@@ -372,7 +384,7 @@ def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, *, rootless: boo
         extra = flags & ~(MS_BIND | MS_REC)
     else:
         try:
-            mount_on(dst, m.source or m.type, m.type, flags, m.data, step=step, path=path)
+            mount_on(dst, m.source or m.type, m.type, flags, data, step=step, path=path)
             extra = 0
         except RootfsError as exc:
             host = _ROOTLESS_FALLBACK.get(m.type or "")

@@ -7,11 +7,13 @@ the container's mount namespace, after the mounts, before pivot_root): :func:`mo
 
 from __future__ import annotations
 
+import os
+
 from ..mountflags import MS_PRIVATE, MS_REC, MS_SLAVE
 from .devices import create_devices, needs_dev_setup
 from .masks import mask_paths, readonly_paths, readonly_root
 from .mounts import apply_mount
-from .paths import Root
+from .paths import Root, ensure_path
 from .pivot import bind_root, enter_root, set_tree_propagation
 
 TYPE_CHECKING = False
@@ -46,18 +48,27 @@ def mount_rootfs(plan: Plan, *, rootless: bool, cgroup_dirs: Mapping[str, str] |
     set_tree_propagation(pre)
     path = bind_root(plan.root)
     cgroupns = plan.namespace("cgroup") is not None
-    with Root(path, resolved=True) as root:
+    root = Root(path, resolved=True)
+    try:
         for m in plan.mounts:
             apply_mount(root, m, rootless=rootless, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
+            if m.destination == "/":  # a mount over the whole rootfs: what comes next goes on it
+                root.close()
+                root = Root(path, resolved=True)
         if needs_dev_setup(plan):
             create_devices(root, plan.devices, rootless=rootless)
+    finally:
+        root.close()
 
 
 def finish_rootfs(plan: Plan, *, rootless: bool = False, no_pivot: bool = False) -> None:
-    """Second half: maskedPaths, readonlyPaths, read-only root (all still through the runtime's
-    own /proc), then pivot_root (MS_MOVE + chroot with ``no_pivot``) and
+    """Second half: a missing ``process.cwd`` made, maskedPaths, readonlyPaths, read-only root
+    (all still through the runtime's own /proc), then pivot_root (MS_MOVE + chroot with ``no_pivot``) and
     ``plan.rootfs_propagation`` on the new "/".  ``rootless`` is accepted for symmetry."""
     with Root(plan.root) as root:
+        if plan.process is not None and plan.process.cwd != "/":
+            # made now, as runc does, for a read-only root would refuse it after pivot_root
+            os.close(ensure_path(root, plan.process.cwd, step=f"make process.cwd {plan.process.cwd}"))
         mask_paths(root, plan.masked_paths)
         readonly_paths(root, plan.readonly_paths)
         if plan.root_readonly:
