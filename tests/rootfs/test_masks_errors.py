@@ -88,15 +88,23 @@ def test_destination_through_a_magic_link_is_refused(rootfs):
     assert err["errno"] == errno.ELOOP and err["step"] == "mount tmpfs on /mnt/magic"
 
 
-def test_mount_on_slash_is_refused(rootfs):
+def test_mount_on_slash_covers_the_rootfs(rootfs):
+    """A mount onto "/" (runc and crun take it) stacks on the rootfs: its path shows the new
+    filesystem, and its propagation is set on it, not on the rootfs below."""
     def body():
         set_tree_propagation()
-        with Root(bind_root(rootfs)) as root:
-            apply_mount(root, MountPlan("/", "tmpfs", TAG))
-        return "mounted"
+        path = bind_root(rootfs)
+        with Root(path) as root:
+            apply_mount(root, MountPlan("/", "tmpfs", TAG, propagation=0x20000))  # MS_UNBINDABLE
+        with open("/proc/self/mountinfo") as f:
+            lines = [line for line in f if line.split()[4] == path]
+        top, below = mountinfo_by_point(lines[-1:])[path], mountinfo_by_point(lines[:1])[path]
+        return {"top": top["source"], "unbindable": [top["optional"], below["optional"]],
+                "ls": os.listdir(path)}
 
-    err = run_child(body)["raised"]
-    assert err["errno"] == errno.EINVAL and "root.path" in err["hint"]
+    seen = run_child(body)
+    assert seen == {"top": TAG, "unbindable": [["unbindable"], seen["unbindable"][1]], "ls": []}
+    assert seen["unbindable"][1] != ["unbindable"]
 
 
 def test_a_failed_prepare_leaks_no_fd_and_names_the_step(rootfs):

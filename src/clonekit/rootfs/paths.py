@@ -287,7 +287,10 @@ def reopen(root: Root, path: str, old_fd: int, *, step: str) -> int:
     different mount: an fd opened before a mount does not see it, and remount/propagation
     calls must reach the new mount."""
     try:
-        fd = open_in_root(root, path, step=step)
+        if _rel(path) == ".":  # a mount over the rootfs's top: our fd is below it, its path is not
+            fd = os.open(root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        else:
+            fd = open_in_root(root, path, step=step)
     except RootfsError as exc:
         if exc.errno != errno.ENOENT:
             raise
