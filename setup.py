@@ -6,7 +6,7 @@ setup(
     ext_modules=[
         Extension(
             "clonekit._native",
-            sources=[f"src/clonekit/_native/{name}.c" for name in ("native", "verdict", "probe", "sys", "security", "bpf", "filter")],
+            sources=[f"src/clonekit/_native/{name}.c" for name in ("native", "verdict", "probe", "sys", "security", "bpf", "filter", "sandbox")],
             depends=[f"src/clonekit/_native/{name}.h" for name in ("clonekit", "raw")],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
         ),

@@ -84,5 +84,6 @@ PyObject *sys_move_mount(PyObject *self, PyObject *args);
 extern PyMethodDef security_methods[];  /* security.c: capset, prlimit, ioprio, sched, personality */
 extern PyMethodDef bpf_methods[];       /* bpf.c: BPF_CGROUP_DEVICE programs (cgroup v2 device rules) */
 extern PyMethodDef filter_methods[];    /* filter.c: install a seccomp BPF program, pidfd_getfd */
+extern PyMethodDef sandbox_methods[];   /* sandbox.c: clone3 + a list of raw syscalls + execve */
 
 #endif

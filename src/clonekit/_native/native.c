@@ -442,7 +442,7 @@ PyInit__native(void)
     if (!m)
         return NULL;
     if (PyModule_AddFunctions(m, security_methods) || PyModule_AddFunctions(m, bpf_methods) ||
-        PyModule_AddFunctions(m, filter_methods)) {
+        PyModule_AddFunctions(m, filter_methods) || PyModule_AddFunctions(m, sandbox_methods)) {
         Py_DECREF(m);
         return NULL;
     }

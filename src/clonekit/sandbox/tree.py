@@ -1,0 +1,149 @@
+"""The sandbox's mount tree, as child ops (bubblewrap's shape, done by raw syscalls):
+
+1. the mount namespace is made private, a scratch tmpfs is mounted over the host's /tmp and
+   becomes the root by ``pivot_root``, with the host's root kept at /oldroot (every source is
+   read from there, so nothing the sandbox mounts can hide a source);
+2. /newroot is built in it: a tmpfs with the host's /usr, /etc, /lib* bound read-only (or the
+   given rootfs bound read-only, or an overlay over an image's rootfs), a fresh /tmp, a minimal
+   /dev (null zero full random urandom tty, bound from the host), /proc of the new PID
+   namespace, the caller's binds and tmpfs;
+3. /newroot becomes the root (``pivot_root(".", ".")``) and the old one is detached, scratch
+   and host together.
+
+/proc is mounted while the host's /proc is still visible: a user namespace may only mount a proc
+that some mount already shows in full.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .nr import (
+    AT_RECURSIVE,
+    MNT_DETACH,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+    O_CLOEXEC,
+    O_CREAT,
+)
+from .ops import Ops, c_str, mount_attr
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .options import TreeOptions
+
+__all__ = ["DEV_NODES", "build"]
+
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2"))
+# what runc makes read-only in /proc: for a process that is uid 0 of the host, without
+# capabilities, most sysctls would otherwise still be writable (they check the uid)
+PROC_READONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+NEW = "/newroot"
+OLD = "/oldroot"
+_RO = mount_attr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+
+
+def build(ops: Ops, o: TreeOptions) -> None:
+    ops.mount("make the mount namespace private", None, "/", None, MS_REC | MS_PRIVATE)
+    ops.mount("mount the scratch tmpfs", "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700")
+    ops.call("chdir /tmp (scratch)", "chdir", c_str("/tmp"))
+    ops.mkdir("newroot", step="mkdir /newroot (scratch)")
+    ops.mkdir("oldroot", step="mkdir /oldroot (scratch)")
+    ops.call("pivot_root into the scratch tmpfs", "pivot_root", c_str("."), c_str("oldroot"))
+    ops.call("chdir / (scratch)", "chdir", c_str("/"))
+    _root(ops, o)
+    ops.mkdir(f"{NEW}/tmp", 0o1777)
+    ops.mount("mount a tmpfs on /tmp", "tmpfs", f"{NEW}/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+              f"mode=1777,size={o.tmp_size}")
+    _dev(ops)
+    ops.mkdir(f"{NEW}/proc", 0o555)
+    ops.mount("mount /proc", "proc", f"{NEW}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if o.protect_proc:
+        for name in PROC_READONLY:
+            path = f"{NEW}/proc/{name}"
+            ops.call(f"bind /proc/{name}", "mount", c_str(path), c_str(path), 0, MS_BIND | MS_REC, 0,
+                     ok=2)  # ENOENT: this kernel has no such entry
+            ops.setattr(f"make /proc/{name} read-only", path, AT_RECURSIVE, _RO)
+    for t in o.tmpfs:
+        _mkdirs(ops, t.target)
+        ops.mount(f"mount a tmpfs on {t.target}", "tmpfs", NEW + t.target, "tmpfs",
+                  MS_NOSUID | MS_NODEV, f"mode=1777,size={t.size}")
+    for b in sorted(o.binds, key=lambda b: b.target.count("/")):
+        if b.is_dir:
+            _mkdirs(ops, b.target)
+        else:
+            _mkdirs(ops, os.path.dirname(b.target))
+            fd = ops.call(f"create the mount point {b.target}", "openat", -100, c_str(NEW + b.target),
+                          O_CREAT | O_CLOEXEC, 0o644)
+            ops.call(f"close {b.target}", "close", fd)
+        ops.mount(f"bind {b.source} on {b.target}", OLD + b.source, NEW + b.target, None, MS_BIND | MS_REC)
+        attr = _RO if b.readonly else mount_attr(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+        ops.setattr(f"set the flags of {b.target}", NEW + b.target, AT_RECURSIVE, attr)
+    if o.rootfs is None and o.lower is None:
+        ops.setattr("make the root tmpfs read-only", NEW, 0, mount_attr(MOUNT_ATTR_RDONLY))
+
+
+def enter(ops: Ops) -> None:
+    """The last mount steps, after everything that still needs the host's files (sethostname
+    and the loopback need none): /newroot becomes ``/`` and the rest is detached."""
+    ops.call("chdir /newroot", "chdir", c_str(NEW))
+    ops.call("pivot_root into the new root", "pivot_root", c_str("."), c_str("."))
+    ops.call("detach the old root", "umount2", c_str("."), MNT_DETACH)
+    ops.call("chdir /", "chdir", c_str("/"))
+
+
+def _root(ops: Ops, o: TreeOptions) -> None:
+    if o.rootfs is not None:
+        ops.mount(f"bind the rootfs {o.rootfs}", OLD + o.rootfs, NEW, None, MS_BIND | MS_REC)
+        ops.setattr(f"make the rootfs {o.rootfs} read-only", NEW, AT_RECURSIVE, _RO)
+        return
+    if o.lower is not None:
+        ops.mkdir("/upper")
+        ops.mkdir("/work")
+        data = f"lowerdir={OLD}{o.lower},upperdir=/upper,workdir=/work"
+        if o.rootless:
+            data += ",userxattr"  # trusted.* xattrs need host root
+        ops.mount(f"mount an overlay on the image {o.lower}", "overlay", NEW, "overlay",
+                  MS_NOSUID | MS_NODEV, data)
+        return
+    ops.mount("mount the root tmpfs", "tmpfs", NEW, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    for name, link in o.host_entries:
+        if link is not None:
+            ops.call(f"symlink /{name} -> {link}", "symlinkat", c_str(link), -100, c_str(f"{NEW}/{name}"))
+            continue
+        ops.mkdir(f"{NEW}/{name}")
+        ops.mount(f"bind /{name}", f"{OLD}/{name}", f"{NEW}/{name}", None, MS_BIND | MS_REC)
+        ops.setattr(f"make /{name} read-only", f"{NEW}/{name}", AT_RECURSIVE, _RO)
+
+
+def _dev(ops: Ops) -> None:
+    dev = f"{NEW}/dev"
+    ops.mkdir(dev)
+    ops.mount("mount a tmpfs on /dev", "tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
+    for name in DEV_NODES:
+        fd = ops.call(f"create /dev/{name}", "openat", -100, c_str(f"{dev}/{name}"),
+                      O_CREAT | O_CLOEXEC, 0o666)
+        ops.call(f"close /dev/{name}", "close", fd)
+        ops.mount(f"bind /dev/{name}", f"{OLD}/dev/{name}", f"{dev}/{name}", None, MS_BIND)
+    for name, target in DEV_LINKS:
+        ops.call(f"symlink /dev/{name}", "symlinkat", c_str(target), -100, c_str(f"{dev}/{name}"))
+    ops.mkdir(f"{dev}/shm", 0o1777)
+    ops.mount("mount a tmpfs on /dev/shm", "tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+              "mode=1777,size=64m")
+
+
+def _mkdirs(ops: Ops, target: str) -> None:
+    path = NEW
+    for part in target.strip("/").split("/"):
+        if part:
+            path += "/" + part
+            ops.mkdir(path)
