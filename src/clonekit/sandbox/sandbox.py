@@ -23,6 +23,7 @@ from .errors import SandboxError, SandboxUsageError
 from .groups import GroupPool, Limits
 from .nr import (
     AF_INET,
+    F_SETFD,
     IFF_LOOPBACK,
     IFF_RUNNING,
     IFF_UP,
@@ -192,7 +193,12 @@ class Sandbox:
                 theirs.append(err_w)
                 stderr = err_w
             for n, fd in enumerate((self._devnull if stdin is None else stdin, stdout, stderr)):
-                ops[slots[f"stdio{n}"]] = (NR["dup3"], 0, fd, n, 0)
+                if fd < 3 and fd != n and fd in (stdout, stderr)[n:]:
+                    raise SandboxUsageError("stdin/stdout/stderr: an fd below 3 may only stand for "
+                                            "itself (e.g. stdout=1), not for another stream")
+                # the same fd: only inherited as it is (dup3 refuses oldfd == newfd)
+                ops[slots[f"stdio{n}"]] = ((NR["fcntl"], 0, n, F_SETFD, 0) if fd == n else
+                                           (NR["dup3"], 0, fd, n, 0))
             return self._spawn_and_wait(args, ops, in_w, out_r, err_r, input or b"", limit, mine, theirs)
         finally:
             for fd in mine + theirs:
@@ -357,7 +363,7 @@ class Sandbox:
                 hint = f": no {name} in the sandbox (PATH={self.env.get('PATH', '')})"
             elif err == 13:
                 hint = f": {name} is not executable by uid {self.uid} in the sandbox"
-            return SandboxError(err, os.strerror(err) + hint, step=f"exec {name}", filename=name)
+            return SandboxError(err, os.strerror(err) + hint, step=f"exec {name}")
         what = self._ops.steps[step]
         hint = ""
         if err == 1 and self.rootless:
