@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(docker-archive or oci-archive)")
     parser.add_argument("bundle", metavar="DIR", help="the bundle directory to write (made if missing)")
     parser.add_argument("--ref", default=None,
-                        help="which image, when the source holds several (a tag or name, e.g. busybox:latest)")
+                        help="which image, when the source holds several (a name or tag: busybox:latest)")
     parser.add_argument("--rootless", dest="bundle_rootless", action="store_true",
                         help="a config for an unprivileged user (as `clonekit spec --rootless`)")
     parser.add_argument("--cache-dir", default=None,

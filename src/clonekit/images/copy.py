@@ -112,8 +112,8 @@ class _Copier:
         where = f"/proc/self/fd/{fd}"
         try:
             os.chmod(where, stat.S_IMODE(st.st_mode) | 0o400)
-            try:
-                return os.open(where, flags)
+            try:  # the magic link itself is a symlink: no O_NOFOLLOW (it names this inode)
+                return os.open(where, os.O_RDONLY | os.O_CLOEXEC)
             finally:
                 os.chmod(where, stat.S_IMODE(st.st_mode))
         finally:
