@@ -15,6 +15,7 @@ caller killed before that leaves them, and the next pool made on the same top re
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 
@@ -24,6 +25,7 @@ __all__ = ["Group", "GroupPool", "Limits"]
 
 _V1_FILES = {"memory": "memory.limit_in_bytes", "pids": "pids.max", "cpu": "cpu.cfs_quota_us"}
 _PERIOD_US = 100_000
+_numbers = itertools.count()  # group names are unique in the process, across pools on one top
 
 
 class Limits:
@@ -116,7 +118,6 @@ class GroupPool:
         self._lock = threading.Lock()
         self._free: list[Group] = []
         self._all: list[Group] = []
-        self._next = 0
         layout = detect()
         self.v1: dict[str, str] = {}   # controller -> hierarchy mount point
         self.v2: str | None = None
@@ -176,9 +177,7 @@ class GroupPool:
         with self._lock:
             if self._free:
                 return self._free.pop()
-            n = self._next
-            self._next += 1
-        group = self._make(f"{self.top}/{os.getpid()}-{n}")
+        group = self._make(f"{self.top}/{os.getpid()}-{next(_numbers)}")
         with self._lock:
             self._all.append(group)
         return group

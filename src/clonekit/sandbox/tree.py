@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from .nr import (
+    AT_FDCWD,
     AT_RECURSIVE,
     MNT_DETACH,
     MOUNT_ATTR_NODEV,
@@ -72,7 +73,8 @@ def build(ops: Ops, o: TreeOptions) -> None:
             path = f"{NEW}/proc/{name}"
             ops.call(f"bind /proc/{name}", "mount", c_str(path), c_str(path), 0, MS_BIND | MS_REC, 0,
                      ok=2)  # ENOENT: this kernel has no such entry
-            ops.setattr(f"make /proc/{name} read-only", path, AT_RECURSIVE, _RO)
+            ops.call(f"make /proc/{name} read-only", "mount_setattr", AT_FDCWD, c_str(path), AT_RECURSIVE,
+                     _RO, len(_RO), ok=2)
     for t in o.tmpfs:
         _mkdirs(ops, t.target)
         ops.mount(f"mount a tmpfs on {t.target}", "tmpfs", NEW + t.target, "tmpfs",
