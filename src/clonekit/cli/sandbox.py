@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the caller's own, seen as 0, rootless)")
     p.add_argument("--gid", type=int)
     p.add_argument("--no-seccomp", action="store_true", help="no seccomp filter")
+    p.add_argument("--cgroup-top", default="/clonekit-sandbox", metavar="PATH",
+                   help="the clonekit-owned group the limits' groups go under")
     root = p.add_mutually_exclusive_group()
     root.add_argument("--image", metavar="IMAGE",
                       help="an OCI image layout or a docker/podman save archive (writable overlay)")
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         rootfs=args.rootfs, image=args.image, binds=args.bind, ro_binds=args.ro_bind, tmpfs=args.tmpfs,
         env=env, cwd=args.chdir, hostname=args.hostname, network=args.net, memory=args.memory,
         pids=args.pids, cpus=args.cpus, timeout=args.timeout, output_limit=args.output_limit,
-        uid=args.uid, gid=args.gid, seccomp=None if args.no_seccomp else _default())
+        uid=args.uid, gid=args.gid, seccomp=None if args.no_seccomp else _default(),
+        cgroup_top=args.cgroup_top)
     with sandbox:
         try:
             if args.json:

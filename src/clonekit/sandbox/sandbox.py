@@ -23,6 +23,7 @@ from .errors import SandboxError, SandboxUsageError
 from .groups import GroupPool, Limits
 from .nr import (
     AF_INET,
+    CLONE_NEWCGROUP,
     F_SETFD,
     IFF_LOOPBACK,
     IFF_RUNNING,
@@ -51,8 +52,9 @@ __all__ = ["DEFAULT_PATH", "Sandbox"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NOBODY = 65534
-# CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWPID; NEWNET and NEWUSER as asked
-_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x20000000
+# CLONE_NEWNS | NEWUTS | NEWIPC | NEWPID; NEWNET and NEWUSER as asked; the cgroup namespace is
+# made by the child once it is in its group, so that the group is its root
+_NAMESPACES = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000
 CLONE_NEWNET, CLONE_NEWUSER, CLONE_INTO_CGROUP = 0x40000000, 0x10000000, 0x200000000
 _DEFAULT = object()  # "the Sandbox's setting" for run()'s timeout, "the default filter" for seccomp
 _compiled: dict[Seccomp, Filter] = {}
@@ -140,9 +142,9 @@ class Sandbox:
         if pids is not None and pids <= 0:
             raise SandboxUsageError(f"pids must be positive, not {pids}")
         self._pool: GroupPool | None = None
+        self._substitutes: tuple[Rlimit, ...] = ()
         if limits and self.rootless:
-            self._notice("rootless: no cgroup of this user is delegated to clonekit, so the memory, "
-                         "pids and cpu limits are not applied (run as root, or drop the limits)")
+            self._substitutes = self._rootless_limits(limits)
         elif limits:
             self._pool = GroupPool(cgroup_top, limits)
         self._filter = _filter(seccomp)
@@ -309,6 +311,7 @@ class Sandbox:
                            f"{self.uid} {os.geteuid()} 1".encode(), O_WRONLY | O_CLOEXEC)
             ops.write_file("write the gid map", "/proc/self/gid_map",
                            f"{self.gid} {os.getegid()} 1".encode(), O_WRONLY | O_CLOEXEC)
+        ops.call("make the cgroup namespace", "unshare", CLONE_NEWCGROUP)
         for n in range(3):
             ops.call(f"set up fd {n}", "dup3", -1, n, 0, slot=f"stdio{n}")
         ops.call("setsid", "setsid")
@@ -323,10 +326,30 @@ class Sandbox:
             ops.call("close the socket for lo", "close", sock)
         mount_tree.enter(ops)
         limits = rlimits if rlimits is not None else (Rlimit(type="RLIMIT_CORE", soft=0, hard=0),)
+        limits += self._substitutes
         confine.build(ops, set_ids=None if self.rootless else (self.uid, self.gid), limits=limits,
                       cwd=self.cwd, seccomp=self._filter)
         self._envp = [f"{k}={v}".encode() for k, v in self.env.items()]
         return ops
+
+    def _rootless_limits(self, limits: Limits) -> tuple[Rlimit, ...]:
+        """Without a cgroup of its own (none is delegated to an unprivileged caller on this kind
+        of host) the nearest rlimits stand in, and one notice says so."""
+        from ..security.rlimits import Rlimit
+
+        out = []
+        said = []
+        if limits.pids is not None:
+            out.append(Rlimit(type="RLIMIT_NPROC", soft=int(limits.pids), hard=int(limits.pids)))
+            said.append("pids as RLIMIT_NPROC (it counts every process of your user)")
+        if limits.memory is not None:
+            out.append(Rlimit(type="RLIMIT_AS", soft=limits.memory, hard=limits.memory))
+            said.append("memory as RLIMIT_AS per process (allocations fail; no OOM kill, no peak)")
+        if limits.cpus is not None:
+            said.append("cpus not at all")
+        self._notice("rootless: no cgroup is delegated to this user, so the limits are applied as "
+                     f"follows: {'; '.join(said)}. Run as root for cgroup limits.")
+        return tuple(out)
 
     def _environment(self, image_env: list[str], env: Mapping[str, str] | None) -> dict[str, str]:
         out = {"PATH": DEFAULT_PATH, "HOME": "/tmp"} if not image_env else {}

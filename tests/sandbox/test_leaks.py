@@ -1,0 +1,65 @@
+"""Warm runs leave nothing behind: 1,000 runs in a row and 8 threads x 100 runs at once, with
+cgroup limits on; afterwards the caller has the same mounts, fds and children, its RSS is flat,
+and the pool holds no more groups than runs went on at once (none after close)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sb_helpers import children, fds, group_dirs, group_tasks, mounts, rss_kib
+
+
+def _state() -> tuple[list[str], set[int], set[int]]:
+    return mounts(), fds(), children()
+
+
+def test_a_thousand_runs_in_a_row(make, top) -> None:
+    sb = make(memory="64m", pids=32)
+    for _ in range(100):  # warm: imports, allocator pools, the group
+        assert sb.run(["/bin/true"]).returncode == 0
+    before, rss = _state(), rss_kib()
+    started = time.monotonic()
+    codes = {sb.run(["/bin/true"]).returncode for _ in range(1000)}
+    took = time.monotonic() - started
+    assert codes == {0}
+    assert _state() == before
+    assert rss_kib() - rss < 2048, f"RSS grew from {rss} to {rss_kib()} KiB"
+    # one group (memory, pids, cpuacct for cpu_time): one run at a time needs no more
+    assert len([d for d in group_dirs(top) if d.rsplit("/", 1)[1][0].isdigit()]) == 3
+    assert group_tasks(top) == []
+    assert took < 30, f"1000 warm runs took {took:.1f} s"
+    sb.close()
+    assert group_dirs(top) == []
+
+
+def test_eight_threads_a_hundred_runs_each(make, top) -> None:
+    before = _state()
+    sb = make(memory="64m", pids=32)
+    sb.run(["/bin/true"])
+    rss = rss_kib()
+    failures: list[BaseException] = []
+    outputs: list[set[bytes]] = []
+
+    def worker(n: int) -> None:
+        try:
+            seen = {sb.run(["echo", str(n)]).stdout for _ in range(100)}
+            outputs.append(seen)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    # each thread saw its own output only: no run got another's pipes
+    assert sorted(b for seen in outputs for b in seen) == [f"{n}\n".encode() for n in range(8)]
+    assert rss_kib() - rss < 4096
+    groups = {d.rsplit("/", 1)[1] for d in group_dirs(top) if d.rsplit("/", 1)[1][0].isdigit()}
+    assert 1 <= len(groups) <= 8  # one per run going on at a time, at most
+    assert group_tasks(top) == []
+    sb.close()  # the groups and their fds go
+    assert group_dirs(top) == []
+    assert _state() == before
