@@ -7,7 +7,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 from test_hostile import FORK_UNTIL_REFUSED, SYSCALLS
@@ -86,3 +88,36 @@ def test_one_notice_names_how_the_limits_apply(seen) -> None:
     assert isinstance(notices, list) and len(notices) == 1
     assert "RLIMIT_NPROC" in notices[0] and "RLIMIT_AS" in notices[0]
     assert str(seen["stderr"]).count("clonekit: notice: rootless") == 1
+
+
+def test_an_image_under_an_overlay(user, python_for_user) -> None:
+    """Rootless, the image is unpacked into the user's cache and run under an overlay made in
+    the user namespace (userxattr)."""
+    pytest.importorskip("clonekit.images.unpacking")
+    from test_image import busybox_layout
+
+    work = tempfile.mkdtemp(prefix="clonekit-sb-image-")
+    try:
+        os.chmod(work, 0o755)
+        layout = busybox_layout(os.path.join(work, "layout"), os.path.join(work, "build"),
+                                Env=["PATH=/bin"], WorkingDir="/srv", Cmd=["/bin/sh", "-c", "id -u; pwd"])
+        for d, _, files in os.walk(work):
+            os.chmod(d, 0o755)
+            for name in files:
+                os.chmod(os.path.join(d, name), 0o644)
+        cache = os.path.join(work, "cache")
+        os.mkdir(cache)
+        os.chown(cache, user.uid, user.gid)
+        code = ("from clonekit.sandbox import Sandbox\n"
+                f"with Sandbox(image={layout!r}) as sb:\n"
+                "    r = sb.run(); print(r.stdout.decode(), end='')\n"
+                "    r = sb.run(['/bin/sh', '-c', 'echo x > /bin/new && cat /bin/new'])\n"
+                "    print(r.stdout.decode())")
+        out = subprocess.run(["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
+                              "--", "env", f"PYTHONPATH={SRC}", f"XDG_CACHE_HOME={cache}",
+                              python_for_user(user.uid, user.gid), "-c", code],
+                             capture_output=True, text=True, timeout=120, cwd="/")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["0", "/srv", "x"]
+    finally:
+        shutil.rmtree(work)

@@ -361,8 +361,11 @@ class Sandbox:
         return out
 
     def _ids(self, uid: int | None, gid: int | None) -> tuple[int, int]:
-        if uid is None and self.image is not None and self.image.config.user:
-            uid, gid = _image_user(self.image.config.user, str(self.image.rootfs), gid)
+        if uid is None and self.image is not None:  # the image's User (none: its root)
+            from ..images import resolve_user
+
+            image_uid, image_gid, _ = resolve_user(self.image.rootfs, self.image.config.user)
+            uid, gid = image_uid, image_gid if gid is None else gid
         if uid is None:
             uid = 0 if self.rootless else NOBODY
         if gid is None:
@@ -481,20 +484,3 @@ def _positive(value: float | None, what: str) -> float | None:
     if value is not None and value <= 0:
         raise SandboxUsageError(f"{what} must be positive, not {value}")
     return value
-
-
-def _image_user(user: str, rootfs: str, gid: int | None) -> tuple[int, int | None]:
-    """The image config's User: ``uid``, ``uid:gid``, or a name in the image's /etc/passwd."""
-    name, _, group = user.partition(":")
-    if not name.isdigit():
-        try:
-            with open(os.path.join(rootfs, "etc/passwd")) as f:
-                entry = next((line.split(":") for line in f if line.split(":")[0] == name), None)
-        except OSError:
-            entry = None
-        if entry is None:
-            raise SandboxUsageError(f"the image's user {name!r} is not in its /etc/passwd; pass uid=")
-        name, gid = entry[2], gid if gid is not None else int(entry[3])
-    if group.isdigit():
-        gid = int(group)
-    return int(name), gid
