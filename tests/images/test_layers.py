@@ -89,6 +89,17 @@ def test_ownership_modes_mtimes(unpack_layers):
         assert (owned.st_uid, owned.st_gid) == (42, 43)
 
 
+def test_directory_through_a_symlinked_parent_gets_its_mode(unpack_layers):
+    # merged /usr: lib -> usr/lib; a later layer's lib/x is usr/lib/x, its mode set at the end
+    layers = [[d("usr"), d("usr/lib"), sym("lib", "usr/lib")],
+              [d("lib/x", mode=0o751, mtime=MTIME + 7), f("lib/x/y", b"y"), f("lib/new/z", b"z")]]
+    rootfs = unpack_layers(*layers).rootfs
+    x = os.lstat(rootfs / "usr/lib/x")
+    assert stat.S_IMODE(x.st_mode) == 0o751 and x.st_mtime == MTIME + 7
+    assert stat.S_IMODE(os.lstat(rootfs / "usr/lib/new").st_mode) == 0o755  # made for lib/new/z
+    assert (rootfs / "usr/lib/x/y").read_bytes() == b"y"
+
+
 def test_xattrs_from_pax_headers(unpack_layers):
     # this host's ext4 /tmp carries user.* and (as root) trusted.* xattrs
     layers = [[d("dir", xattrs={"user.kind": "directory"}),

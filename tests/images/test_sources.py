@@ -128,6 +128,20 @@ def test_a_changed_layer_blob_is_refused(tmp_path):
     assert entry_dirs(str(cache)) == [] and temp_dirs(str(cache)) == []
 
 
+def test_a_cut_layer_is_refused_as_damaged(tmp_path):
+    layout = oci_layout(str(tmp_path / "layout"), LAYERS, compression="gzip")
+    with open(os.path.join(layout, "index.json")) as index:
+        manifest_digest = json.load(index)["manifests"][0]["digest"]
+    with open(Layout(layout).blob_path(manifest_digest)) as m:
+        layer = json.load(m)["layers"][0]["digest"]
+    blob = Layout(layout).blob_path(layer)
+    os.truncate(blob, os.path.getsize(blob) // 2)
+    cache = tmp_path / "cache"
+    with pytest.raises(ImageError, match=f"layer 1/2 {layer}: the layer is damaged"):
+        unpack(layout, cache_dir=cache)
+    assert entry_dirs(str(cache)) == [] and temp_dirs(str(cache)) == []
+
+
 def test_a_changed_docker_layer_fails_its_diff_id(tmp_path):
     good = docker_archive(str(tmp_path / "good.tar"), LAYERS)
     import tarfile

@@ -86,6 +86,7 @@ class Extraction:
 
     def __init__(self, root: str, *, rootless: bool):
         self.root = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.top = os.readlink(f"/proc/self/fd/{self.root}")  # the kernel's name of the rootfs
         self.rootless = rootless
         self.dirs: dict[str, tuple[int, int | None]] = {}  # path -> (mode, mtime ns), set at the end
         self.skipped: dict[str, int] = {}
@@ -107,6 +108,8 @@ class Extraction:
             except Refused as why:
                 raise ImageError(f"{layer}: member {member.name!r} refused: {why}") from None
             except OSError as exc:
+                if exc.errno is None:
+                    raise  # not the kernel's: a damaged gzip stream (BadGzipFile), said by the caller
                 raise ImageError(f"{layer}: member {member.name!r}: {exc.strerror or exc}",
                                  err=exc.errno) from None
 
@@ -126,11 +129,11 @@ class Extraction:
         pfd = self._parent(parent)
         try:
             if member.isdir():
-                self._dir(pfd, base, path, member)
+                self._dir(pfd, base, member)
             elif member.isreg():
-                self._file(tar, pfd, base, path, member)
+                self._file(tar, pfd, base, member)
             elif member.issym():
-                self._clear(pfd, base, path)
+                self._clear(pfd, base)
                 os.symlink(member.linkname, base, dir_fd=pfd)
                 self._chown(pfd, base, member)
                 self._xattrs_at(pfd, base, member, symlink=True)
@@ -138,7 +141,7 @@ class Extraction:
             elif member.islnk():
                 self._hardlink(pfd, base, path, member)
             elif member.ischr() or member.isblk() or member.isfifo():
-                self._special(pfd, base, path, member)
+                self._special(pfd, base, member)
             else:
                 raise Refused(f"tar member type {member.type!r} is not a file, directory, link, "
                               "device or fifo")
@@ -174,7 +177,7 @@ class Extraction:
                     except FileExistsError:
                         raise Refused(f"{prefix} is a symlink whose target is missing; a directory "
                                       "cannot be made through it") from None
-                    self.dirs.setdefault(prefix, (0o755, None))
+                    self.dirs.setdefault(self._real(fd, name), (0o755, None))
                     nfd = _openat2(self.root, prefix, os.O_PATH | os.O_DIRECTORY)
                 except NotADirectoryError:
                     raise Refused(f"{prefix} is not a directory in the layers below") from None
@@ -185,7 +188,15 @@ class Extraction:
             raise
         return fd
 
-    def _clear(self, pfd: int, base: str, path: str, *, keep_dir: bool = False) -> bool:
+    def _real(self, fd: int, base: str) -> str:
+        """``base`` in the directory ``fd`` as a path from the rootfs with every symlink resolved:
+        what a directory's deferred metadata is keyed by, so one reached through a symlinked
+        parent (``lib -> usr/lib``) is found again by :meth:`finish`."""
+        where = os.readlink(f"/proc/self/fd/{fd}")
+        rel = where[len(self.top):].lstrip("/")
+        return f"{rel}/{base}" if rel else base
+
+    def _clear(self, pfd: int, base: str, *, keep_dir: bool = False) -> bool:
         """Remove the entry ``base`` of ``pfd`` (a directory with everything in it); with
         ``keep_dir`` a directory stays.  True when a directory was kept."""
         try:
@@ -195,14 +206,15 @@ class Extraction:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return True
-            self._rmtree(pfd, base, path)
+            self._rmtree(pfd, base)
         else:
             os.unlink(base, dir_fd=pfd)
         return False
 
-    def _rmtree(self, pfd: int, base: str, path: str) -> None:
+    def _rmtree(self, pfd: int, base: str) -> None:
         import shutil
 
+        path = self._real(pfd, base)
         shutil.rmtree(base, dir_fd=pfd)  # fd-based, never follows a symlink (3.11+)
         prefix = path + "/"
         for gone in [p for p in self.dirs if p == path or p.startswith(prefix)]:
@@ -210,10 +222,10 @@ class Extraction:
 
     # --- entries --------------------------------------------------------------------------------
 
-    def _dir(self, pfd: int, base: str, path: str, member: tarfile.TarInfo) -> None:
-        if not self._clear(pfd, base, path, keep_dir=True):
+    def _dir(self, pfd: int, base: str, member: tarfile.TarInfo) -> None:
+        if not self._clear(pfd, base, keep_dir=True):
             os.mkdir(base, 0o700, dir_fd=pfd)
-        self.dirs[path] = (member.mode & 0o7777, _ns(member))
+        self.dirs[self._real(pfd, base)] = (member.mode & 0o7777, _ns(member))
         self._chown(pfd, base, member)
         if _has_xattrs(member):
             fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
@@ -222,8 +234,8 @@ class Extraction:
             finally:
                 os.close(fd)
 
-    def _file(self, tar: tarfile.TarFile, pfd: int, base: str, path: str, member: tarfile.TarInfo) -> None:
-        self._clear(pfd, base, path)
+    def _file(self, tar: tarfile.TarFile, pfd: int, base: str, member: tarfile.TarInfo) -> None:
+        self._clear(pfd, base)
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=pfd)
         try:
@@ -259,21 +271,21 @@ class Extraction:
                 raise Refused(f"the hardlink target {target!r} is not in the image") from None
             if stat.S_ISDIR(st.st_mode):
                 raise Refused(f"the hardlink target {target!r} is a directory")
-            self._clear(pfd, base, path)
+            self._clear(pfd, base)
             os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
         finally:
             os.close(tfd)
 
-    def _special(self, pfd: int, base: str, path: str, member: tarfile.TarInfo) -> None:
+    def _special(self, pfd: int, base: str, member: tarfile.TarInfo) -> None:
         if member.isfifo():
-            self._clear(pfd, base, path)
+            self._clear(pfd, base)
             os.mkfifo(base, 0o600, dir_fd=pfd)
         else:
             if self.rootless:
                 self.skipped["device"] = self.skipped.get("device", 0) + 1
                 return
             kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            self._clear(pfd, base, path)
+            self._clear(pfd, base)
             os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=pfd)
         self._chown(pfd, base, member)
         fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
@@ -307,7 +319,7 @@ class Extraction:
         except (FileNotFoundError, NotADirectoryError):
             return  # nothing below to hide
         try:
-            self._clear(pfd, name, path)
+            self._clear(pfd, name)
         finally:
             os.close(pfd)
 
@@ -320,7 +332,7 @@ class Extraction:
             for name, is_dir in names:
                 child = f"{path}/{name}" if path else name
                 if child not in self._created:
-                    self._clear(fd, name, child)
+                    self._clear(fd, name)
                 elif is_dir:
                     sub = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
                     try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
+from .. import _jsonc
 from .._record import record
 from . import cache
 from .config import ImageConfig, parse_config
@@ -44,19 +44,27 @@ def unpack(source: str | os.PathLike[str], *, ref: str | None = None,
     where = os.fspath(source)
     image, store = read_image(where, ref)
     try:
-        config = parse_config(json.loads(image.config), f"{where}: config {image.config_digest}")
+        config = parse_config(_config_doc(image), f"{where}: config {image.config_digest}")
         rootless = os.geteuid() != 0
         top = os.fspath(cache_dir) if cache_dir is not None else cache.default_cache_dir()
         key = cache.entry_key(image.config_digest, rootless=rootless)
         entry = os.path.join(top, key)
+        cache.prepare(top)  # also on a hit: only a directory of ours alone is trusted
         if not os.path.isdir(entry):
-            cache.prepare(top)
             with cache.locked(top, key):
                 if not os.path.isdir(entry):  # another caller may have made it while we waited
                     _extract_entry(image, store, top, key, entry, rootless=rootless)
     finally:
         store.close()
     return UnpackedImage(rootfs=Path(entry, "rootfs"), config=config, digest=image.config_digest)
+
+
+def _config_doc(image: Image) -> object:
+    try:
+        return _jsonc.loads(image.config.decode())
+    except ValueError as exc:
+        raise ImageError(f"{image.source}: the config {image.config_digest} is not valid JSON: {exc}",
+                         filename=image.source) from None
 
 
 def _extract_entry(image: Image, store: _Store, top: str, key: str, entry: str, *, rootless: bool) -> None:
@@ -74,6 +82,10 @@ def _extract_entry(image: Image, store: _Store, top: str, key: str, entry: str, 
 
 def extract(image: Image, store: _Store, rootfs: str, *, rootless: bool) -> None:
     """Apply ``image``'s layers in order onto the empty directory ``rootfs``."""
+    import gzip
+    import tarfile
+    import zlib
+
     from .layers import Extraction
     from .progress import Progress
     from .stream import LayerStream
@@ -95,6 +107,9 @@ def extract(image: Image, store: _Store, rootfs: str, *, rootless: bool) -> None
             try:
                 done.apply(stream.tar(), where)
                 stream.finish()
+            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise ImageError(f"{where}: the layer is damaged (a cut or corrupt tar or compressed "
+                                 f"stream): {exc}", filename=image.source) from None
             finally:
                 stream.close()
                 bar.close()
