@@ -122,7 +122,7 @@ class Extraction:
         if not path:
             if not member.isdir():
                 raise Refused("the rootfs itself can only be a directory")
-            self._chown(self.root, "", member)  # "" with AT_EMPTY_PATH semantics: see _chown
+            self._chown(self.root, "", member)  # "": the directory of the fd itself
             self.dirs[""] = (member.mode & 0o7777, _ns(member))
             return
         self._mark(path)
@@ -136,7 +136,7 @@ class Extraction:
                 self._clear(pfd, base)
                 os.symlink(member.linkname, base, dir_fd=pfd)
                 self._chown(pfd, base, member)
-                self._xattrs_at(pfd, base, member, symlink=True)
+                self._xattrs_at(pfd, base, member)
                 os.utime(base, ns=(_ns(member),) * 2, dir_fd=pfd, follow_symlinks=False)
             elif member.islnk():
                 self._hardlink(pfd, base, path, member)
@@ -292,7 +292,7 @@ class Extraction:
         try:  # chmod/xattrs through the fd's magic link: the inode just made, never opened
             where = f"/proc/self/fd/{fd}"
             os.chmod(where, member.mode & 0o7777)
-            self._xattrs_at(pfd, base, member, symlink=False)
+            self._xattrs_at(pfd, base, member)
         finally:
             os.close(fd)
         os.utime(base, ns=(_ns(member),) * 2, dir_fd=pfd, follow_symlinks=False)
@@ -378,7 +378,7 @@ class Extraction:
         for name, value in self._xattrs(member):
             self._set(fd, name, value)
 
-    def _xattrs_at(self, pfd: int, base: str, member: tarfile.TarInfo, *, symlink: bool) -> None:
+    def _xattrs_at(self, pfd: int, base: str, member: tarfile.TarInfo) -> None:
         # lsetxattr through the parent's magic link: the parent fd is the resolved directory, the
         # last component is not followed
         for name, value in self._xattrs(member):
