@@ -15,7 +15,9 @@
 #include "clonekit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -262,7 +264,48 @@ out:
     return result;
 }
 
+/* A fresh network namespace, as an fd, for a later run to setns() into: made by this thread
+ * (unshare), which then goes back to its own.  Making one costs ~0.6 ms in the kernel; the
+ * sandbox makes the next run's while the current run's command executes. */
+static PyObject *
+sandbox_new_netns(PyObject *self, PyObject *noargs)
+{
+    int fd = -1, err = 0, stranded = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) {
+        err = errno;
+    } else {
+        if (unshare(CLONE_NEWNET) < 0) {
+            err = errno;
+        } else {
+            fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                err = errno;
+            if (setns(home, CLONE_NEWNET) < 0) {
+                err = errno;
+                stranded = 1;
+            }
+        }
+        close(home);
+    }
+    Py_END_ALLOW_THREADS
+    if (stranded) {
+        if (fd >= 0)
+            close(fd);
+        errno = err;
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "setns back to the thread's own network namespace");
+    }
+    if (fd < 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(fd);
+}
+
 PyMethodDef sandbox_methods[] = {
+    { "sandbox_new_netns", sandbox_new_netns, METH_NOARGS,
+      "sandbox_new_netns() -> fd of a new, empty network namespace (the calling thread stays in its own)" },
     { "sandbox_spawn", (PyCFunction)(void (*)(void))sandbox_spawn, METH_VARARGS | METH_KEYWORDS,
       "sandbox_spawn(flags, ops, exec_paths, argv, envp, cgroup_fd) -> (pid, pidfd, errno, step):\n"
       "clone3(flags|VM|VFORK|PIDFD), the ops as raw syscalls in the child, then execve" },

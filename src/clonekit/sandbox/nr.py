@@ -12,14 +12,14 @@ _X86_64 = {
     "setgroups": 116, "setresuid": 117, "setresgid": 119, "capset": 126, "pivot_root": 155,
     "prctl": 157, "mount": 165, "umount2": 166, "sethostname": 170, "openat": 257,
     "mkdirat": 258, "symlinkat": 266, "dup3": 292, "prlimit64": 302, "seccomp": 317,
-    "close_range": 436, "mount_setattr": 442, "unshare": 272,
+    "close_range": 436, "mount_setattr": 442, "unshare": 272, "setns": 308, "getpid": 39,
 }
 _AARCH64 = {
     "write": 64, "close": 57, "ioctl": 29, "fcntl": 25, "socket": 198, "chdir": 49, "setsid": 157,
     "setgroups": 159, "setresuid": 147, "setresgid": 149, "capset": 91, "pivot_root": 41,
     "prctl": 167, "mount": 40, "umount2": 39, "sethostname": 161, "openat": 56,
     "mkdirat": 34, "symlinkat": 36, "dup3": 24, "prlimit64": 261, "seccomp": 277,
-    "close_range": 436, "mount_setattr": 442, "unshare": 97,
+    "close_range": 436, "mount_setattr": 442, "unshare": 97, "setns": 268, "getpid": 172,
 }
 
 NR: dict[str, int] = _AARCH64 if os.uname().machine == "aarch64" else _X86_64
@@ -41,3 +41,4 @@ IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
 EEXIST, ENOENT = 17, 2
 F_SETFD = 2
 CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWNET = 0x40000000
