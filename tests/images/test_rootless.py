@@ -137,3 +137,18 @@ def test_rootless_bundle_runs(account, home):
     as_account(account, "-m", "clonekit", "delete", "--force", cid)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "uid=0 hi\nfrom the image\n"
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs root and "
+                    "util-linux unshare")
+def test_root_of_a_user_namespace_unpacks_as_the_unprivileged(tmp_path):
+    # uid 0 of `unshare -r`: mknod is refused there and the layer's owners may be unmapped
+    layout = oci_layout(str(tmp_path / "layout"), [[d("dev"), dev("dev/null", 1, 3), f("a", b"a", uid=1234)]])
+    cache = str(tmp_path / "cache")
+    done = subprocess.run(["unshare", "-r", sys.executable, "-c", UNPACK, layout, cache], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    rootfs, _ = json.loads(done.stdout)
+    assert rootfs.endswith("-rootless/rootfs")
+    assert not os.path.lexists(os.path.join(rootfs, "dev/null"))
+    assert os.lstat(os.path.join(rootfs, "a")).st_uid == os.geteuid()

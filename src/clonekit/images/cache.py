@@ -19,12 +19,24 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
 
-__all__ = ["default_cache_dir", "entry_key", "locked", "new_temp", "remove_tree"]
+__all__ = ["default_cache_dir", "entry_key", "locked", "new_temp", "remove_tree", "unprivileged"]
+
+
+def unprivileged() -> bool:
+    """Extract as the unprivileged do (files the caller's, no devices): not root, or root of a
+    user namespace other than the initial one (rootless podman, ``unshare -r``), where the
+    layer's owners may be unmapped and mknod is refused."""
+    if os.geteuid() != 0:
+        return True
+    from ..ns.userns import in_user_namespace
+
+    return in_user_namespace()
 
 
 def default_cache_dir() -> str:
-    """/var/cache/clonekit/images for root, else the user's cache directory (XDG)."""
-    if os.geteuid() == 0:
+    """/var/cache/clonekit/images for root (of the initial user namespace), else the user's
+    cache directory (XDG)."""
+    if not unprivileged():
         return "/var/cache/clonekit/images"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "clonekit", "images")
@@ -100,7 +112,7 @@ def remove_tree(path: str) -> None:
     0555 ones) are made writable first, else their entries could not be unlinked."""
     import shutil
 
-    if os.geteuid() != 0:
+    if unprivileged():
         _writable(path)
     shutil.rmtree(path, ignore_errors=True)
 

@@ -21,7 +21,9 @@ def copy_tree(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         os.mkdir(target, 0o700)
     except OSError as exc:
         raise ImageError(f"cannot make {target}: {exc.strerror}", err=exc.errno, filename=target) from None
-    copier = _Copier(os.geteuid() == 0)
+    from .cache import unprivileged
+
+    copier = _Copier(not unprivileged())
     sfd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     dfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     copier.top = dfd

@@ -45,7 +45,7 @@ def unpack(source: str | os.PathLike[str], *, ref: str | None = None,
     image, store = read_image(where, ref)
     try:
         config = parse_config(_config_doc(image), f"{where}: config {image.config_digest}")
-        rootless = os.geteuid() != 0
+        rootless = cache.unprivileged()
         top = os.fspath(cache_dir) if cache_dir is not None else cache.default_cache_dir()
         key = cache.entry_key(image.config_digest, rootless=rootless)
         entry = os.path.join(top, key)
