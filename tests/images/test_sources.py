@@ -78,6 +78,21 @@ def test_image_picked_by_ref(tmp_path):
         unpack(layout, ref="gamma", cache_dir=cache)
 
 
+@pytest.mark.parametrize("ref, name, found", [
+    ("busybox", "docker.io/library/busybox:latest", True),
+    ("library/busybox:1.36", "docker.io/library/busybox:1.36", True),
+    ("busybox:1.36", "1.36", True),                  # skopeo's bare-tag ref.name
+    ("busybox", "latest", False),                    # no tag asked: a bare tag says nothing
+    ("box", "docker.io/library/busybox:latest", False),
+    ("busybox:1.36", "docker.io/library/busybox:latest", False),
+    ("sha256:abc", "sha256:abc", True),
+])
+def test_ref_matching(ref, name, found):
+    from clonekit.images.source import ref_matches
+
+    assert ref_matches(ref, name) is found
+
+
 def test_docker_archive_ref_is_a_repotag(tmp_path):
     archive = docker_archive(str(tmp_path / "d.tar"), LAYERS, tags=("docker.io/library/thing:2",))
     assert (unpack(archive, ref="thing:2", cache_dir=tmp_path / "c").rootfs / "etc/motd").exists()

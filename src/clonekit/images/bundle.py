@@ -73,7 +73,8 @@ def write_bundle(image: str | os.PathLike[str], bundle: str | os.PathLike[str], 
         doc.setdefault("annotations", {})
         annotations = doc["annotations"]
         assert isinstance(annotations, dict)
-        annotations["org.opencontainers.image.ref.name"] = ref or ""
+        if ref:
+            annotations["org.opencontainers.image.ref.name"] = ref
         annotations["org.opencontainers.image.digest"] = unpacked.digest
         fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         with os.fdopen(fd, "w") as f:

@@ -248,8 +248,9 @@ def _blob_path(store: _Store, descriptor: object, what: str) -> tuple[str, str]:
 
 def ref_matches(ref: str, name: str) -> bool:
     """Whether the image name ``name`` (a RepoTag, a ref.name annotation) is what ``ref`` asks
-    for: equal, equal once ``:latest`` is implied, or equal past a registry/namespace prefix
-    (``busybox`` finds ``docker.io/library/busybox:latest``)."""
+    for: equal, equal once ``:latest`` is implied, equal past a registry/namespace prefix
+    (``busybox`` finds ``docker.io/library/busybox:latest``), or ``name`` is a bare tag equal
+    to ``ref``'s tag (``busybox:1.36`` finds ``1.36``)."""
     if ref == name:
         return True
 
@@ -259,7 +260,11 @@ def ref_matches(ref: str, name: str) -> bool:
         return text + ":latest"
 
     want, have = tagged(ref), tagged(name)
-    return have == want or have.endswith("/" + want)
+    if have == want or have.endswith("/" + want):
+        return True
+    # a bare tag (skopeo's oci:DIR:TAG writes ref.name "TAG"): ref's own tag
+    last = ref.rsplit("/", 1)[-1]
+    return not any(c in name for c in "/:@") and ":" in last and last.rsplit(":", 1)[1] == name
 
 
 def _names(descriptor: dict[str, Any]) -> list[str]:
