@@ -68,13 +68,14 @@ class Group:
 
     # counters, reset before a run and read after it
 
-    def reset(self) -> tuple[int, int]:
-        """Reset the peak and cpu counters; returns the OOM-kill and pids-max counts so far."""
+    def reset(self) -> int:
+        """Reset the peak and cpu counters; returns the OOM kills so far (a counter that only
+        grows: the run's own are the difference after it)."""
         if self.memory is not None:
             _write(f"{self.memory}/memory.max_usage_in_bytes", "0")
         if self.cpuacct is not None:
             _write(f"{self.cpuacct}/cpuacct.usage", "0")
-        return self.oom_kills(), self.pids_max_hits()
+        return self.oom_kills()
 
     def oom_kills(self) -> int:
         if self.memory is not None:
@@ -82,10 +83,6 @@ class Group:
         if self.v2 is not None:
             return _field(f"{self.v2}/memory.events", "oom_kill")
         return 0
-
-    def pids_max_hits(self) -> int:
-        where = self.pids or self.v2
-        return _field(f"{where}/pids.events", "max") if where is not None else 0
 
     def peak_memory(self) -> int | None:
         if self.memory is not None:

@@ -233,14 +233,14 @@ class Sandbox:
             flags &= ~CLONE_NEWNET
             ops[self._ops.slots["netns"]] = (NR["setns"], 0, netns, CLONE_NEWNET)
         try:
-            oom_before = pids_before = 0
+            oom_before = 0
             if group is not None:
                 for n, fd in enumerate(group.join_fds):
                     ops[self._ops.slots[f"cgroup{n}"]] = (NR["write"], 0, fd, b"0", 1)
                 if group.v2_fd >= 0:
                     flags |= CLONE_INTO_CGROUP
                     cgroup_fd = group.v2_fd
-                oom_before, pids_before = group.reset()
+                oom_before = group.reset()
             started = time.monotonic()
             pid, pidfd, err, step = _native.sandbox_spawn(flags, ops, self._exec_paths(args[0]), args,
                                                           self._envp, cgroup_fd)
@@ -274,7 +274,6 @@ class Sandbox:
                 cpu = group.cpu_time() or cpu
                 peak = group.peak_memory() or peak
                 oom = group.oom_kills() > oom_before
-                del pids_before  # pids.events counts refused forks; the Result has no field for it
             return Result(stdout=out, stderr=errout, returncode=code, signal=signal, timed_out=timed_out,
                           oom_killed=oom, output_truncated=truncated, wall_time=wall, cpu_time=cpu,
                           peak_memory=peak)
