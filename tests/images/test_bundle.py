@@ -1,7 +1,8 @@
 """A real image made with podman (a busybox rootfs imported with an image config, in a podman
-with its own --root/--runroot), saved as docker-archive and oci-archive, turned into a bundle
-by ``clonekit bundle`` and run by ``clonekit run``; runc runs the same bundle side by side and
-prints the same.  The bundle's rootfs is a copy: no inode shared with the cache."""
+with its own --root/--runroot), saved as docker-archive, oci-archive and an OCI layout
+directory, turned into a bundle by ``clonekit bundle`` and run by ``clonekit run``; runc runs
+the same bundle side by side and prints the same.  The bundle's rootfs is a copy: no inode
+shared with the cache."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def run(cmd: list[str], *, cwd: str | None = None, timeout: float = 120) -> subp
 
 @pytest.fixture(scope="module")
 def archives() -> Iterator[dict[str, str]]:
-    """docker-archive and oci-archive of the image, saved by a podman with private storage."""
+    """docker-archive, oci-archive and oci-dir (a layout directory) of the image, saved by a
+    podman with private storage."""
     top = tempfile.mkdtemp(prefix="clonekit-images-podman-")
     podman = [PODMAN or "podman", "--root", f"{top}/storage", "--runroot", f"{top}/run",
               "--storage-driver", "vfs", "--events-backend", "none"]
@@ -64,8 +66,8 @@ def archives() -> Iterator[dict[str, str]]:
         done = run([*podman, "import", *changes, f"{top}/rootfs.tar", IMAGE])
         assert done.returncode == 0, done.stderr
         found = {}
-        for fmt in ("docker-archive", "oci-archive"):
-            path = f"{top}/{fmt}.tar"
+        for fmt in ("docker-archive", "oci-archive", "oci-dir"):
+            path = f"{top}/{fmt}" + (".tar" if fmt.endswith("archive") else "")
             done = run([*podman, "save", "--format", fmt, "-o", path, IMAGE])
             assert done.returncode == 0, done.stderr
             found[fmt] = path
@@ -98,7 +100,7 @@ def _run_bundle(runtime: list[str], state: str, bundle: str) -> subprocess.Compl
         _cgroup_cleanup(cid)
 
 
-@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive", "oci-dir"])
 def test_bundle_from_podman_archive_runs_under_clonekit_and_runc(archives, tmp_path, fmt):
     bundle = str(tmp_path / "bundle")
     cache = str(tmp_path / "cache")
