@@ -233,3 +233,162 @@ def test_a_config_without_proc_runs(peers):
 
     results = peers.run(["/bin/sh", "-c", "ls -A /proc | wc -l; echo ran"], no_proc, only="clonekit")
     assert outputs(results)["clonekit"] == "0\nran\n"
+
+
+# -- item 6: user namespaces ---------------------------------------------------------------------
+
+ROOT_MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def in_user_namespace(config: dict[str, Any]) -> None:
+    """A user namespace mapping container root to host uid/gid 100000 (as runc's tests do)."""
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = list(ROOT_MAP)
+    config["linux"]["gidMappings"] = list(ROOT_MAP)
+    # sysfs needs a network namespace owned by the user namespace: ours is, keep it
+
+
+def owned_by_container_root(root: str) -> None:
+    """The rootfs owned by host 100000 (root of ROOT_MAP), as an image unpacked for it is."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            os.chown(os.path.join(dirpath, name), 100000, 100000, follow_symlinks=False)
+    os.chown(root, 100000, 100000)
+
+
+@pytest.fixture
+def private_dir():
+    """/var/tmp/ck-private-*/inner/f: the outer directory is 0700 host root's."""
+    top = tempfile.mkdtemp(prefix="ck-private-", dir="/var/tmp")
+    os.chmod(top, 0o700)
+    inner = os.path.join(top, "inner")
+    os.mkdir(inner)
+    with open(os.path.join(inner, "f"), "w") as f:
+        f.write("behind a 0700 directory\n")
+    os.chown(os.path.join(inner, "f"), 1000, 1000)
+    yield inner
+    shutil.rmtree(top)
+
+
+def test_bind_source_the_container_root_cannot_reach_like_runc(peers, private_dir):
+    """In a user namespace the container's root (host uid 100000) cannot search a 0700 host
+    directory: the runtime's detached copy of the source is attached instead (runc and crun
+    open it before joining too).  The file is seen with its owner unmapped (nobody)."""
+    seen = same(peers.run(
+        ["/bin/sh", "-c", "cat /mnt/s/f; stat -c '%u %g' /mnt/s/f"], in_user_namespace,
+        add_mounts({"destination": "/mnt/s", "type": "bind", "source": private_dir,
+                    "options": ["rbind", "ro"]}), setup=owned_by_container_root))
+    assert seen == "behind a 0700 directory\n65534 65534\n"
+
+
+def test_device_the_host_lacks_in_a_user_namespace_is_refused_like_runc(peers):
+    """In a user namespace devices are bind mounts of the host's nodes (mknod is refused there):
+    runc and crun fail when the host has no node of that path; so does clonekit, in one line
+    naming the path, and leaves no file of it in the rootfs."""
+    name = f"/dev/ck-missing-{uuid.uuid4().hex[:6]}"
+
+    def device(config: dict[str, Any]) -> None:
+        config["linux"]["devices"] = [{"path": name, "type": "c", "major": 1, "minor": 3}]
+
+    results = peers.run(["/bin/true"], in_user_namespace, device, setup=owned_by_container_root)
+    for rt_name, (res, _root) in results.items():
+        assert res.returncode != 0, f"{rt_name} ran it"
+    err = results["clonekit"][0].stderr
+    assert len(err.strip().splitlines()) == 1 and name in err and "ENOENT" in err, err
+    assert not os.path.exists(os.path.join(results["clonekit"][1], name.lstrip("/")))
+
+
+# -- item 4: idmapped mounts (runc 1.1.5 predates them: the kernel's answer is the oracle) -------
+
+@pytest.fixture
+def owned_tree(tmp_path):
+    """A source directory holding files of host uid/gid 1000 and 0, in a 0755 path."""
+    top = tempfile.mkdtemp(prefix="ck-idmap-", dir="/var/tmp")
+    os.chmod(top, 0o755)
+    for name, owner in (("user-file", 1000), ("root-file", 0)):
+        path = os.path.join(top, name)
+        with open(path, "w") as f:
+            f.write(name + "\n")
+        os.chown(path, owner, owner)
+    os.chown(top, 1000, 1000)
+    yield top
+    shutil.rmtree(top)
+
+
+def idmapped(source: str, dest: str, *options: str, uid: tuple[int, int, int] | None = None,
+             gid: tuple[int, int, int] | None = None) -> Edit:
+    mount: dict[str, Any] = {"destination": dest, "type": "bind", "source": source,
+                             "options": ["bind", *options]}
+    for key, triple in (("uidMappings", uid), ("gidMappings", gid)):
+        if triple is not None:
+            mount[key] = [dict(zip(("containerID", "hostID", "size"), triple, strict=True))]
+    return add_mounts(mount)
+
+
+def test_idmapped_mount_shows_the_mapped_owner_in_a_user_namespace(peers, owned_tree):
+    """Host uid 1000 mapped to 100000 (container root) by the mount: the container sees root
+    own the file, and what its root creates there lands as uid 1000 on the host.  Through a
+    plain bind of the same tree, the file's owner is unmapped (nobody)."""
+    results = peers.run(
+        ["/bin/sh", "-c", "stat -c '%u:%g' /mnt/m/user-file /mnt/plain/user-file; "
+                          "touch /mnt/m/made && stat -c '%u:%g' /mnt/m/made"],
+        in_user_namespace,
+        idmapped(owned_tree, "/mnt/m", uid=(1000, 100000, 1), gid=(1000, 100000, 1)),
+        add_mounts({"destination": "/mnt/plain", "type": "bind", "source": owned_tree, "options": ["bind"]}),
+        setup=owned_by_container_root, only="clonekit")
+    assert outputs(results)["clonekit"] == "0:0\n65534:65534\n0:0\n"
+    st = os.stat(os.path.join(owned_tree, "made"))
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+
+
+def test_idmap_option_without_mappings_takes_the_containers(peers, owned_tree):
+    """`idmap` with no mappings of its own uses the container's user namespace mappings
+    (0 -> 100000): on-disk uid 0 and 1000 show as 0 and 1000 inside, as on the host."""
+    results = peers.run(
+        ["/bin/sh", "-c", "stat -c '%u:%g' /mnt/m/root-file /mnt/m/user-file"],
+        in_user_namespace, idmapped(owned_tree, "/mnt/m", "idmap"), setup=owned_by_container_root,
+        only="clonekit")
+    assert outputs(results)["clonekit"] == "0:0\n1000:1000\n"
+
+
+def test_idmapped_mount_without_a_user_namespace(peers, owned_tree):
+    """No user namespace: the mount alone maps on-disk 1000 to 2000 (runc's "[no userns]")."""
+    results = peers.run(
+        ["/bin/sh", "-c", "stat -c '%u:%g' /mnt/m/user-file /mnt/m/root-file"],
+        idmapped(owned_tree, "/mnt/m", uid=(1000, 2000, 1), gid=(1000, 3000, 1)), only="clonekit")
+    # root-file's 0 is outside the mount's mapping: unmapped, shown as the overflow id
+    assert outputs(results)["clonekit"] == "2000:3000\n65534:65534\n"
+
+
+def test_ridmap_reaches_the_mounts_below_an_rbind(peers, owned_tree):
+    """A tmpfs mounted inside the source (on the host, for the test's length): with `ridmap`
+    over an rbind its files are idmapped too; with `idmap` only the top mount is."""
+    sub = os.path.join(owned_tree, "sub")
+    os.mkdir(sub)
+    from clonekit import _native
+
+    _native.mount("ck-idmap-test", sub, "tmpfs", 0, "mode=755,uid=1000,gid=1000")
+    try:
+        results = {}
+        for word in ("ridmap", "idmap"):
+            results[word] = outputs(peers.run(
+                ["/bin/sh", "-c", "stat -c '%u' /mnt/m/user-file /mnt/m/sub"], in_user_namespace,
+                idmapped(owned_tree, "/mnt/m", "rbind", word, uid=(1000, 100000, 1), gid=(1000, 100000, 1)),
+                setup=owned_by_container_root, only="clonekit"))["clonekit"]
+    finally:
+        _native.umount2(sub, 2)  # MNT_DETACH
+    assert results == {"ridmap": "0\n0\n", "idmap": "0\n65534\n"}
+
+
+def test_idmapped_mount_needs_a_bind_and_a_user_namespace_for_no_mappings(peers, owned_tree, tmp_path):
+    bad = [
+        (add_mounts({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+         "must be a bind mount"),
+        (idmapped(owned_tree, "/mnt/m", "idmap"), "no user namespace"),
+        (idmapped(owned_tree, "/mnt/m", uid=(0, 1000, 1)), "gidMappings"),
+    ]
+    for edit, words in bad:
+        results = peers.run(["/bin/true"], edit, only="clonekit")
+        res = results["clonekit"][0]
+        assert res.returncode != 0 and words in res.stderr, res.stderr
+        assert "$.mounts[7]" in res.stderr, res.stderr

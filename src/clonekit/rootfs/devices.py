@@ -162,8 +162,9 @@ def _bind_device(root: Root, dev: DevicePlan | Device) -> None:
     except OSError as exc:
         hint = ""
         if exc.errno == errno.ENOENT:
-            hint = (f"the host has no {dev.path}: a rootless container gets its devices by "
-                    "bind-mounting the host's node of the same path")
+            hint = (f"the host has no {dev.path}: in a user namespace (or rootless) mknod is "
+                    "refused, so devices are bind mounts of the host's node of the same path, as "
+                    "with runc and crun; create it on the host or drop the device")
         raise RootfsError(exc.errno or 0, step, dev.path, hint) from None
     try:
         st = os.fstat(src)

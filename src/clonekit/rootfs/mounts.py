@@ -80,7 +80,7 @@ def _kind(m: MountPlan) -> str:
 
 
 def _step(m: MountPlan) -> str:
-    return f"mount {_kind(m)} on {m.destination}"
+    return f"mount {m.idmap or _kind(m)} on {m.destination}"
 
 
 def mount_on(fd: int, source: str | None, fstype: str | None, flags: int, data: str | None, *,
@@ -309,11 +309,14 @@ def _check_destination(m: MountPlan) -> None:
                       "allowed: " + ", ".join(sorted(PROC_ALLOWED)))
 
 
-def _open_source(m: MountPlan) -> int:
+def _open_source(m: MountPlan, *, unreachable_ok: bool = False) -> int:
+    """O_PATH fd of the bind source; -1 if ``unreachable_ok`` and we may not reach it."""
     src = m.source or ""
     try:
         return os.open(src, os.O_PATH | os.O_CLOEXEC)
     except OSError as exc:
+        if unreachable_ok and exc.errno in (errno.EACCES, errno.EPERM):
+            return -1
         hint = ""
         if exc.errno == errno.ENOENT:
             hint = f"the bind source {src} does not exist on the host"
@@ -323,24 +326,48 @@ def _open_source(m: MountPlan) -> int:
 
 
 def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: bool = True,
-                cgroup_dirs: Mapping[str, str] | None = None) -> None:
+                cgroup_dirs: Mapping[str, str] | None = None, tree: int = -1) -> None:
     """Perform one MountPlan inside ``root`` (before pivot_root).  ``cgroup_dirs``: for a
     ``cgroup`` mount without a cgroup namespace, host hierarchy mount point -> the container's
-    group directory (see :func:`.cgroups.mount_cgroup_v1`)."""
-    _check_destination(m)
-    step = _step(m)
-    if m.type == "cgroup" and not m.is_bind:
-        from .cgroups import mount_cgroup_v1
+    group directory (see :func:`.cgroups.mount_cgroup_v1`).  ``tree``: the runtime's detached
+    copy of the bind source (:func:`.sources.detach_sources`), always closed here: attached if
+    the mount is idmapped or the source cannot be opened from here, else unused."""
+    try:
+        _check_destination(m)
+        if m.type == "cgroup" and not m.is_bind:
+            from .cgroups import mount_cgroup_v1
 
-        mount_cgroup_v1(root, m, rootless=rootless, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
-        return
-    src_fd = -1
+            mount_cgroup_v1(root, m, rootless=rootless, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
+            return
+        src_fd = -1
+        if not m.is_bind and tree >= 0:
+            os.close(tree)
+            tree = -1
+        if m.is_bind:
+            if m.idmap and tree < 0:
+                raise RootfsError(errno.EINVAL, _step(m), m.destination,
+                                  "an idmapped mount is attached from the detached copy the runtime "
+                                  "makes (rootfs.sources.detach_sources), and none was given")
+            if not m.idmap:
+                # our own open first: our copy keeps the host's flags locked in a user namespace
+                src_fd = _open_source(m, unreachable_ok=tree >= 0)
+                if src_fd >= 0 and tree >= 0:
+                    os.close(tree)
+                    tree = -1
+        # from here _mount_on_destination owns `tree`
+        given, tree = tree, -1
+        _mount_on_destination(root, m, src_fd, given, rootless=rootless)
+    finally:
+        if tree >= 0:
+            os.close(tree)
+
+
+def _mount_on_destination(root: Root, m: MountPlan, src_fd: int, tree: int, *, rootless: bool) -> None:
+    step = _step(m)
     kind = "dir"
     data = m.data
-    if m.is_bind:
-        src_fd = _open_source(m)
-        if not stat.S_ISDIR(os.fstat(src_fd).st_mode):
-            kind = "file"
+    if m.is_bind and not stat.S_ISDIR(os.fstat(src_fd if src_fd >= 0 else tree).st_mode):
+        kind = "file"
     try:
         if m.type in _NO_SYMLINK_TYPES:
             # the destination itself must be reached without symlinks (create it if missing)
@@ -353,12 +380,15 @@ def apply_mount(root: Root, m: MountPlan, *, rootless: bool = False, cgroupns: b
             if m.type == "tmpfs" and not created:
                 data = _tmpfs_mode(dst, data)
         try:
-            _mount_one(root, m, src_fd, dst, data, rootless=rootless)
+            owned, tree = tree, -1
+            _mount_one(root, m, src_fd, dst, data, rootless=rootless, tree=owned)
         finally:
             os.close(dst)
     finally:
         if src_fd >= 0:
             os.close(src_fd)
+        if tree >= 0:
+            os.close(tree)
 
 
 def _tmpfs_mode(dst: int, data: str) -> str:
@@ -373,11 +403,22 @@ def _tmpfs_mode(dst: int, data: str) -> str:
     return f"{mode},{data}" if data else mode
 
 
-def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, data: str, *, rootless: bool) -> None:
+def _mount_one(root: Root, m: MountPlan, src_fd: int, dst: int, data: str, *, rootless: bool,
+               tree: int = -1) -> None:
+    """Mount onto ``dst``; ``tree`` (a detached mount, attached instead of ``src_fd``) is closed
+    here, whatever happens."""
     step, path = _step(m), m.destination
     flags = m.flags & ~(MS_PROPAGATION | MS_REMOUNT)
     new = -1
-    if m.is_bind:
+    if tree >= 0:
+        try:
+            _native.move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+        except OSError as exc:
+            os.close(tree)
+            raise RootfsError(exc.errno or 0, step, path, _hint(exc.errno or 0, None, None)) from None
+        new = tree  # it names the attached mount now: remount and propagation act on it
+        extra = flags & ~(MS_BIND | MS_REC)
+    elif m.is_bind:
         new = bind_fd(src_fd, dst, recursive=bool(flags & MS_REC), step=step, path=path)
         if new < 0:  # no open_tree (Linux < 5.2)
             mount_on(dst, fd_path(src_fd), None, MS_BIND | (flags & MS_REC), None, step=step, path=path)

@@ -18,7 +18,7 @@ from .pivot import bind_root, enter_root, set_tree_propagation
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from ..runtime.plan import Plan
 
@@ -35,7 +35,8 @@ def prepare_rootfs(plan: Plan, *, rootless: bool, no_pivot: bool = False) -> Non
     finish_rootfs(plan, rootless=rootless, no_pivot=no_pivot)
 
 
-def mount_rootfs(plan: Plan, *, rootless: bool, cgroup_dirs: Mapping[str, str] | None = None) -> None:
+def mount_rootfs(plan: Plan, *, rootless: bool, cgroup_dirs: Mapping[str, str] | None = None,
+                 trees: Sequence[int] = ()) -> None:
     """First half: propagation of "/" (rslave, or rprivate when the config asks private) so
     nothing flows back to the host, the rootfs bound onto itself, ``plan.mounts`` in order,
     then (unless /dev is a bind of the host's) the default devices, ``plan.devices`` and the
@@ -43,22 +44,33 @@ def mount_rootfs(plan: Plan, *, rootless: bool, cgroup_dirs: Mapping[str, str] |
 
     ``cgroup_dirs`` (host cgroup hierarchy mount point -> the container's group directory in
     it) is what a ``cgroup`` mount binds when the container has no cgroup namespace; without
-    it, the groups this process is in (/proc/self/cgroup) at that moment."""
-    pre = MS_PRIVATE | MS_REC if plan.rootfs_propagation & MS_PRIVATE else MS_SLAVE | MS_REC
-    set_tree_propagation(pre)
-    path = bind_root(plan.root)
-    cgroupns = plan.namespace("cgroup") is not None
-    root = Root(path, resolved=True)
+    it, the groups this process is in (/proc/self/cgroup) at that moment.  ``trees``: one fd
+    (or -1) per mount, the runtime's detached copies of bind sources (:mod:`.sources`); each
+    is closed by the time this returns."""
+    left = [fd for fd in trees if fd >= 0]  # not yet handed to apply_mount (which closes them)
     try:
-        for m in plan.mounts:
-            apply_mount(root, m, rootless=rootless, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs)
-            if m.destination == "/":  # a mount over the whole rootfs: what comes next goes on it
-                root.close()
-                root = Root(path, resolved=True)
-        if needs_dev_setup(plan):
-            create_devices(root, plan.devices, rootless=rootless)
+        pre = MS_PRIVATE | MS_REC if plan.rootfs_propagation & MS_PRIVATE else MS_SLAVE | MS_REC
+        set_tree_propagation(pre)
+        path = bind_root(plan.root)
+        cgroupns = plan.namespace("cgroup") is not None
+        root = Root(path, resolved=True)
+        try:
+            for i, m in enumerate(plan.mounts):
+                tree = trees[i] if i < len(trees) else -1
+                if tree >= 0:
+                    left.remove(tree)
+                apply_mount(root, m, rootless=rootless, cgroupns=cgroupns, cgroup_dirs=cgroup_dirs,
+                            tree=tree)
+                if m.destination == "/":  # a mount over the whole rootfs: what comes next goes on it
+                    root.close()
+                    root = Root(path, resolved=True)
+            if needs_dev_setup(plan):
+                create_devices(root, plan.devices, rootless=rootless)
+        finally:
+            root.close()
     finally:
-        root.close()
+        for fd in left:
+            os.close(fd)
 
 
 def finish_rootfs(plan: Plan, *, rootless: bool = False, no_pivot: bool = False) -> None:

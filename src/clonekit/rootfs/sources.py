@@ -1,0 +1,156 @@
+"""Bind sources the runtime opens for the container's init, before the init exists.
+
+Two kinds of bind need the runtime's own privileges on the host, as crun and runc do it:
+
+* **idmapped mounts** (``mounts[].uid/gidMappings``, the ``idmap``/``ridmap`` options): the kernel
+  idmaps only a detached tree, with CAP_SYS_ADMIN over the user namespace owning the source's
+  filesystem (the host's).  The runtime makes the copy (open_tree OPEN_TREE_CLONE), sets
+  MOUNT_ATTR_IDMAP with a user namespace holding the mount's mappings (or the container's own),
+  and the init attaches it (move_mount) where the destination resolves in the rootfs.
+* **a bind in a user namespace** whose source the container's root cannot reach (a 0700 directory
+  of host root on the way): the init first opens the source itself (its copy keeps the host's
+  flags locked against the container), and takes the runtime's copy only when that is refused.
+
+Each fd is inherited by the init (taken before the clone, O_CLOEXEC: the user's program never
+sees one) and closed by the runtime once the init exists.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from .. import _bits, _native
+from ..mountflags import MOUNT_ATTR_IDMAP, MS_REC
+from .errors import RootfsError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..runtime.plan import IdMapping, MountPlan
+
+__all__ = ["detach_sources", "userns_fd"]
+
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 0x1
+
+Maps = tuple[tuple["IdMapping", ...], tuple["IdMapping", ...]]
+
+
+def detach_sources(mounts: Sequence[MountPlan], *, user_ns: bool, container_maps: Maps,
+                   container_userns: str | None = None, privileged: bool = True) -> tuple[int, ...]:
+    """One fd per mount (-1: the init opens the source itself): a detached copy of the bind
+    source, idmapped where asked.  ``user_ns``: the container has a user namespace (its root
+    may not reach every source); ``container_maps``: its uid/gid mappings, for ``idmap`` with
+    none of its own; ``container_userns``: the path of the user namespace it joins, if it joins
+    one.  ``privileged``: the runtime holds CAP_SYS_ADMIN on the host (else only idmapped
+    mounts are tried, and refused with the reason)."""
+    fds: list[int] = []
+    namespaces: dict[Maps, int] = {}
+    try:
+        for m in mounts:
+            if not m.is_bind or not (m.idmap or (user_ns and privileged)):
+                fds.append(-1)
+                continue
+            tree = _clone_source(m, required=bool(m.idmap))
+            fds.append(tree)
+            if tree >= 0 and m.idmap:
+                maps: Maps = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else container_maps
+                if maps not in namespaces:
+                    namespaces[maps] = (os.open(container_userns, os.O_RDONLY | os.O_CLOEXEC)
+                                        if not maps[0] and container_userns else userns_fd(*maps))
+                _idmap(tree, namespaces[maps], m)
+    except BaseException:
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+        raise
+    finally:
+        for fd in namespaces.values():
+            os.close(fd)
+    return tuple(fds)
+
+
+def _step(m: MountPlan) -> str:
+    return f"mount {m.idmap or 'bind'} on {m.destination}"
+
+
+def _clone_source(m: MountPlan, *, required: bool) -> int:
+    """open_tree(OPEN_TREE_CLONE) of the source: a detached copy (of the whole subtree for rbind).
+    -1 when not ``required`` and the kernel or our privileges refuse it (the init tries alone)."""
+    flags = OPEN_TREE_CLONE | (AT_RECURSIVE if m.flags & MS_REC else 0)
+    try:
+        return int(_native.open_tree(AT_FDCWD, m.source or "", flags))
+    except OSError as exc:
+        err = exc.errno or 0
+        if err == errno.ENOENT:
+            raise RootfsError(err, _step(m), m.destination,
+                              f"the bind source {m.source} does not exist on the host") from None
+        if not required and err in (errno.EPERM, errno.ENOSYS, errno.EINVAL):
+            return -1
+        hint = ""
+        if err == errno.EPERM:
+            hint = "an idmapped mount needs CAP_SYS_ADMIN in the initial user namespace"
+        elif err == errno.ENOSYS:
+            hint = "idmapped mounts need open_tree and mount_setattr (Linux 5.12 or later)"
+        elif err == errno.EINVAL:
+            hint = f"the bind source {m.source} is an unbindable mount"
+        raise RootfsError(err, _step(m), m.destination, hint) from None
+
+
+def _idmap(tree: int, ns_fd: int, m: MountPlan) -> None:
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if m.idmap == "ridmap" else 0)
+    try:
+        _native.mount_setattr(tree, "", flags, MOUNT_ATTR_IDMAP, 0, 0, ns_fd)
+    except OSError as exc:
+        err = exc.errno or 0
+        hint = ""
+        if err == errno.EINVAL:
+            hint = (f"the filesystem of {m.source} (or one below it, for ridmap) cannot be idmapped: "
+                    "it lacks FS_ALLOW_IDMAP, is already idmapped, or belongs to another user "
+                    "namespace; use idmap on a filesystem that supports it (ext4, xfs, btrfs, tmpfs)")
+        elif err == errno.EPERM:
+            hint = "the mappings' user namespace is the initial one, or we lack CAP_SYS_ADMIN over it"
+        elif err == errno.ENOSYS:
+            hint = "idmapped mounts need mount_setattr (Linux 5.12 or later)"
+        raise RootfsError(err, _step(m), m.destination, hint) from None
+
+
+def userns_fd(uid_mappings: Sequence[IdMapping], gid_mappings: Sequence[IdMapping]) -> int:
+    """An fd of a new user namespace with these mappings, for MOUNT_ATTR_IDMAP: a child is cloned
+    into it, its maps written, its ns file opened, and it exits (the fd keeps the namespace)."""
+    from ..ns.idmap import IdMap, write_maps
+    from ..process import clone
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        task = clone(_bits.NEWUSER)
+        if task == 0:  # the child: wait until the parent has what it needs, then go
+            try:
+                os.close(w)
+                os.read(r, 1)
+            finally:
+                os._exit(0)
+        assert not isinstance(task, int)
+        try:
+            write_maps(task.pid, IdMap((x.container_id, x.host_id, x.size) for x in uid_mappings),
+                       IdMap((x.container_id, x.host_id, x.size) for x in gid_mappings))
+            return os.open(f"/proc/{task.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(w)
+            w = -1
+            task.wait()
+            task.close()
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def source_kind(tree: int) -> str:
+    """"dir" or "file": what the destination must be for this source."""
+    return "dir" if stat.S_ISDIR(os.fstat(tree).st_mode) else "file"
