@@ -233,6 +233,19 @@ def test_a_config_without_proc_runs(peers):
 
     results = peers.run(["/bin/sh", "-c", "ls -A /proc | wc -l; echo ran"], no_proc, only="clonekit")
     assert outputs(results)["clonekit"] == "0\nran\n"
+    # and `exec` joins such a container (it enters the root through the runtime's /proc)
+    rt = peers.runtimes[0]
+    root = peers.rootfs()
+    cid = f"ck-{uuid.uuid4().hex[:10]}"
+    peers.made.append((rt, cid))
+    bundle = peers.tmp / cid
+    bundle.mkdir()
+    config = conf.base_config(root, ["sleep", "30"], cid)
+    no_proc(config)
+    (bundle / "config.json").write_text(json.dumps(config))
+    rt.cli("run", "--detach", "--bundle", str(bundle), cid, check=True)
+    done = rt.cli("exec", cid, "/bin/sh", "-c", "echo exec-ran; ls -A /proc | wc -l", check=True)
+    assert done.stdout == "exec-ran\n0\n"
 
 
 # -- item 6: user namespaces ---------------------------------------------------------------------
