@@ -10,7 +10,7 @@ import enum
 from . import _bits
 from .errors import UsageError
 
-__all__ = ["CSIGNAL", "CloneFlag", "parse_flags"]
+__all__ = ["CSIGNAL", "CloneFlag", "parse_flags", "split_legacy_word"]
 
 #: The low byte of legacy clone()'s flags: the exit signal, not a flag.
 CSIGNAL = 0xFF
@@ -71,19 +71,33 @@ def parse_flags(value: object) -> CloneFlag:
     ``"vm+fs"`` or space-separated; an empty string or ``"0"`` means no flags.
     Unknown names and bits outside sched.h raise :class:`UsageError` listing the valid names.
     """
+    return _from_int(_total(value), repr(value))
+
+
+def split_legacy_word(value: object) -> tuple[CloneFlag, int]:
+    """Legacy ``clone()``'s single word, read as the kernel reads it: (the flags above the low
+    byte, the low byte).  The low byte (CSIGNAL) is the child's exit signal, whatever its bits
+    are called elsewhere: ``0x40`` is signal 64, CLONE_NEWTIME (0x80) is signal 128.  Accepts
+    what :func:`parse_flags` accepts; bits outside sched.h above the low byte raise UsageError."""
+    total = _total(value)
+    return _from_int(total & ~CSIGNAL, repr(value)), total & CSIGNAL
+
+
+def _total(value: object) -> int:
+    """The bits named by ``value`` (int, CloneFlag or text), not yet checked against sched.h."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise UsageError(
             f"clone flags must be an int, a CloneFlag or text like 'vm|fs', not {type(value).__name__}"
         )
     if isinstance(value, int):
-        return _from_int(value, repr(value))
+        return int(value)
     total = 0
     for token in value.replace(",", "|").replace("+", "|").replace(" ", "|").split("|"):
         token = token.strip()
         if not token:
             continue
         total |= _token_value(token)
-    return _from_int(total, repr(value))
+    return total
 
 
 def _token_value(token: str) -> int:

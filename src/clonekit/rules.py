@@ -5,7 +5,8 @@ of :data:`RULES`, in the order the kernel evaluates them (so the first row that 
 the errno the kernel returns):
 
 1. the entry point's own limits: legacy ``clone()`` carries only 32 bits, its low byte being the
-   exit signal; ``clone3()`` needs Linux 5.3 (``copy_clone_args_from_user``/``clone3_args_valid``);
+   exit signal (bits there are read as the signal, never as flags: :func:`check` says what they
+   became); ``clone3()`` needs Linux 5.3 (``copy_clone_args_from_user``/``clone3_args_valid``);
    ``unshare()`` adds implied flags and accepts a fixed set (``ksys_unshare``/``check_unshare_flags``);
 2. ``kernel_clone()`` and ``copy_process()``: flag combinations, then the caller's situation
    (container init, pid_for_children, time_for_children);
@@ -29,7 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import KernelError, UsageError, errno_name
-from .flags import CloneFlag, parse_flags
+from .flags import CSIGNAL, CloneFlag, parse_flags, split_legacy_word
+from .signals import signal_name
 
 __all__ = [
     "RULES",
@@ -41,6 +43,7 @@ __all__ = [
     "Rule",
     "check",
     "first_refusal",
+    "legacy_reading",
     "unshare_effective_flags",
 ]
 
@@ -646,10 +649,6 @@ def _ns_limit_rule(kind: str, flag: CloneFlag, vias: frozenset[str] = _ANY) -> R
 
 RULES: tuple[Rule, ...] = (
     # -- legacy clone(): what its single 32-bit word cannot say ------------------------------
-    Rule("clone.newtime", _CL, lambda c: c.any(F.NEWTIME), EINVAL,
-         "CLONE_NEWTIME cannot be passed to legacy clone(): its low byte is the exit signal, so "
-         "the kernel would read 0x80 as exit-signal bits and make no time namespace; use clone3 "
-         "or unshare(CLONE_NEWTIME)", where="clonekit (SYSCALL_DEFINE5(clone): CSIGNAL)"),
     Rule("clone.high_bits", _CL, lambda c: c.flags > LEGACY_MASK, EINVAL,
          "legacy clone() carries only the low 32 bits of the flags: CLONE_CLEAR_SIGHAND and "
          "CLONE_INTO_CGROUP exist only in clone3", where="clonekit (lower_32_bits(clone_flags))"),
@@ -843,12 +842,14 @@ def unshare_effective_flags(flags: int) -> int:
     return flags
 
 
-def _check_args(via: object, exit_signal: object) -> tuple[str, int]:
+def _check_args(via: object, exit_signal: object) -> tuple[str, int | None]:
     if via not in VIAS:
         raise UsageError(
             f"via must be 'clone3', 'clone' or 'unshare', not {via!r}: it names the system call "
             "whose rules apply"
         )
+    if exit_signal is None:
+        return str(via), None
     if isinstance(exit_signal, bool) or not isinstance(exit_signal, int):
         raise UsageError(
             f"exit_signal must be a signal number such as signal.SIGCHLD or 0, not "
@@ -857,17 +858,52 @@ def _check_args(via: object, exit_signal: object) -> tuple[str, int]:
     return str(via), int(exit_signal)
 
 
+def _read_call(flags: FlagsLike, via: str, exit_signal: int | None) -> tuple[CloneFlag, int, int]:
+    """(the flags, the exit signal the kernel takes, legacy clone's low byte from the flags).
+
+    Legacy clone() passes one word, flags | exit signal: bits of the flags' low byte are part of
+    the signal (``clone(0x40)`` asks for signal 64), and an explicit ``exit_signal`` is or-ed into
+    that byte as the word would be; without either the signal is SIGCHLD."""
+    if via != "clone":
+        return parse_flags(flags), int(signal.SIGCHLD) if exit_signal is None else exit_signal, 0
+    parsed, low = split_legacy_word(flags)
+    if exit_signal is None:
+        return parsed, low or int(signal.SIGCHLD), low
+    if not 0 <= exit_signal <= CSIGNAL:  # refused by clone.exit_signal_byte, shown as given
+        return parsed, exit_signal, low
+    return parsed, exit_signal | low, low
+
+
+def legacy_reading(low: int, exit_signal: int) -> str | None:
+    """What legacy clone() makes of bits in its flags' low byte (``low``), which the kernel takes
+    as the exit signal (``exit_signal``: the whole byte) and accepts whatever it is."""
+    if not low:
+        return None
+    shown = f"low byte {low:#x}" if low == exit_signal else \
+        f"low byte {low:#x} (with exit_signal or-ed in: {exit_signal:#x})"
+    if exit_signal <= NSIG:
+        words = f"{shown} is the exit signal: {exit_signal} ({signal_name(exit_signal)})"
+    else:
+        words = (f"{shown} is the exit signal: {exit_signal}, which is no signal (above _NSIG, "
+                 f"{NSIG}): the kernel accepts it and signals nobody when the child exits (wait "
+                 "for it with __WALL or a pidfd)")
+    if low & F.NEWTIME:
+        words += ("; CLONE_NEWTIME (0x80) cannot be said through legacy clone(), so no time "
+                  "namespace is made: use clone3 or unshare(CLONE_NEWTIME)")
+    return words
+
+
 def first_refusal(
     flags: FlagsLike,
     *,
     via: str = "clone3",
-    exit_signal: int = signal.SIGCHLD,
+    exit_signal: int | None = None,
     cgroup: CgroupLike = None,
     state: CallerState | None = None,
 ) -> tuple[Rule, Call] | None:
     """The first rule of :data:`RULES` that refuses the call, with the call as the rule saw it."""
-    parsed = parse_flags(flags)
-    via, sig = _check_args(via, exit_signal)
+    via, given = _check_args(via, exit_signal)
+    parsed, sig, _ = _read_call(flags, via, given)
     if state is not None and not isinstance(state, CallerState):
         raise UsageError(f"state must be a CallerState or None, not {type(state).__name__}")
     kernel_flags = parsed.value
@@ -887,22 +923,30 @@ def check(
     flags: FlagsLike,
     *,
     via: str = "clone3",
-    exit_signal: int = signal.SIGCHLD,
+    exit_signal: int | None = None,
     cgroup: CgroupLike = None,
     state: CallerState | None = None,
-) -> None:
-    """Return None where the kernel would accept the call, else raise :class:`CloneFlagsError`.
+) -> str | None:
+    """Raise :class:`CloneFlagsError` where the kernel would refuse the call; where it accepts
+    it, return None, or the words saying what the kernel made of bits that do not mean what
+    their names say (legacy clone's low byte is the exit signal: ``check(0x40, via="clone")``
+    gives "low byte 0x40 is the exit signal: 64 (SIGRTMAX)").
 
     ``via`` is the system call: ``"clone3"``, ``"clone"`` (legacy: the exit signal rides in the
-    low byte of the flags) or ``"unshare"`` (the exit signal does not apply).  ``cgroup`` is the
-    fd or path of the cgroup2 directory for CLONE_INTO_CGROUP.  ``state`` is the caller's
-    situation; by default the calling thread's, read from /proc (:meth:`CallerState.current`).
+    low byte of the flags) or ``"unshare"`` (the exit signal does not apply).  ``exit_signal``
+    defaults to SIGCHLD (for legacy clone: to the flags' low byte when it is not zero).
+    ``cgroup`` is the fd or path of the cgroup2 directory for CLONE_INTO_CGROUP.  ``state`` is
+    the caller's situation; by default the calling thread's, read from /proc
+    (:meth:`CallerState.current`).
     """
     found = first_refusal(flags, via=via, exit_signal=exit_signal, cgroup=cgroup, state=state)
-    if found is None:
-        return
-    rule, call = found
-    raise CloneFlagsError(
-        rule.errno, rule.describe(call), flags=call.requested, via=call.via,
-        exit_signal=call.exit_signal, rule_id=rule.id,
-    )
+    if found is not None:
+        rule, call = found
+        raise CloneFlagsError(
+            rule.errno, rule.describe(call), flags=call.requested, via=call.via,
+            exit_signal=call.exit_signal, rule_id=rule.id,
+        )
+    if via != "clone":
+        return None
+    _, sig, low = _read_call(flags, via, exit_signal)
+    return legacy_reading(low, sig)

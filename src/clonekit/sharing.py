@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import errno_name
-from .flags import CloneFlag, parse_flags
+from .flags import CloneFlag
 from .signals import signal_name
 
 __all__ = ["LIBC_SETS", "NS_KINDS", "Explanation", "LibcSet", "Row", "explain", "signal_name"]
@@ -213,10 +213,11 @@ def explain(
     For ``via="unshare"`` the rows describe the caller itself after the call: what it stops
     sharing ("copied"/"new") and what it keeps ("shared"), with the flags unshare() implies.
     """
-    from .rules import _check_args, first_refusal, unshare_effective_flags
+    from .rules import _check_args, _read_call, first_refusal, legacy_reading, unshare_effective_flags
 
-    parsed = parse_flags(flags)
-    via, sig = _check_args(via, exit_signal)
+    via, given = _check_args(via, exit_signal)
+    # legacy clone: bits of the low byte are the exit signal, whatever their names say
+    parsed, sig, low = _read_call(flags, via, given)
     if via == "unshare":
         sig = 0
         effective = CloneFlag(unshare_effective_flags(parsed.value))
@@ -224,7 +225,7 @@ def explain(
         libc: tuple[str, ...] = ()
     else:
         effective = parsed
-        rows = _clone_rows(parsed, sig)
+        rows = _clone_rows(parsed, sig, legacy_reading(low, sig) if via == "clone" else None)
         libc = libc_users(parsed, sig)
     found = first_refusal(parsed, via=via, exit_signal=sig)
     refusal, err = None, 0
@@ -234,7 +235,8 @@ def explain(
     return Explanation(parsed, via, sig, tuple(rows), libc, effective, refusal, err)
 
 
-def _clone_rows(f: CloneFlag, sig: int) -> list[Row]:
+def _clone_rows(f: CloneFlag, sig: int, low_byte: str | None = None) -> list[Row]:
+    """``low_byte``: what legacy clone() made of bits in the flags' low byte (the exit signal)."""
     rows: list[Row] = []
     for key, resource, flag, yes, no, dyes, dno in _SIMPLE:
         rows.append(Row(key, resource, yes if f & flag else no, dyes if f & flag else dno))
@@ -280,6 +282,8 @@ def _clone_rows(f: CloneFlag, sig: int) -> list[Row]:
     elif sig == 0:
         rows.append(Row("exit_signal", "exit signal", "none",
                         "no signal at exit: wait for it with __WALL (or a pidfd)"))
+    elif low_byte is not None:
+        rows.append(Row("exit_signal", "exit signal", signal_name(sig) if sig <= 64 else "none", low_byte))
     else:
         name = signal_name(sig)
         extra = "" if sig == signal.SIGCHLD else " (not SIGCHLD: waitpid needs __WALL or __WCLONE)"

@@ -82,7 +82,6 @@ def refusal(flags: Any, via: str = "clone3", sig: int = SIGCHLD, **state: Any) -
 
 # (flags, via, exit signal, state changes) -> (errno, rule id, words the message must contain)
 CASES: list[tuple[Any, str, int, dict[str, Any], int, str, str]] = [
-    (F.NEWTIME, "clone", SIGCHLD, {}, EINVAL, "clone.newtime", "make no time namespace"),
     (F.CLEAR_SIGHAND, "clone", SIGCHLD, {}, EINVAL, "clone.high_bits", "low 32 bits"),
     (F.INTO_CGROUP | F.VM, "clone", SIGCHLD, {}, EINVAL, "clone.high_bits", "only in clone3"),
     (0, "clone", 256, {}, EINVAL, "clone.exit_signal_byte", "0..255"),
@@ -186,6 +185,35 @@ def test_cases_cover_every_rule_except_the_cgroup_fd_ones_tested_on_real_fds():
 ])
 def test_sets_the_kernel_accepts(flags, via, sig, state):
     assert refusal(flags, via, sig, **state) == (0, "", "")
+
+
+@pytest.mark.parametrize("flags,sig,words", [
+    (0x40, None, "low byte 0x40 is the exit signal: 64 (SIGRTMAX)"),
+    (0x1, None, "low byte 0x1 is the exit signal: 1 (SIGHUP)"),
+    (F.VM | 0x11, None, "low byte 0x11 is the exit signal: 17 (SIGCHLD)"),
+    ("newns|0x22", None, "low byte 0x22 is the exit signal: 34 (SIGRTMIN)"),
+    (0x80, None, "low byte 0x80 is the exit signal: 128, which is no signal (above _NSIG, 64)"),
+    (F.NEWTIME, None, "CLONE_NEWTIME (0x80) cannot be said through legacy clone(), so no time namespace"),
+    (0x40, SIGCHLD, "low byte 0x40 (with exit_signal or-ed in: 0x51) is the exit signal: 81, which is no"),
+])
+def test_legacy_clone_low_byte_is_accepted_as_the_exit_signal(flags, sig, words):
+    """clone() passes flags | exit signal in one word: the kernel takes the low byte (CSIGNAL) as
+    the exit signal, whatever it holds (do_notify_parent sends none that is not valid), and
+    check() says what the bits became instead of refusing them."""
+    said = check(flags, via="clone", exit_signal=sig, state=BASE)
+    assert said is not None and said.startswith("low byte 0x") and words in said, said
+    found = first_refusal(flags, via="clone", exit_signal=sig, state=BASE)
+    assert found is None
+
+
+def test_low_byte_bits_are_no_flags_outside_legacy_clone():
+    assert check(F.NEWTIME, via="clone3", state=BASE) is None  # a real flag there
+    assert check(0, via="clone", state=BASE) is None  # nothing to say: SIGCHLD as asked
+    assert check(F.VM, via="clone", exit_signal=SIGCHLD, state=BASE) is None
+    with pytest.raises(UsageError, match=r"0x40 that include/uapi/linux/sched\.h does not define"):
+        check(0x40, via="clone3", state=BASE)
+    with pytest.raises(UsageError, match="does not define"):
+        check(0x40, via="unshare", state=BASE)
 
 
 def test_kernel_order_first_rule_wins():

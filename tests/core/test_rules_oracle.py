@@ -27,7 +27,7 @@ import pytest
 from core_helpers import in_child
 
 from clonekit.flags import CloneFlag
-from clonekit.rules import CallerState, CloneFlagsError, check, first_refusal
+from clonekit.rules import CallerState, check, first_refusal
 
 try:
     from clonekit._native import kernel_verdict
@@ -109,10 +109,11 @@ def worker_state() -> CallerState:
 
 
 def expressible(flags: int, via: str, sig: int) -> bool:
-    """Legacy clone() cannot say NEWTIME or bits >= 32 (check() refuses them on purpose, while
-    the raw syscall would silently drop them), nor an exit signal above 255."""
+    """Legacy clone() cannot say bits >= 32 (check() refuses them on purpose, while the raw
+    syscall would silently drop them), nor an exit signal above 255.  Bits of its low byte
+    (NEWTIME among them) are the exit signal, as the kernel reads them."""
     if via == "clone":
-        return not (flags & F.NEWTIME or flags >> 32 or sig > 255)
+        return not (flags >> 32 or sig > 255)
     return True
 
 
@@ -148,6 +149,17 @@ def _sample(rnd: random.Random, via: str, n: int) -> list[tuple[int, str, int]]:
         if expressible(flags, via, sig):
             cases.append((flags, via, sig))
     return cases
+
+
+def test_legacy_clone_low_byte_bits_as_the_kernel_reads_them(worker_state):
+    """Any bit of legacy clone()'s low byte is part of the exit signal, valid (1..64) or not:
+    the kernel accepts them all, and check() agrees (and says what they became)."""
+    lows = [0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80, 0x41, 0x7F, 0xFF]
+    # never SIGSTOP (0x13): the verdict's worker cannot block it and would stop for good
+    cases = [(low | extra, "clone", sig) for low in lows for extra in (0, int(F.VM | F.VFORK), int(F.NEWNS))
+             for sig in (0, SIGCHLD) if low | sig != signal.SIGSTOP]
+    assert compare(cases, worker_state) == []
+    assert all(check(f, via="clone", exit_signal=s, state=worker_state) for f, _, s in cases)
 
 
 @pytest.mark.parametrize("via", ["clone3", "clone", "unshare"])
@@ -191,10 +203,9 @@ def test_legacy_clone_reads_newtime_as_exit_signal_bits_and_makes_no_time_namesp
     assert status == 0 and status3 == 0
     assert legacy == own, "legacy clone with 0x80 must have made no time namespace"
     assert modern != own, "clone3 with CLONE_NEWTIME makes a new time namespace"
-    with pytest.raises(CloneFlagsError, match="make no time namespace") as info:
-        check(F.NEWTIME, via="clone", state=CallerState())
-    assert info.value.errno == errno.EINVAL
-    check(F.NEWTIME, via="clone3", state=CallerState())
+    said = check(F.NEWTIME, via="clone", exit_signal=SIGCHLD, state=CallerState())
+    assert said is not None and "is the exit signal: 145" in said and "no time namespace is made" in said
+    assert check(F.NEWTIME, via="clone3", state=CallerState()) is None
 
 
 # ------------------------------------------------------------------------------------------
