@@ -1,4 +1,17 @@
-"""OCI hooks: each runs with the container's state JSON on stdin, within its timeout."""
+"""OCI hooks: each runs with the container's state JSON on stdin, within its timeout.
+
+What runc gives them, found by experiment (runc 1.1, crun 1.8 alike for the runtime's hooks):
+
+- a hook without ``env`` inherits the environment of whoever runs it: the runtime's own for
+  prestart, createRuntime, poststart and poststop (Go's exec with a nil Env); for createContainer
+  the container process's ``env``, and for startContainer the environment the program gets
+  (that ``env`` plus HOME), since runc's init runs those with its environment already set.
+  ``"env": []`` is an empty environment.
+- the state's ``status``: "creating" for prestart, createRuntime and createContainer (``create``
+  has not returned), "created" for startContainer (the program has not been executed), "running"
+  for poststart (it has: crun's answer and the runtime-spec's meaning; runc 1.1 says "created")
+  and "stopped" for poststop.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +23,10 @@ from ..errors import KernelError
 from ..process import spawn  # at import time: the init runs hooks where imports may fail
 from .plan import Hook, env_dict
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 __all__ = ["HookFailed", "run_hook", "run_hooks"]
 
 
@@ -17,26 +34,30 @@ class HookFailed(KernelError):
     pass
 
 
-def run_hooks(kind: str, hooks: tuple[Hook, ...], state: dict[str, object]) -> None:
-    """Run ``hooks`` in order; the first failure raises HookFailed (with the hook's output)."""
+def run_hooks(kind: str, hooks: tuple[Hook, ...], state: dict[str, object],
+              inherited: Mapping[str, str] | None = None) -> None:
+    """Run ``hooks`` in order; the first failure raises HookFailed (with the hook's output).
+    A hook without ``env`` gets ``inherited`` (None: this process's environment)."""
     if not hooks:
         return
     payload = dumps(state).encode()
     for index, hook in enumerate(hooks):
-        _run_one(f"{kind}[{index}]", hook, payload)
+        _run_one(f"{kind}[{index}]", hook, payload, inherited)
 
 
 def run_hook(name: str, hook: Hook, state: dict[str, object]) -> None:
-    """Run one hook, named ``name`` in messages (e.g. "poststop[1]")."""
-    _run_one(name, hook, dumps(state).encode())
+    """Run one hook, named ``name`` in messages (e.g. "poststop[1]"); without ``env`` it
+    inherits this process's environment."""
+    _run_one(name, hook, dumps(state).encode(), None)
 
 
-def _run_one(name: str, hook: Hook, payload: bytes) -> None:
+def _run_one(name: str, hook: Hook, payload: bytes, inherited: Mapping[str, str] | None) -> None:
+    env = inherited if hook.env is None else env_dict(hook.env)
     out = os.memfd_create("clonekit-hook-output", os.MFD_CLOEXEC)
     r, w = os.pipe()
     try:
         try:
-            task = spawn(list(hook.args) or [hook.path], executable=hook.path, env=env_dict(hook.env),
+            task = spawn(list(hook.args) or [hook.path], executable=hook.path, env=env,
                          stdin=r, stdout=out, stderr=out)
         except OSError as exc:
             raise HookFailed(exc.errno or 0, f"hook {name} {hook.path!r} cannot be run: {exc.strerror}",

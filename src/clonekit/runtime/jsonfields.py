@@ -116,8 +116,11 @@ def str_list(value: object, path: str) -> tuple[str, ...]:
 
 def check_fields(doc: dict[str, Any], path: str, known: frozenset[str] | dict[str, Any],
                  other_platforms: dict[str, type] | None = None, what: str = "") -> None:
-    """Unknown keys are errors.  ``other_platforms`` names fields the runtime-spec defines for
-    other operating systems: a Linux runtime ignores them, but their type is still checked."""
+    """Unknown keys are ignored, as the runtime-spec requires ("MUST NOT generate an error if
+    they encounter an unknown property ... MUST ignore"); each is named in a warning for --log,
+    with the closest known name, as a misspelt field would else be dropped without a word.
+    ``other_platforms`` names fields the runtime-spec defines for other operating
+    systems: a Linux runtime ignores them too, but their type is still checked."""
     for key, value in doc.items():
         if key in known:
             continue
@@ -127,13 +130,20 @@ def check_fields(doc: dict[str, Any], path: str, known: frozenset[str] | dict[st
                                           (expected is int and isinstance(value, bool))):
                 raise wrong_type(key_path(path, key), value, TYPE_WORDS[expected])
             continue
-        names = sorted({*known, *(other_platforms or {})})
-        import difflib  # only on this error path
-        close = difflib.get_close_matches(str(key), names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SpecError(key_path(path, key),
-                        f"unknown field {key!r}: {SPEC} 1.2 has no such field in {what or 'this object'}"
-                        f" (known: {', '.join(names)}); {hint}fix the name or remove the field")
+        _warn_unknown(key_path(path, key), str(key), sorted({*known, *(other_platforms or {})}), what)
+
+
+def _warn_unknown(where: str, key: str, names: list[str], what: str) -> None:
+    from . import notices
+
+    if not notices.heard():
+        return
+    import difflib  # only for a field nobody knows, when someone listens
+
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(names)})"
+    notices.warning(f"{where}: unknown field {key!r} ignored: {SPEC} 1.2 has no such field in "
+                    f"{what or 'this object'}{hint}")
 
 
 def get(doc: dict[str, Any], key: str) -> Any:
