@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_PATH", "close_all_but", "find_program", "hand_over_fds", "join_keyring",
-           "restore_default_signals", "with_home"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["DEFAULT_PATH", "absent_fds", "chown_stdio", "close_all_but", "find_program", "hand_over_fds",
+           "join_keyring", "listen_fds", "restore_default_signals", "with_activation", "with_home"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CLOSE_RANGE_CLOEXEC = 4
@@ -38,18 +42,75 @@ def close_all_but(keep: set[int]) -> None:
         start = fd + 1
 
 
-def hand_over_fds(preserve_fds: int) -> None:
-    """Only stdio and fds 3 .. 3+N-1 (--preserve-fds) reach the program; ours close at execve.
-    (The CVE-2024-21626 class: a leaked host fd, e.g. of /sys/fs/cgroup, used as cwd.)"""
+def hand_over_fds(preserve_fds: int, absent: tuple[int, ...] = ()) -> None:
+    """Only stdio and fds 3 .. 3+N-1 (--preserve-fds, socket activation) reach the program, but
+    those the caller did not have open (``absent``: a number the runtime's own fds may have taken
+    since); ours close at execve.  (The CVE-2024-21626 class: a leaked host fd, e.g. of
+    /sys/fs/cgroup, used as cwd.)"""
     from .. import _native
 
     first_free = 3 + preserve_fds
     for fd in range(3, first_free):
+        if fd in absent:
+            continue
         try:
             os.set_inheritable(fd, True)
         except OSError:
             pass
     _native.close_range(first_free, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+
+
+def absent_fds(first: int, count: int) -> tuple[int, ...]:
+    """The fds of ``first`` .. ``first+count-1`` the caller has not opened.  Read before the
+    runtime opens any fd of its own: its lock on the state dir, channel or cgroup fd would take
+    the lowest free numbers, and handed to the container the lock would keep `start` waiting
+    for ever.  Those numbers are skipped (crun too hands over only what is open; runc 1.1 hands
+    over whatever fd of its own sits there)."""
+    out = []
+    for fd in range(first, first + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            out.append(fd)
+    return tuple(out)
+
+
+def listen_fds(environ: Mapping[str, str], pid: int) -> int:
+    """systemd socket activation (sd_listen_fds): how many fds from 3 on were passed to us,
+    when LISTEN_PID names this process; 0 otherwise (a LISTEN_FDS meant for another)."""
+    try:
+        if int(environ.get("LISTEN_PID", "")) != pid:
+            return 0
+        return max(0, int(environ.get("LISTEN_FDS", "")))
+    except ValueError:
+        return 0
+
+
+def with_activation(env: dict[str, str], count: int) -> dict[str, str]:
+    """The container's process gets the activation fds as its own, as runc passes them:
+    LISTEN_FDS=N and LISTEN_PID=1 (the container's init is pid 1 of its pid namespace)."""
+    if not count:
+        return env
+    return {**env, "LISTEN_FDS": str(count), "LISTEN_PID": "1"}
+
+
+def chown_stdio(uid: int, gid: int) -> None:
+    """In a user namespace, stdio that is a file, pipe or socket (not a terminal or device) is
+    given to the process's user, as crun (maybe_chown_std_streams) and runc (fixStdioPermissions)
+    do, so the process can reopen /proc/self/fd/1 (``> /dev/stdout``).  Called as root of the
+    namespace, before the user changes; what the namespace may not chown (an owner it does not
+    map: EPERM/EINVAL, a read-only mount: EROFS) is left as it is, as both leave it."""
+    import stat
+
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or st.st_uid == uid:
+                continue  # a terminal or /dev/null: the container's own devices, or already its user's
+            os.fchown(fd, uid, gid)
+        except OSError as exc:
+            if exc.errno not in (9, 1, 22, 30):  # EBADF, EPERM, EINVAL, EROFS
+                raise OSError(exc.errno, f"chown of stdio fd {fd} to {uid}:{gid}: {exc.strerror}") from None
 
 
 def with_home(env: dict[str, str], uid: int) -> dict[str, str]:
