@@ -13,6 +13,7 @@ from sb_helpers import last_json, py
 import clonekit
 from clonekit.runtime.busybox import build_rootfs
 from clonekit.sandbox import Sandbox, SandboxError, SandboxUsageError
+from clonekit.sandbox import prebuilt as sandbox_prebuilt
 
 
 def test_output_status_and_timing(plain: Sandbox) -> None:
@@ -102,6 +103,25 @@ def test_binds_and_tmpfs(make, tmp_path) -> None:
     assert (rw / "out").read_text() == "new\n"  # a read-write bind writes through to the host
 
 
+@pytest.mark.parametrize("prebuilt", [True, False], ids=["tree-built-ahead", "tree-laid-out-per-run"])
+def test_both_ways_to_the_tree_show_the_same(make, tmp_path, monkeypatch, prebuilt: bool) -> None:
+    """As root on Linux 6.15+ the tree is built once and cloned per run; elsewhere (and for
+    images, and rootless) it is laid out per run: the command sees the same either way."""
+    monkeypatch.setattr(sandbox_prebuilt, "ENABLED", prebuilt)
+    (tmp_path / "f").write_text("file\n")
+    (tmp_path / "d").mkdir()
+    sb = make(ro_binds=[f"{tmp_path / 'f'}:/opt/f", f"{tmp_path / 'd'}:/tmp/in/d"], tmpfs=["/tmp/t", "/srv"])
+    assert (sb._prebuilt is not None) == prebuilt
+    script = ("cat /opt/f; ls /tmp/in; ls /; ls /dev | tr '\\n' ' '; echo; "
+              "awk '{print $5, substr($6, 1, 2)}' /proc/self/mountinfo | sort")
+    seen = sb.run(["/bin/sh", "-c", script]).stdout.decode().splitlines()
+    assert seen[:2] == ["file", "d"]
+    assert {"usr", "etc", "tmp", "proc", "dev", "srv", "opt"} <= set(seen[2:])
+    mounts = set(seen)
+    assert {"/ ro", "/usr ro", "/etc ro", "/tmp rw", "/proc rw", "/dev rw", "/dev/shm rw", "/dev/null rw",
+            "/opt/f ro", "/tmp/in/d ro", "/tmp/t rw", "/srv rw"} <= mounts, seen
+
+
 def test_rootfs_busybox(make, tmp_path) -> None:
     root = build_rootfs(str(tmp_path / "rootfs"))
     sb = make(rootfs=root)
@@ -146,13 +166,19 @@ def test_exec_errors_name_the_step(plain: Sandbox) -> None:
     assert isinstance(info.value, clonekit.Error) and isinstance(info.value, OSError)
 
 
-def test_a_failed_child_step_names_it(make, tmp_path) -> None:
+def test_a_failed_child_step_names_it(make) -> None:
+    with pytest.raises(SandboxError) as info:
+        make(hostname="h" * 100).run(["/bin/true"])  # longer than the kernel's 64
+    assert info.value.errno == errno.EINVAL and info.value.step == f"set the hostname {'h' * 100}"
+
+
+def test_a_rootfs_without_mount_points_is_refused_first(make, tmp_path) -> None:
     root = build_rootfs(str(tmp_path / "rootfs"))
     os.rmdir(os.path.join(root, "proc"))
-    with pytest.raises(SandboxError) as info:
-        make(rootfs=root).run(["/bin/true"])
-    assert info.value.errno == errno.EROFS and info.value.step == "mkdir /newroot/proc"
-    assert "read-only" in str(info.value)
+    with pytest.raises(SandboxUsageError, match="has no /proc"):
+        make(rootfs=root, ro_binds=[f"{tmp_path}:/mnt"])
+    with pytest.raises(SandboxUsageError, match="has no /proc, /data"):
+        make(rootfs=root, ro_binds=[f"{tmp_path}:/data"])
 
 
 def test_bad_options(make) -> None:

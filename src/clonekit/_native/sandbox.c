@@ -303,7 +303,62 @@ sandbox_new_netns(PyObject *self, PyObject *noargs)
     return PyLong_FromLong(fd);
 }
 
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#endif
+
+/* A new filesystem as a detached mount (fsopen + fsconfig + fsmount): nothing is mounted
+ * anywhere; the fd is the mount, to build a tree in and clone per run.  options: (key, value)
+ * string pairs; attrs: MOUNT_ATTR_* of the mount. */
+static PyObject *
+sandbox_fsmount(PyObject *self, PyObject *args)
+{
+    const char *fstype;
+    PyObject *options;
+    unsigned int attrs;
+    if (!PyArg_ParseTuple(args, "sOI", &fstype, &options, &attrs))
+        return NULL;
+    PyObject *seq = PySequence_Fast(options, "options must be a sequence of (key, value)");
+    if (!seq)
+        return NULL;
+    long fs = syscall(SYS_fsopen, fstype, 1 /* FSOPEN_CLOEXEC */);
+    if (fs < 0) {
+        Py_DECREF(seq);
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "fsopen");
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        const char *key, *value;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ss", &key, &value)) {
+            close((int)fs);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, key, value, 0) < 0) {
+            int err = errno;
+            close((int)fs);
+            Py_DECREF(seq);
+            errno = err;
+            return PyErr_SetFromErrnoWithFilename(PyExc_OSError, key);
+        }
+    }
+    Py_DECREF(seq);
+    long fd = -1;
+    if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) == 0)
+        fd = syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, attrs);
+    int err = errno;
+    close((int)fs);
+    if (fd < 0) {
+        errno = err;
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, "fsmount");
+    }
+    return PyLong_FromLong(fd);
+}
+
 PyMethodDef sandbox_methods[] = {
+    { "sandbox_fsmount", sandbox_fsmount, METH_VARARGS,
+      "sandbox_fsmount(fstype, [(key, value), ...], mount_attrs) -> fd of a detached new filesystem" },
     { "sandbox_new_netns", sandbox_new_netns, METH_NOARGS,
       "sandbox_new_netns() -> fd of a new, empty network namespace (the calling thread stays in its own)" },
     { "sandbox_spawn", (PyCFunction)(void (*)(void))sandbox_spawn, METH_VARARGS | METH_KEYWORDS,

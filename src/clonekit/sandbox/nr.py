@@ -13,6 +13,7 @@ _X86_64 = {
     "prctl": 157, "mount": 165, "umount2": 166, "sethostname": 170, "openat": 257,
     "mkdirat": 258, "symlinkat": 266, "dup3": 292, "prlimit64": 302, "seccomp": 317,
     "close_range": 436, "mount_setattr": 442, "unshare": 272, "setns": 308, "getpid": 39,
+    "open_tree": 428, "move_mount": 429,
 }
 _AARCH64 = {
     "write": 64, "close": 57, "ioctl": 29, "fcntl": 25, "socket": 198, "chdir": 49, "setsid": 157,
@@ -20,6 +21,7 @@ _AARCH64 = {
     "prctl": 167, "mount": 40, "umount2": 39, "sethostname": 161, "openat": 56,
     "mkdirat": 34, "symlinkat": 36, "dup3": 24, "prlimit64": 261, "seccomp": 277,
     "close_range": 436, "mount_setattr": 442, "unshare": 97, "setns": 268, "getpid": 172,
+    "open_tree": 428, "move_mount": 429,
 }
 
 NR: dict[str, int] = _AARCH64 if os.uname().machine == "aarch64" else _X86_64
@@ -30,7 +32,8 @@ O_WRONLY, O_CREAT, O_CLOEXEC, O_NOFOLLOW = 0o1, 0o100, 0o2000000, 0o400000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 MNT_DETACH = 2
-MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
+OPEN_TREE_CLONE, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH = 0x1, 0x1000, 0x4
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_SET_MODE_FILTER = 1

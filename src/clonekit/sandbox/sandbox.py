@@ -19,6 +19,7 @@ import struct
 import time
 
 from .. import _native
+from . import prebuilt
 from .errors import SandboxError, SandboxUsageError
 from .groups import GroupPool, Limits
 from .netns import SpareNetns
@@ -140,6 +141,8 @@ class Sandbox:
             binds=tuple(_binds(binds, readonly=False)) + tuple(_binds(ro_binds, readonly=True)),
             tmpfs=_tmpfs(tmpfs), tmp_size=parse_size(tmp_size, "tmp_size") or 0,
             rootless=self.rootless, protect_proc=not self.rootless and uid == 0)
+        if tree.rootfs is not None:
+            _check_mount_points(tree)
         limits = Limits(parse_size(memory, "memory"), pids, _positive(cpus, "cpus"))
         if pids is not None and pids <= 0:
             raise SandboxUsageError(f"pids must be positive, not {pids}")
@@ -156,6 +159,7 @@ class Sandbox:
         # (making one is ~0.6 ms of kernel work): a run takes a spare one when there is one
         self._netns = SpareNetns(_SPARE_NETNS) if network != "host" and not self.rootless else None
         self._devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        self._prebuilt = prebuilt.build(tree)
         self._ops = self._program(tree, hostname, network, tuple(rlimits) if rlimits is not None else None)
         self._closed = False
 
@@ -294,6 +298,8 @@ class Sandbox:
             self._pool.close()
         if self._netns is not None:
             self._netns.close()
+        if self._prebuilt is not None:
+            self._prebuilt.close()
         os.close(self._devnull)
 
     def __enter__(self) -> Sandbox:
@@ -331,7 +337,10 @@ class Sandbox:
         for n in range(3):
             ops.call(f"set up fd {n}", "dup3", -1, n, 0, slot=f"stdio{n}")
         ops.call("setsid", "setsid")
-        mount_tree.build(ops, tree)
+        if self._prebuilt is not None:
+            mount_tree.build_prebuilt(ops, tree, self._prebuilt)
+        else:
+            mount_tree.build(ops, tree)
         name = hostname.encode()
         if name:
             ops.call(f"set the hostname {hostname}", "sethostname", name, len(name))
@@ -340,7 +349,7 @@ class Sandbox:
             ifreq = struct.pack("=16sH22x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING)
             ops.call("bring lo up", "ioctl", sock, SIOCSIFFLAGS, ifreq)
             ops.call("close the socket for lo", "close", sock)
-        mount_tree.enter(ops)
+        mount_tree.enter(ops, prebuilt=self._prebuilt is not None)
         limits = rlimits if rlimits is not None else (Rlimit(type="RLIMIT_CORE", soft=0, hard=0),)
         limits += self._substitutes
         confine.build(ops, set_ids=None if self.rootless else (self.uid, self.gid), limits=limits,
@@ -500,3 +509,18 @@ def _positive(value: float | None, what: str) -> float | None:
     if value is not None and value <= 0:
         raise SandboxUsageError(f"{what} must be positive, not {value}")
     return value
+
+
+def _check_mount_points(tree: TreeOptions) -> None:
+    """A read-only rootfs gets no new directories: every mount point must be there already."""
+    from .tree import fresh_paths, under
+
+    assert tree.rootfs is not None
+    fresh = fresh_paths(tree)
+    wanted = ["/proc", "/dev", "/tmp"]
+    wanted += [t.target for t in tree.tmpfs if not under(t.target, fresh, strict=True)]
+    wanted += [b.target for b in tree.binds if not under(b.target, fresh)]
+    missing = [p for p in wanted if not os.path.lexists(tree.rootfs + p)]
+    if missing:
+        raise SandboxUsageError(f"the rootfs {tree.rootfs} has no {', '.join(missing)}: the sandbox mounts "
+                                "there and never writes into a rootfs; create them in it")

@@ -19,12 +19,14 @@ from __future__ import annotations
 import os
 
 from .nr import (
+    AT_EMPTY_PATH,
     AT_FDCWD,
     AT_RECURSIVE,
     MNT_DETACH,
     MOUNT_ATTR_NODEV,
     MOUNT_ATTR_NOSUID,
     MOUNT_ATTR_RDONLY,
+    MOVE_MOUNT_F_EMPTY_PATH,
     MS_BIND,
     MS_NODEV,
     MS_NOEXEC,
@@ -33,12 +35,14 @@ from .nr import (
     MS_REC,
     O_CLOEXEC,
     O_CREAT,
+    OPEN_TREE_CLONE,
 )
 from .ops import Ops, c_str, mount_attr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .options import TreeOptions
+    from .options import Bind, TreeOptions
+    from .prebuilt import Prebuilt
 
 __all__ = ["DEV_NODES", "build"]
 
@@ -69,24 +73,13 @@ def build(ops: Ops, o: TreeOptions) -> None:
     ops.mkdir(f"{NEW}/proc", 0o555)
     ops.mount("mount /proc", "proc", f"{NEW}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if o.protect_proc:
-        for name in PROC_READONLY:
-            path = f"{NEW}/proc/{name}"
-            ops.call(f"bind /proc/{name}", "mount", c_str(path), c_str(path), 0, MS_BIND | MS_REC, 0,
-                     ok=2)  # ENOENT: this kernel has no such entry
-            ops.call(f"make /proc/{name} read-only", "mount_setattr", AT_FDCWD, c_str(path), AT_RECURSIVE,
-                     _RO, len(_RO), ok=2)
+        _protect_proc(ops, f"{NEW}/proc")
     for t in o.tmpfs:
         _mkdirs(ops, t.target)
         ops.mount(f"mount a tmpfs on {t.target}", "tmpfs", NEW + t.target, "tmpfs",
                   MS_NOSUID | MS_NODEV, f"mode=1777,size={t.size}")
     for b in sorted(o.binds, key=lambda b: b.target.count("/")):
-        if b.is_dir:
-            _mkdirs(ops, b.target)
-        else:
-            _mkdirs(ops, os.path.dirname(b.target))
-            fd = ops.call(f"create the mount point {b.target}", "openat", -100, c_str(NEW + b.target),
-                          O_CREAT | O_CLOEXEC, 0o644)
-            ops.call(f"close {b.target}", "close", fd)
+        _mount_point(ops, b)
         ops.mount(f"bind {b.source} on {b.target}", OLD + b.source, NEW + b.target, None, MS_BIND | MS_REC)
         attr = _RO if b.readonly else mount_attr(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
         ops.setattr(f"set the flags of {b.target}", NEW + b.target, AT_RECURSIVE, attr)
@@ -94,10 +87,53 @@ def build(ops: Ops, o: TreeOptions) -> None:
         ops.setattr("make the root tmpfs read-only", NEW, 0, mount_attr(MOUNT_ATTR_RDONLY))
 
 
-def enter(ops: Ops) -> None:
+def build_prebuilt(ops: Ops, o: TreeOptions, pre: Prebuilt) -> None:
+    """The run's tree from a tree built ahead (:mod:`.prebuilt`): clone it, attach it, mount
+    what is fresh per run, clone the binds in.  Paths are relative to the attached tree."""
+    ops.mount("make the mount namespace private", None, "/", None, MS_REC | MS_PRIVATE)
+    tree = ops.call("clone the prepared mount tree", "open_tree", pre.root, c_str(pre.root_path),
+                    OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC | (0 if pre.root_path else AT_EMPTY_PATH))
+    ops.call("attach the mount tree", "move_mount", tree, b"\0", AT_FDCWD, c_str("/tmp"),
+             MOVE_MOUNT_F_EMPTY_PATH)
+    ops.call("close the mount tree", "close", tree)
+    ops.call("chdir into the mount tree", "chdir", c_str("/tmp"))
+    ops.mount("mount a tmpfs on /tmp", "tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+              f"mode=1777,size={o.tmp_size}")
+    ops.mount("mount a tmpfs on /dev/shm", "tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+              "mode=1777,size=64m")
+    ops.mount("mount /proc", "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if o.protect_proc:
+        _protect_proc(ops, "proc")
+    fresh = fresh_paths(o)
+    for t in sorted(o.tmpfs, key=lambda t: t.target.count("/")):
+        if under(t.target, fresh, strict=True):
+            _mkdirs(ops, t.target, base="")
+        ops.mount(f"mount a tmpfs on {t.target}", "tmpfs", t.target.lstrip("/"), "tmpfs",
+                  MS_NOSUID | MS_NODEV, f"mode=1777,size={t.size}")
+    for name, b in sorted(pre.binds, key=lambda item: item[1].target.count("/")):
+        clone = ops.call(f"clone the bind of {b.source}", "open_tree", pre.holder, c_str(name),
+                         OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC)
+        if under(b.target, fresh):
+            _mount_point(ops, b, base="")
+        ops.call(f"bind {b.source} on {b.target}", "move_mount", clone, b"\0", AT_FDCWD,
+                 c_str(b.target.lstrip("/")), MOVE_MOUNT_F_EMPTY_PATH)
+        ops.call(f"close the bind of {b.source}", "close", clone)
+
+
+def fresh_paths(o: TreeOptions) -> tuple[str, ...]:
+    """Where a run mounts a new tmpfs: mount points below them are made per run."""
+    return ("/tmp", "/dev/shm", *(t.target for t in o.tmpfs))
+
+
+def under(path: str, tops: tuple[str, ...], *, strict: bool = False) -> bool:
+    return any((path == t and not strict) or path.startswith(t.rstrip("/") + "/") for t in tops)
+
+
+def enter(ops: Ops, *, prebuilt: bool = False) -> None:
     """The last mount steps, after everything that still needs the host's files (sethostname
-    and the loopback need none): /newroot becomes ``/`` and the rest is detached."""
-    ops.call("chdir /newroot", "chdir", c_str(NEW))
+    and the loopback need none): the new root becomes ``/`` and the rest is detached."""
+    if not prebuilt:
+        ops.call("chdir /newroot", "chdir", c_str(NEW))
     ops.call("pivot_root into the new root", "pivot_root", c_str("."), c_str("."))
     ops.call("detach the old root", "umount2", c_str("."), MNT_DETACH)
     ops.call("chdir /", "chdir", c_str("/"))
@@ -143,9 +179,29 @@ def _dev(ops: Ops) -> None:
               "mode=1777,size=64m")
 
 
-def _mkdirs(ops: Ops, target: str) -> None:
-    path = NEW
+def _protect_proc(ops: Ops, proc: str) -> None:
+    for name in PROC_READONLY:
+        path = f"{proc}/{name}"
+        ops.call(f"bind /proc/{name}", "mount", c_str(path), c_str(path), 0, MS_BIND | MS_REC, 0,
+                 ok=2)  # ENOENT: this kernel has no such entry
+        ops.call(f"make /proc/{name} read-only", "mount_setattr", AT_FDCWD, c_str(path), AT_RECURSIVE,
+                 _RO, len(_RO), ok=2)
+
+
+def _mount_point(ops: Ops, b: Bind, base: str = NEW) -> None:
+    if b.is_dir:
+        _mkdirs(ops, b.target, base)
+        return
+    _mkdirs(ops, os.path.dirname(b.target), base)
+    path = f"{base}{b.target}" if base else b.target.lstrip("/")
+    fd = ops.call(f"create the mount point {b.target}", "openat", AT_FDCWD, c_str(path),
+                  O_CREAT | O_CLOEXEC, 0o644)
+    ops.call(f"close {b.target}", "close", fd)
+
+
+def _mkdirs(ops: Ops, target: str, base: str = NEW) -> None:
+    path = base
     for part in target.strip("/").split("/"):
         if part:
-            path += "/" + part
-            ops.mkdir(path)
+            path = f"{path}/{part}" if path else part
+            ops.mkdir(path, step=f"mkdir {target}" if not base else None)
