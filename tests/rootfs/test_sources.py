@@ -1,0 +1,106 @@
+"""Bind sources the runtime detaches for the init (rootfs.sources): idmapped copies, and copies
+of sources the container's root cannot reach, attached by apply_mount(tree=...)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+
+import pytest
+from rootfs_helpers import ROOTLESS_ID, run_child
+
+from clonekit.rootfs import Root, RootfsError, apply_mount, bind_root
+from clonekit.rootfs.pivot import set_tree_propagation
+from clonekit.rootfs.sources import detach_sources, userns_fd
+from clonekit.runtime.plan import IdMapping, MountPlan
+
+BIND, REC = 0x1000, 0x4000
+
+
+@pytest.fixture
+def hidden():
+    """/var/tmp/ck-src-*/inner/f (uid 1000): the outer directory is 0700 host root's."""
+    top = tempfile.mkdtemp(prefix="ck-src-", dir="/var/tmp")
+    os.chmod(top, 0o700)
+    inner = os.path.join(top, "inner")
+    os.mkdir(inner)
+    with open(os.path.join(inner, "f"), "w") as f:
+        f.write("hidden\n")
+    os.chown(os.path.join(inner, "f"), 1000, 1000)
+    yield inner
+    shutil.rmtree(top)
+
+
+def attach(rootfs: str, plans: list[MountPlan], trees: tuple[int, ...], read: str):
+    def body():
+        set_tree_propagation()
+        with Root(bind_root(rootfs)) as root:
+            for m, tree in zip(plans, trees, strict=True):
+                apply_mount(root, m, tree=tree)
+        st = os.stat(os.path.realpath(rootfs) + read)
+        with open(os.path.realpath(rootfs) + read) as f:
+            return {"text": f.read(), "owner": [st.st_uid, st.st_gid]}
+
+    return body
+
+
+def test_unreachable_source_is_attached_from_the_runtimes_copy(unprivileged_rootfs, hidden):
+    plans = [MountPlan("/mnt/s", "bind", hidden, flags=BIND | REC)]
+    # without the copy, the user-namespaced root is refused on the way
+    seen = run_child(attach(unprivileged_rootfs, plans, (-1,), "/mnt/s/f"),
+                     userns_map=f"0 {ROOTLESS_ID} 65536")
+    assert seen["raised"]["errno"] == errno.EACCES
+    trees = detach_sources(plans, user_ns=True, container_maps=((), ()))
+    try:
+        seen = run_child(attach(unprivileged_rootfs, plans, trees, "/mnt/s/f"),
+                         userns_map=f"0 {ROOTLESS_ID} 65536")
+    finally:
+        for fd in trees:
+            os.close(fd)
+    assert seen == {"text": "hidden\n", "owner": [65534, 65534]}
+
+
+def test_idmapped_copy_shows_the_mapped_owner(unprivileged_rootfs, hidden):
+    """On-disk 1000 mapped to host 100000 by the mount, root of the child's namespace."""
+    m = IdMapping(container_id=1000, host_id=ROOTLESS_ID, size=1)
+    plans = [MountPlan("/mnt/s", "bind", hidden, flags=BIND, idmap="idmap",
+                       uid_mappings=(m,), gid_mappings=(m,))]
+    trees = detach_sources(plans, user_ns=True, container_maps=((), ()))
+    try:
+        seen = run_child(attach(unprivileged_rootfs, plans, trees, "/mnt/s/f"),
+                         userns_map=f"0 {ROOTLESS_ID} 65536")
+    finally:
+        for fd in trees:
+            os.close(fd)
+    assert seen == {"text": "hidden\n", "owner": [0, 0]}
+
+
+def test_non_binds_get_no_copy_and_a_missing_source_is_named(hidden):
+    plans = [MountPlan("/tmp", "tmpfs", "tmpfs"), MountPlan("/mnt/x", "bind", "/no/such/src", flags=BIND)]
+    with pytest.raises(RootfsError) as info:
+        detach_sources(plans, user_ns=True, container_maps=((), ()))
+    assert info.value.errno == errno.ENOENT and "/no/such/src" in info.value.hint
+    assert detach_sources(plans[:1], user_ns=True, container_maps=((), ())) == (-1,)
+    # without a user namespace nothing needs a copy (the init is host root)
+    assert detach_sources([MountPlan("/mnt/x", "bind", hidden, flags=BIND)], user_ns=False,
+                          container_maps=((), ())) == (-1,)
+
+
+def test_userns_fd_holds_the_mappings():
+    m = IdMapping(container_id=0, host_id=ROOTLESS_ID, size=10)
+    fd = userns_fd((m,), (m,))
+    try:
+        assert os.readlink(f"/proc/self/fd/{fd}").startswith("user:[")
+        assert os.fstat(fd).st_ino != os.stat("/proc/self/ns/user").st_ino
+    finally:
+        os.close(fd)
+
+
+def test_idmapped_plan_without_a_copy_is_refused_clearly(rootfs, hidden):
+    m = IdMapping(container_id=0, host_id=ROOTLESS_ID, size=1)
+    plans = [MountPlan("/mnt/s", "bind", hidden, flags=BIND, idmap="idmap", uid_mappings=(m,),
+                       gid_mappings=(m,))]
+    seen = run_child(attach(rootfs, plans, (-1,), "/mnt/s/f"))
+    assert seen["raised"]["errno"] == errno.EINVAL and "detach_sources" in seen["raised"]["hint"]
