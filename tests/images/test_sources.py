@@ -214,3 +214,18 @@ def test_digest_is_the_config_digest(tmp_path):
     with open(Layout(layout).blob_path(config), "rb") as c:
         assert sha(c.read()) == config
     assert unpack(layout, cache_dir=tmp_path / "cache").digest == config
+
+
+def test_an_unpacked_docker_archive_cannot_name_host_files(tmp_path):
+    import tarfile
+
+    archive = docker_archive(str(tmp_path / "d.tar"), LAYERS)
+    top = tmp_path / "unpacked"
+    with tarfile.open(archive) as tar:
+        tar.extractall(top, filter="data")  # the test's own archive
+    manifest = json.loads((top / "manifest.json").read_text())
+    assert (tmp_path / "d.tar").exists()
+    manifest[0]["Layers"][0] = "../" * 12 + str(tmp_path / "d.tar").lstrip("/")  # a real tar, outside
+    (top / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ImageError, match=r"layer 1/2 .*: cannot open .*No such file"):
+        unpack(top, cache_dir=tmp_path / "cache")  # looked for below the directory, not found

@@ -93,17 +93,26 @@ class _Store:
 
 
 class _DirStore(_Store):
+    """A directory: an OCI layout (or an unpacked docker-archive, whose manifest.json names its
+    files: a name is taken below the directory, ``..`` and ``/`` cannot lead out of it)."""
+
     def __init__(self, source: str):
         self.source = source
 
+    def _path(self, path: str) -> str:
+        return os.path.join(self.source, _clean(path))
+
     def open(self, path: str) -> IO[bytes]:
-        return open(os.path.join(self.source, path), "rb")
+        return open(self._path(path), "rb")
 
     def size(self, path: str) -> int:
-        return os.stat(os.path.join(self.source, path)).st_size
+        try:
+            return os.stat(self._path(path)).st_size
+        except OSError:
+            return -1  # said when it is opened
 
     def has(self, path: str) -> bool:
-        return os.path.exists(os.path.join(self.source, path))
+        return os.path.exists(self._path(path))
 
 
 class _TarStore(_Store):
@@ -135,11 +144,9 @@ class _TarStore(_Store):
 
     def size(self, path: str) -> int:
         member = self._member(path)
-        while member.islnk() or member.issym():
+        if member.islnk() or member.issym():  # docker save links a layer it holds twice
             member = self.members.get(_clean(_link_target(member)), member)
-            if member.islnk() or member.issym():
-                return -1
-        return member.size
+        return member.size if member.isreg() else -1
 
     def has(self, path: str) -> bool:
         return _clean(path) in self.members
@@ -149,6 +156,8 @@ class _TarStore(_Store):
 
 
 def _clean(name: str) -> str:
+    """``name`` relative to the store's top: ``./``, ``..`` and a leading ``/`` resolved as
+    if the top were ``/``."""
     return os.path.normpath("/" + name).lstrip("/")
 
 
