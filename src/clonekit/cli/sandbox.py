@@ -42,7 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     root.add_argument("--rootfs", metavar="DIR", help="this directory, read-only, as /")
     p.add_argument("--json", action="store_true",
                    help="capture the output and print the Result as JSON instead")
-    p.add_argument("program", nargs="*", metavar="-- CMD", help="the command and its arguments")
+    import argparse
+
+    p.add_argument("program", nargs=argparse.REMAINDER, metavar="-- CMD",
+                   help="the command and its arguments (after --, or after the last option)")
 
 
 def run(args: argparse.Namespace) -> int:
