@@ -130,14 +130,15 @@ def test_writes_outside_tmp_fail(plain) -> None:
     # mount is read-only
     assert seen == {"/f": errno.EROFS, "/etc/passwd": errno.EACCES, "/usr/bin/true": errno.EACCES,
                     "/usr/lib/x": errno.EROFS, "/proc/sys/vm/drop_caches": errno.EACCES,
-                    "/dev/x": errno.EACCES}
+                    "/dev/x": errno.EROFS}
 
 
 def test_as_uid_0_the_proc_sysctls_are_read_only(make) -> None:
     r = make(uid=0).run(["/bin/sh", "-c", "echo 1 > /proc/sys/vm/drop_caches; echo x > /etc/x; "
+                         "echo x > /dev/x; echo x > /x; echo x > /dev/null && echo null; "
                          "cat /etc/shadow > /dev/null && echo read"])
-    assert r.stderr.count(b"Read-only file system") == 2, r.stderr
-    assert r.stdout == b"read\n"  # uid 0 without capabilities: its own files still open (documented)
+    assert r.stderr.count(b"Read-only file system") == 4, r.stderr
+    assert r.stdout == b"null\nread\n"  # uid 0 without capabilities: its own files still open (documented)
 
 
 def test_seccomp_denies_with_the_errno(make) -> None:

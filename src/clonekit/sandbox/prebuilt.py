@@ -145,6 +145,8 @@ def _dev(root: int, where: str) -> None:
         for name, target in DEV_LINKS:
             os.symlink(target, name, dir_fd=dev)
         os.mkdir("shm", 0o1777, dir_fd=dev)
+        os.chmod("shm", 0o1777, dir_fd=dev)
+        _native.mount_setattr(dev, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0)  # its nodes stay writable
         _native.move_mount(dev, "", root, where, MOVE_MOUNT_F_EMPTY_PATH)
     finally:
         os.close(dev)

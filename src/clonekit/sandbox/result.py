@@ -23,7 +23,8 @@ class Result:
     the run's group; ``output_truncated``: stdout or stderr went past ``output_limit`` (each
     holds the first ``output_limit`` bytes; the run was killed then).  ``wall_time`` from the
     clone to the reap, ``cpu_time`` user+system seconds of every process of the run, and
-    ``peak_memory`` the group's peak in bytes (the command's own peak RSS without a group)."""
+    ``peak_memory`` the group's peak in bytes since the run began (page cache an earlier run of
+    the pooled group left charged counts too), or the command's own peak RSS without a group."""
 
     stdout: bytes
     stderr: bytes

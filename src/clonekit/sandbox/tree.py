@@ -175,6 +175,7 @@ def _dev(ops: Ops) -> None:
     for name, target in DEV_LINKS:
         ops.call(f"symlink /dev/{name}", "symlinkat", c_str(target), -100, c_str(f"{dev}/{name}"))
     ops.mkdir(f"{dev}/shm", 0o1777)
+    ops.setattr("make /dev read-only", dev, 0, mount_attr(MOUNT_ATTR_RDONLY))  # its nodes stay writable
     ops.mount("mount a tmpfs on /dev/shm", "tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV,
               "mode=1777,size=64m")
 
