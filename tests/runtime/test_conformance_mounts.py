@@ -224,8 +224,9 @@ def test_missing_cwd_on_a_read_only_rootfs_is_made_like_runc(peers):
 
 def test_a_config_without_proc_runs(peers):
     """No /proc mount (nor masked/readonly paths below it): create, start and the program run;
-    the fifo is reopened through the runtime's /proc, held across pivot_root.  (runc 1.1.5
-    fails here itself: "open /proc/self/fd: no such file or directory".)"""
+    the fifo is reopened through the runtime's /proc, held across pivot_root, and oomScoreAdj
+    is written before it; exec joins such a container.  (runc 1.1.5 fails here itself: "open
+    /proc/self/fd: no such file or directory".)"""
     def no_proc(config: dict[str, Any]) -> None:
         config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/proc"]
         config["linux"]["maskedPaths"] = []
@@ -242,8 +243,11 @@ def test_a_config_without_proc_runs(peers):
     bundle.mkdir()
     config = conf.base_config(root, ["sleep", "30"], cid)
     no_proc(config)
+    config["process"]["oomScoreAdj"] = 123  # written before pivot_root, as runc does it first
     (bundle / "config.json").write_text(json.dumps(config))
     rt.cli("run", "--detach", "--bundle", str(bundle), cid, check=True)
+    with open(f"/proc/{rt.state(cid)['pid']}/oom_score_adj") as f:
+        assert f.read().strip() == "123"
     done = rt.cli("exec", cid, "/bin/sh", "-c", "echo exec-ran; ls -A /proc | wc -l", check=True)
     assert done.stdout == "exec-ran\n0\n"
 
