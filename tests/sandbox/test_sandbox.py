@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import subprocess
+import sys
 
 import pytest
 from sb_helpers import last_json, py
@@ -80,6 +82,19 @@ def test_confinement(plain: Sandbox) -> None:
     assert fields["NoNewPrivs"].strip() == "1" and fields["Seccomp"].strip() == "2"
     fds = plain.run(["ls", "/proc/self/fd"]).stdout.split()
     assert sorted(fds) == [b"0", b"1", b"2", b"3"]  # 3: ls's own directory fd
+
+
+def test_no_signal_disposition_is_inherited(make) -> None:
+    """Whatever the caller ignores (Python ignores SIGPIPE; a caller may ignore SIGTERM or SIGINT),
+    the command starts with every signal at its default and none blocked."""
+    code = ("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
+            "from clonekit.sandbox import Sandbox\n"
+            "with Sandbox() as sb:\n"
+            "    print(sb.run(['grep', '-E', '^Sig(Ign|Blk)', '/proc/self/status']).stdout.decode())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"]
 
 
 def test_input_env_cwd_hostname_uid(make) -> None:

@@ -64,11 +64,12 @@ static NOINSTRUMENT int
 sandbox_child(void *arg)
 {
     struct sandbox_plan *plan = arg;
-    /* Python ignores SIGPIPE and SIGXFSZ; CLONE_CLEAR_SIGHAND keeps ignored signals ignored */
-    static const int dfl[] = { SIGPIPE, SIGXFSZ };
-    for (unsigned i = 0; i < sizeof dfl / sizeof dfl[0]; i++) {
+    /* every disposition to the default: CLONE_CLEAR_SIGHAND keeps ignored signals ignored (and
+     * exec too), and the caller may ignore any (Python ignores SIGPIPE and SIGXFSZ) */
+    for (int sig = 1; sig <= 64; sig++) {
         struct raw_sigaction act = { .handler = SIG_DFL };
-        raw_syscall4(SYS_rt_sigaction, dfl[i], (long)&act, 0, 8);
+        if (sig != SIGKILL && sig != SIGSTOP)
+            raw_syscall4(SYS_rt_sigaction, sig, (long)&act, 0, 8);
     }
     for (int i = 0; i < plan->nops; i++) {
         struct sandbox_op *op = &plan->ops[i];
