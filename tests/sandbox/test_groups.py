@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from sb_helpers import group_dirs, group_tasks
 
+from clonekit.sandbox import SandboxUsageError
 from waiting import wait_for
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
@@ -62,3 +64,11 @@ def test_a_killed_caller_leaves_groups_the_next_sandbox_removes(make, top) -> No
     assert left, "the killed caller's group should still be there before a sweep"
     make(pids=8)  # a new Sandbox on the same top sweeps it
     assert [d for d in group_dirs(top) if f"/{caller.pid}-" in d] == []
+
+
+def test_a_sandbox_that_fails_to_be_made_leaves_nothing(make, top) -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(SandboxUsageError, match="seccomp="):
+        make(memory="64m", pids=8, seccomp="not a filter")  # refused after the groups were made
+    assert group_dirs(top) == []
+    assert set(os.listdir("/proc/self/fd")) <= before | {str(fd) for fd in range(3)}

@@ -83,8 +83,9 @@ class Sandbox:
     (default: :data:`clonekit.sandbox.profile.DEFAULT`, container engines' default set without
     ptrace, mounts and new namespaces; a ``security.seccomp.Seccomp`` for another; ``None`` for
     none).  Limits (cgroups, as root): ``memory`` ("256m" or bytes), ``pids``, ``cpus``
-    (fractions of a CPU); ``timeout`` seconds and ``output_limit`` bytes per stream.  Rootless,
-    limits need a cgroup the caller may write and are skipped with one notice (``notices``).
+    (fractions of a CPU); ``timeout`` seconds and ``output_limit`` bytes per stream.  Rootless
+    (no cgroup is delegated on a hybrid host), ``pids`` and ``memory`` become RLIMIT_NPROC and
+    RLIMIT_AS and ``cpus`` is not applied, said in one notice (also in ``notices``).
 
     Many threads may call :meth:`run` at once.  Use it as a context manager (or call
     :meth:`close`): that removes its cgroups.  Groups of a caller killed before that are removed
@@ -100,6 +101,25 @@ class Sandbox:
                  output_limit: int | str | None = None, uid: int | None = None, gid: int | None = None,
                  seccomp: object = _DEFAULT, rlimits: Iterable[Rlimit] | None = None,
                  tmp_size: int | str = "64m", cgroup_top: str = "/clonekit-sandbox") -> None:
+        # what close() releases, set first: a failure below closes what was made before it
+        self._closed = False
+        self._pool: GroupPool | None = None
+        self._netns: SpareNetns | None = None
+        self._prebuilt: prebuilt.Prebuilt | None = None
+        self._devnull = -1
+        try:
+            self._prepare(rootfs, image, binds, ro_binds, tmpfs, env, cwd, hostname, network, memory, pids,
+                          cpus, timeout, output_limit, uid, gid, seccomp, rlimits, tmp_size, cgroup_top)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, rootfs: str | os.PathLike[str] | None, image: str | None, binds: Iterable[BindLike],
+                 ro_binds: Iterable[BindLike], tmpfs: Iterable[str] | Mapping[str, int | str],
+                 env: Mapping[str, str] | None, cwd: str | None, hostname: str, network: str,
+                 memory: int | str | None, pids: int | None, cpus: float | None, timeout: float | None,
+                 output_limit: int | str | None, uid: int | None, gid: int | None, seccomp: object,
+                 rlimits: Iterable[Rlimit] | None, tmp_size: int | str, cgroup_top: str) -> None:
         self.rootless = os.geteuid() != 0
         self.notices: list[str] = []
         self.timeout = timeout
@@ -146,7 +166,6 @@ class Sandbox:
         limits = Limits(parse_size(memory, "memory"), pids, _positive(cpus, "cpus"))
         if pids is not None and pids <= 0:
             raise SandboxUsageError(f"pids must be positive, not {pids}")
-        self._pool: GroupPool | None = None
         self._substitutes: tuple[Rlimit, ...] = ()
         if limits and self.rootless:
             self._substitutes = self._rootless_limits(limits)
@@ -161,7 +180,6 @@ class Sandbox:
         self._devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         self._prebuilt = prebuilt.build(tree)
         self._ops = self._program(tree, hostname, network, tuple(rlimits) if rlimits is not None else None)
-        self._closed = False
 
     # -- running --------------------------------------------------------------------------------
 
@@ -300,7 +318,9 @@ class Sandbox:
             self._netns.close()
         if self._prebuilt is not None:
             self._prebuilt.close()
-        os.close(self._devnull)
+        if self._devnull >= 0:
+            os.close(self._devnull)
+            self._devnull = -1
 
     def __enter__(self) -> Sandbox:
         return self
