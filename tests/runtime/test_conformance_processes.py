@@ -255,3 +255,41 @@ def test_exec_gives_stdio_to_the_process_too_like_runc(pair, tmp_path):
 
         seen[rt.name] = (wait_for(done, what=f"{rt.name}'s exec"), os.stat(path).st_uid)
     assert seen["clonekit"] == seen["runc"] == ("1000\nreopened\nok\n", 101000)
+
+
+def test_a_rootless_runtime_joins_its_own_user_and_network_namespaces(user):
+    """The user's `unshare -U -r -n` holder: the rootless runtime cannot enter its network
+    namespace from the initial user namespace (EPERM), so that one is put off until the user
+    namespace given by path is joined (runc's order), and then it succeeds."""
+    from test_rootless_containers import Home
+
+    home = Home(user)
+    holder = subprocess.Popen(user.wrap(["unshare", "-U", "-r", "-n", "sleep", "600"]), cwd="/",
+                              stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.readlink(f"/proc/{holder.pid}/ns/net") != os.readlink("/proc/self/ns/net"),
+                 what="the holder's unshare")
+
+        def join(config):
+            for key in ("uidMappings", "gidMappings"):
+                config["linux"].pop(key, None)
+            spaces = [n for n in config["linux"]["namespaces"] if n["type"] not in ("user", "network")]
+            config["linux"]["namespaces"] = [{"type": "network", "path": f"/proc/{holder.pid}/ns/net"},
+                                             {"type": "user", "path": f"/proc/{holder.pid}/ns/user"},
+                                             *spaces]
+            config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys"]
+
+        cid, bundle = home.bundle(NS_SEEN, join)
+        out = home.cli("run", "--bundle", bundle, cid)
+        assert out.returncode == 0, out.stderr
+        seen = sections(out.stdout)
+        assert seen["net"].strip() == os.readlink(f"/proc/{holder.pid}/ns/net")
+        assert seen["user"].strip() == os.readlink(f"/proc/{holder.pid}/ns/user")
+        assert seen["maps"].split() == ["0", str(user.uid), "1"]
+    finally:
+        holder.kill()
+        holder.wait()
+    try:
+        home.assert_nothing_left()
+    finally:
+        home.cleanup()
