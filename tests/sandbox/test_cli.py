@@ -13,13 +13,14 @@ import pytest
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 
 
-def clonekit(*args: str, input: str = "") -> subprocess.CompletedProcess[str]:
+def clonekit(*args: str, input: str = "",
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     if args[0] == "sandbox":
         args = ("sandbox", "--cgroup-top", f"/clonekit-test/sandbox-cli-{os.getpid()}", *args[1:])
     return subprocess.run([sys.executable, "-m", "clonekit", *args], capture_output=True, text=True,
-                          input=input, timeout=60, env={**os.environ, "PYTHONPATH": SRC})
+                          input=input, timeout=60, env={**os.environ, "PYTHONPATH": SRC, **(env or {})})
 
 
 def test_status_and_output_pass_through() -> None:
@@ -54,3 +55,16 @@ def test_json_and_stdin(tmp_path) -> None:
 def test_the_memory_limit_kills(tmp_path) -> None:
     out = clonekit("sandbox", "--memory", "32m", "--", "python3", "-c", "x = bytearray(128 << 20)")
     assert out.returncode == 137 and "OOM-killed" in out.stderr
+
+
+def test_an_image(tmp_path) -> None:
+    pytest.importorskip("clonekit.images.unpacking")
+    from test_image import busybox_layout
+
+    layout = busybox_layout(str(tmp_path / "layout"), str(tmp_path), Env=["PATH=/bin"], WorkingDir="/srv",
+                            Cmd=["/bin/sh", "-c", "pwd; exit 5"])
+    env_cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = clonekit("sandbox", "--image", layout, env=env_cache)
+    assert (out.returncode, out.stdout) == (5, "/srv\n"), out.stderr
+    out = clonekit("sandbox", "--image", layout, "--", "echo", "given", env=env_cache)
+    assert (out.returncode, out.stdout) == (0, "given\n"), out.stderr
