@@ -29,6 +29,9 @@ MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTE
               "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
 MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
               "MPOL_F_STATIC_NODES": 1 << 15}
+#: the modes and flags newer than the rest, with the kernel that brought them
+MPOL_SINCE = {"MPOL_F_NUMA_BALANCING": "5.12", "MPOL_PREFERRED_MANY": "5.15",
+              "MPOL_WEIGHTED_INTERLEAVE": "6.9"}
 #: the modes that need at least one node (mm/mempolicy.c: mpol_new refuses an empty mask)
 MPOL_NEED_NODES = frozenset({"MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
                              "MPOL_PREFERRED_MANY"})
@@ -127,11 +130,13 @@ def apply_memory_policy(p: MemoryPolicy) -> None:
     except OSError as exc:
         why = exc.strerror
         if exc.errno == 22:  # EINVAL: the rules are checked at parse time; so it is the nodes
+            newer = [f"{name} (Linux {version})" for name, version in MPOL_SINCE.items()
+                     if name == p.mode or name in p.flags]
             why = memory_policy_rule(p.mode, p.nodes, p.flags) or (
                 f"none of the nodes {_node_list(p.nodes)} can be used here (this process may use "
-                f"memory nodes {_mems_allowed()}; the kernel numbers up to its MAX_NUMNODES), or "
-                f"this kernel lacks {p.mode} or a flag; name nodes of this machine "
-                "(/sys/devices/system/node/has_memory)")
+                f"memory nodes {_mems_allowed()}; the kernel numbers up to its MAX_NUMNODES)"
+                + (f", or this kernel is older than {' and '.join(newer)}" if newer else "")
+                + "; name nodes of this machine (/sys/devices/system/node/has_memory)")
         raise OSError(exc.errno, f"linux.memoryPolicy {p.mode} {_node_list(p.nodes) or '(no nodes)'}"
                                  f"{' ' + '|'.join(p.flags) if p.flags else ''}: {why}") from None
 
