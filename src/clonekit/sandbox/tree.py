@@ -1,4 +1,7 @@
-"""The sandbox's mount tree, as child ops (bubblewrap's shape, done by raw syscalls):
+"""The sandbox's mount tree, as child ops.  Two ways to it: :func:`build_prebuilt` clones a
+tree built once ahead (:mod:`.prebuilt`, root on Linux 6.15+) and adds what is fresh per run;
+:func:`build` lays the whole tree out per run (rootless, images, older kernels), in
+bubblewrap's shape, by raw syscalls:
 
 1. the mount namespace is made private, a scratch tmpfs is mounted over the host's /tmp and
    becomes the root by ``pivot_root``, with the host's root kept at /oldroot (every source is
@@ -74,7 +77,7 @@ def build(ops: Ops, o: TreeOptions) -> None:
     ops.mount("mount /proc", "proc", f"{NEW}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if o.protect_proc:
         _protect_proc(ops, f"{NEW}/proc")
-    for t in o.tmpfs:
+    for t in sorted(o.tmpfs, key=lambda t: t.target.count("/")):
         _mkdirs(ops, t.target)
         ops.mount(f"mount a tmpfs on {t.target}", "tmpfs", NEW + t.target, "tmpfs",
                   MS_NOSUID | MS_NODEV, f"mode=1777,size={t.size}")
