@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 import pytest
-from runtime_helpers import RUNC, script, sections
+from runtime_helpers import RUNC, run_cmd, script, sections
 
 from waiting import wait_for
 
@@ -293,3 +293,12 @@ def test_a_rootless_runtime_joins_its_own_user_and_network_namespaces(user):
         home.assert_nothing_left()
     finally:
         home.cleanup()
+
+
+def test_exec_preserve_fds_skips_what_the_caller_did_not_open(bundles):
+    cid, bundle, _ = bundles.new(["sleep", "30"])
+    bundles.cli("run", "--detach", "--bundle", bundle, cid)
+    out = run_cmd(_ck(bundles, "exec", "--preserve-fds", "3", cid, *FDS_SEEN), pre="exec 4</etc/hostname; ",
+                  timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3=none", "4=/etc/hostname", "5=none", "6=none", "LISTEN=unset:unset"]
