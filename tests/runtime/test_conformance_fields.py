@@ -276,10 +276,15 @@ def _in_own_netns(bundles, body: str) -> subprocess.CompletedProcess[str]:
     return run_cmd(["unshare", "-n", "/bin/sh", "-c", f"CK='{ck}'\n{HOST_SETUP}\n{body}"], timeout=60)
 
 
-def test_net_devices_are_moved_renamed_with_their_addresses_and_up(bundles):
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "user-namespace"])
+def test_net_devices_are_moved_renamed_with_their_addresses_and_up(bundles, userns):
     def edit(config):
         config["linux"]["netDevices"] = {"ckt-a": {"name": "eth0"}, "ckt-b": {"name": "net%d"},
                                          "ckt-c": {}}
+        if userns:  # the network namespace is then the user namespace's: entered all the same
+            config["linux"]["namespaces"].append({"type": "user"})
+            for key in ("uidMappings", "gidMappings"):
+                config["linux"][key] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
     cid, bundle, _ = bundles.new(["sh", "-c", "ip -o link; echo @@; ip -o addr"], edit=[edit])
     out = _in_own_netns(bundles, f"$CK run --bundle {bundle} {cid}; echo @@host; ip -o link")
