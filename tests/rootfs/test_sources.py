@@ -104,3 +104,18 @@ def test_idmapped_plan_without_a_copy_is_refused_clearly(rootfs, hidden):
                        gid_mappings=(m,))]
     seen = run_child(attach(rootfs, plans, (-1,), "/mnt/s/f"))
     assert seen["raised"]["errno"] == errno.EINVAL and "detach_sources" in seen["raised"]["hint"]
+
+
+def test_idmapped_file_bind_makes_a_file_destination(unprivileged_rootfs, hidden):
+    m = IdMapping(container_id=1000, host_id=ROOTLESS_ID + 7, size=1)
+    plans = [MountPlan("/etc/new/f", "bind", os.path.join(hidden, "f"), flags=BIND, idmap="idmap",
+                       uid_mappings=(m,), gid_mappings=(m,))]
+    trees = detach_sources(plans, user_ns=True, container_maps=((), ()))
+    try:
+        seen = run_child(attach(unprivileged_rootfs, plans, trees, "/etc/new/f"),
+                         userns_map=f"0 {ROOTLESS_ID} 65536")
+    finally:
+        for fd in trees:
+            os.close(fd)
+    assert seen == {"text": "hidden\n", "owner": [7, 7]}
+    assert os.path.isfile(os.path.join(unprivileged_rootfs, "etc", "new", "f"))
