@@ -174,11 +174,16 @@ def test_create_without_process_then_start_refuses_naming_it(pair):
 
 
 @needs_runc
-def test_runc_refuses_a_config_without_process_at_create(pair):
+def test_runc_and_crun_refuse_a_config_without_process_at_create(pair, tmp_path):
     runc = pair.runtimes["runc"]
     cid, bundle = pair.bundle(runc, ["true"], (_no_process,))
     got = runc.cli("create", "--bundle", bundle, cid)
     assert got.returncode == 1 and "process property must not be empty" in got.stderr
+    if CRUN is not None:  # crun 1.8 fails inside: "max number of capabilities not initialized"
+        crun = crun_runtime(str(tmp_path / "state-crun"))
+        cid, bundle = pair.bundle(crun, ["true"], (_no_process, lambda c: c.update(ociVersion="1.0.2")))
+        got = crun.cli("create", "--bundle", bundle, cid)
+        assert got.returncode == 1 and not os.path.exists(os.path.join(crun.root, cid))
 
 
 # -- no mount namespace -------------------------------------------------------------------------
@@ -301,7 +306,7 @@ SHELL_OWN = ("PWD", "SHLVL", "_")  # what sh sets itself
 def _hooks_writing_to(out: str) -> Any:
     def edit(cfg: dict[str, Any]) -> None:
         def hook(kind: str, **extra: Any) -> dict[str, Any]:
-            body = f'{{ echo "@@{kind}"; env; echo "@@{kind}.state"; cat; echo; }} >> {out}/hooks'
+            body = f'{{ echo "@@env"; env; echo; echo "@@state"; cat; echo; }} > {out}/{kind}'
             return {"path": "/bin/sh", "args": ["sh", "-c", body], **extra}
 
         cfg["hooks"] = {kind: [hook(kind)] for kind in KINDS}
@@ -312,14 +317,16 @@ def _hooks_writing_to(out: str) -> Any:
     return edit
 
 
-def _hook_views(text: str) -> dict[str, tuple[str, dict[str, str]]]:
-    parts = sections(text)
-    out = {}
+def _hook_views(out: Any) -> dict[str, tuple[str, dict[str, str]]]:
+    """kind -> (the state's status, the environment but what sh sets itself), from the file
+    each hook wrote (one file each: crun runs startContainer while poststart runs)."""
+    views = {}
     for kind in (*KINDS, "poststart-empty-env"):
-        env = dict(line.split("=", 1) for line in parts[kind].splitlines() if "=" in line)
+        parts = sections((out / kind).read_text())
+        env = dict(line.split("=", 1) for line in parts["env"].splitlines() if "=" in line)
         env = {k: v for k, v in env.items() if k not in SHELL_OWN}
-        out[kind] = (json.loads(parts[f"{kind}.state"])["status"], env)
-    return out
+        views[kind] = (json.loads(parts["state"])["status"], env)
+    return views
 
 
 @needs_runc
@@ -331,7 +338,7 @@ def test_hooks_get_runcs_environment_and_status(pair, tmp_path):
         cid, bundle = pair.bundle(rt, ["true"], (_hooks_writing_to(str(out)),))
         got = run_cmd(rt.command("run", "--bundle", bundle, cid), env=RUNTIME_ENV)
         assert got.returncode == 0, f"{rt.name}: {got.stderr}"
-        seen[rt.name] = _hook_views((out / "hooks").read_text())
+        seen[rt.name] = _hook_views(out)
     ck, runc = seen["clonekit"], seen["runc"]
     for kind in (*KINDS, "poststart-empty-env"):
         assert ck[kind][1] == runc[kind][1], kind
@@ -348,3 +355,17 @@ def test_hooks_get_runcs_environment_and_status(pair, tmp_path):
     # runc 1.1's one difference: poststart still "created" (crun and the spec: running)
     assert {k: v[0] for k, v in runc.items()} == statuses | {"poststart": "created",
                                                              "poststart-empty-env": "created"}
+    if CRUN is None:
+        return
+    crun = crun_runtime(str(tmp_path / "state-crun"))
+    out = tmp_path / "hooks-crun"
+    out.mkdir()
+    cid, bundle = pair.bundle(crun, ["true"], (_hooks_writing_to(str(out)),
+                                               lambda c: c.update(ociVersion="1.0.2")))
+    got = run_cmd(crun.command("run", "--bundle", bundle, cid), env=RUNTIME_ENV)
+    assert got.returncode == 0, got.stderr
+    theirs = _hook_views(out)
+    assert theirs["poststart"][0] == "running" and theirs["poststop"][0] == "stopped"
+    for kind in ("prestart", "createRuntime", "poststart", "poststop"):  # the runtime's own env
+        assert {k: v for k, v in theirs[kind][1].items() if not k.startswith("_")} == RUNTIME_ENV, kind
+    assert theirs["startContainer"][1] == ck["startContainer"][1]
