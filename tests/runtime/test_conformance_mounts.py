@@ -409,3 +409,15 @@ def test_idmapped_mount_needs_a_bind_and_a_user_namespace_for_no_mappings(peers,
         res = results["clonekit"][0]
         assert res.returncode != 0 and words in res.stderr, res.stderr
         assert "$.mounts[7]" in res.stderr, res.stderr
+
+
+def test_a_shared_bind_stays_shared_after_pivot_root_like_runc(peers, tmp_path):
+    """The old root is made rslave from the old root itself (runc and crun fchdir to it after
+    pivot_root): the container's own mounts keep the propagation their options asked for."""
+    src = tmp_path / "shared-src"
+    src.mkdir()
+    results = peers.run(
+        ["/bin/sh", "-c", "grep ' /mnt ' /proc/self/mountinfo | cut -d' ' -f7 | cut -d: -f1"],
+        add_mounts({"destination": "/mnt", "type": "bind", "source": str(src),
+                    "options": ["rbind", "shared"]}))
+    assert same(results) == "shared\n"

@@ -86,16 +86,24 @@ def enter_root(path: str, *, no_pivot: bool = False) -> None:
     if no_pivot:
         _move_root(path)
         return
+    # the old root, to stand on after the call: a lookup of "." from the new root's directory
+    # stays on the new root (only umount crosses into the mount stacked there), and rslave on
+    # it would strip the container's own mounts of their shared propagation
+    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _native.pivot_root(".", ".")
-    except OSError as exc:
-        hint = ""
-        if exc.errno in (errno.EINVAL, errno.EBUSY):
-            hint = ("the rootfs must be a mount point of its own (bind_root) whose parent is not "
-                    "shared, and the current root must not be the initramfs (use --no-pivot there)")
-        raise RootfsError(exc.errno or 0, "pivot_root", path, hint) from None
+        try:
+            _native.pivot_root(".", ".")
+        except OSError as exc:
+            hint = ""
+            if exc.errno in (errno.EINVAL, errno.EBUSY):
+                hint = ("the rootfs must be a mount point of its own (bind_root) whose parent is not "
+                        "shared, and the current root must not be the initramfs (use --no-pivot there)")
+            raise RootfsError(exc.errno or 0, "pivot_root", path, hint) from None
+        os.fchdir(old)  # as runc and crun do
+    finally:
+        os.close(old)
     try:
-        # "." is now the old root, stacked over the new one: keep its unmount from propagating
+        # "." is the old root, stacked over the new one: keep its unmount from propagating
         _native.mount(None, ".", None, MS_SLAVE | MS_REC, None)
         _native.umount2(".", MNT_DETACH)
     except OSError as exc:
