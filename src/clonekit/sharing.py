@@ -206,10 +206,12 @@ def explain(
     flags: int | str | CloneFlag,
     *,
     via: str = "clone3",
-    exit_signal: int = signal.SIGCHLD,
+    exit_signal: int | None = None,
 ) -> Explanation:
     """What a task made with ``flags`` shares with its caller, copies, or gets anew.
 
+    ``exit_signal`` defaults to SIGCHLD; for legacy clone, to the flags' low byte when it is
+    not zero (that byte is the exit signal there, whatever its bits are named).
     For ``via="unshare"`` the rows describe the caller itself after the call: what it stops
     sharing ("copied"/"new") and what it keeps ("shared"), with the flags unshare() implies.
     """

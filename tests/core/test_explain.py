@@ -103,6 +103,21 @@ def test_exit_signal_row():
     assert explain(F.PARENT, via="clone", exit_signal=signal.SIGCHLD)["exit_signal"].verdict == "none"
 
 
+def test_legacy_clone_low_byte_is_explained_as_the_exit_signal():
+    """clone()'s low byte is the exit signal: 0x40 is SIGRTMAX, and CLONE_NEWTIME's 0x80 there is
+    signal 128 (no signal) and makes no time namespace, which clone3 would."""
+    rtmax = explain(0x40, via="clone")
+    assert rtmax.flags == CloneFlag(0) and rtmax.exit_signal == 64 and rtmax.refusal is None
+    assert rtmax["exit_signal"].verdict == "SIGRTMAX"
+    assert rtmax["exit_signal"].detail == "low byte 0x40 is the exit signal: 64 (SIGRTMAX)"
+    newtime = explain(CloneFlag.NEWTIME | CloneFlag.VM, via="clone")
+    assert newtime.flags == CloneFlag.VM and newtime["ns.time"].verdict == "shared"
+    assert newtime["exit_signal"].verdict == "none" and "no time namespace" in newtime["exit_signal"].detail
+    assert explain(CloneFlag.NEWTIME, via="clone3")["ns.time"].verdict == "new"
+    with pytest.raises(UsageError, match="does not define"):
+        explain(0x40, via="clone3")
+
+
 def test_glibc_sets_are_named_and_explained():
     fork = explain(LIBC_SETS["fork"].flags, exit_signal=signal.SIGCHLD)
     assert fork.libc == ("fork",)
