@@ -216,6 +216,9 @@ def test_without_a_mount_namespace_the_container_shares_the_mount_table_chrooted
     pid = ck.state(cid)["pid"]
     assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")  # the caller's
     assert os.readlink(f"/proc/{pid}/root") == pair.rootfs  # chrooted into root.path
+    assert ck.cli("start", cid).returncode == 0
+    joined = ck.cli("exec", cid, "ls", "/")  # exec follows it there
+    assert joined.returncode == 0 and "bin\n" in joined.stdout, joined.stderr
     assert ck.cli("delete", "--force", cid).returncode == 0
     cid, bundle = pair.bundle(ck, NO_MOUNT_PROBE, (_no_mount_ns,))
     mine = ck.cli("run", "--bundle", bundle, cid)
@@ -281,6 +284,14 @@ def test_user_namespace_without_mappings_maps_nothing(bundles):
     assert seen["id"] == "uid=65534(nobody) gid=65534(nogroup)\n"
     assert seen["uid_map"] == seen["gid_map"] == ""  # nothing written
     assert seen["owner"] == "65534:65534\n"  # the host's root is unmapped too
+    # exec enters it with the same ids; a user there is refused in one line
+    cid, bundle, _ = bundles.new(["sleep", "60"], edit=[_user_ns_without_mappings])
+    bundles.cli("create", "--bundle", bundle, cid)
+    bundles.cli("start", cid)
+    assert bundles.cli("exec", cid, "id").stdout == "uid=65534(nobody) gid=65534(nogroup)\n"
+    other = bundles.cli("exec", "--user", "7", cid, "id", check=False)
+    assert other.returncode == 1 and "uid 7 cannot be switched to" in other.stderr
+    bundles.cli("delete", "--force", cid)
     # nothing can be switched to: a non-default user is refused before anything is made
     cid, bundle, _ = bundles.new(["true"], edit=[_user_ns_without_mappings,
                                                  lambda c: c["process"]["user"].update(uid=1000)])
