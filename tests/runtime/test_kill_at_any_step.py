@@ -22,10 +22,10 @@ def _blocking_hook(tmp, kind: str) -> dict:
     """A hook that records its pid and the state it was given, then blocks until killed."""
     d = str(tmp)
     os.mkfifo(f"{d}/go-{kind}")
-    return {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {d}/state-{kind}.tmp; "
-                                        f"mv {d}/state-{kind}.tmp {d}/state-{kind}; "
-                                        f"echo $$ > {d}/pid-{kind}.tmp; mv {d}/pid-{kind}.tmp {d}/pid-{kind}; "
-                                        f"read x < {d}/go-{kind}"]}
+    script = (f"cat > {d}/state-{kind}.tmp; mv {d}/state-{kind}.tmp {d}/state-{kind}; "
+              f"echo $$ > {d}/pid-{kind}.tmp; mv {d}/pid-{kind}.tmp {d}/pid-{kind}; "
+              f"read x < {d}/go-{kind}")
+    return {"path": "/bin/sh", "args": ["sh", "-c", script]}
 
 
 def _reached(tmp, kind: str) -> tuple[int, dict]:
