@@ -119,3 +119,39 @@ def test_idmapped_file_bind_makes_a_file_destination(unprivileged_rootfs, hidden
             os.close(fd)
     assert seen == {"text": "hidden\n", "owner": [7, 7]}
     assert os.path.isfile(os.path.join(unprivileged_rootfs, "etc", "new", "f"))
+
+
+def test_device_nodes_made_by_the_runtime_are_bound_in_a_user_namespace(unprivileged_rootfs):
+    """mknod is refused in a user namespace: detach_devices makes the nodes on a private tmpfs
+    (mounted nowhere), owned by the ids the config's map to; create_devices attaches them."""
+    from clonekit.rootfs import create_devices
+    from clonekit.rootfs.sources import detach_devices
+    from clonekit.runtime.plan import DevicePlan
+
+    root_map = (IdMapping(container_id=0, host_id=ROOTLESS_ID, size=65536),)
+    devices = [DevicePlan("/dev/ck-null-here", "c", 1, 3, file_mode=0o640, uid=5, gid=6),
+               DevicePlan("/dev/sub/ck-zero", "c", 1, 5)]
+    trees = detach_devices(devices, (root_map, root_map))
+    assert len(trees) == 2 and all(fd >= 0 for fd in trees)
+
+    def body():
+        set_tree_propagation()
+        with Root(bind_root(unprivileged_rootfs)) as root:
+            create_devices(root, devices, rootless=True, defaults=False, trees=trees)
+        out = {}
+        for dev in devices:
+            st = os.stat(os.path.realpath(unprivileged_rootfs) + dev.path)
+            rdev = st.st_rdev
+            out[dev.path] = [oct(st.st_mode), os.major(rdev), os.minor(rdev), st.st_uid, st.st_gid]
+        with open(os.path.realpath(unprivileged_rootfs) + "/dev/sub/ck-zero", "rb") as f:
+            out["zero"] = f.read(4).hex()
+        return out
+
+    try:
+        seen = run_child(body, userns_map=f"0 {ROOTLESS_ID} 65536")
+    finally:
+        for fd in trees:
+            os.close(fd)
+    assert seen == {"/dev/ck-null-here": ["0o20640", 1, 3, 5, 6],
+                    "/dev/sub/ck-zero": ["0o20666", 1, 5, 0, 0], "zero": "00000000"}
+    assert not os.path.exists("/dev/ck-null-here")

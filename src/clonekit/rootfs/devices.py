@@ -1,8 +1,10 @@
 """Device nodes and the /dev symlinks of the runtime-spec.
 
 Rootful: mknod(at) relative to the fd of the resolved parent directory, then fchownat.
-Rootless (mknod is EPERM there): an empty file is created at the destination and the host's node
-of the same path is bind-mounted onto it, as runc does.
+Rootless or in a user namespace (mknod is EPERM there): an empty file is created at the
+destination and the host's node of the same path is bind-mounted onto it, as runc does; or, when
+the runtime made the node itself on a private tmpfs (``sources.detach_devices``, as crun does),
+that node's detached bind is attached there.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import errno
 import os
 import stat
 
+from .. import _native
 from ..mountflags import MS_BIND
 from .errors import RootfsError
 from .paths import Root, ensure_path, fd_path, open_in_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from ..runtime.plan import DevicePlan, Plan
 
@@ -57,6 +60,8 @@ DEV_SYMLINKS: tuple[tuple[str, str], ...] = (
 )
 
 _FORMATS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 
 def needs_dev_setup(plan: Plan) -> bool:
@@ -66,10 +71,14 @@ def needs_dev_setup(plan: Plan) -> bool:
 
 
 def create_devices(root: Root, devices: Iterable[DevicePlan | Device], *, rootless: bool,
-                   defaults: bool = True) -> None:
+                   defaults: bool = True, trees: Sequence[int] = ()) -> None:
     """The default devices (unless ``defaults`` is false), then ``devices`` (a device of the
     config replaces the default of the same path), then /dev/ptmx and the /dev symlinks.
-    Each parent directory (/dev for most) is resolved once for all its devices."""
+    Each parent directory (/dev for most) is resolved once for all its devices.  ``trees``:
+    per device of ``devices``, the runtime's detached bind of a node it made
+    (:func:`.sources.detach_devices`) or -1; each is closed by the time this returns."""
+    devices = list(devices)
+    made = {d.path: t for d, t in zip(devices, trees, strict=False) if t >= 0}
     wanted: dict[str, DevicePlan | Device] = {}
     if defaults:
         wanted.update((d.path, d) for d in DEFAULT_DEVICES)
@@ -78,12 +87,17 @@ def create_devices(root: Root, devices: Iterable[DevicePlan | Device], *, rootle
     old_umask = os.umask(0)  # the modes are the config's
     try:
         for dev in wanted.values():
-            if rootless:
+            tree = made.pop(dev.path, -1)
+            if tree >= 0:
+                _bind_device(root, dev, tree=tree)
+            elif rootless:
                 _bind_device(root, dev)
             else:
                 _mknod(root, dev, parents)
     finally:
         os.umask(old_umask)
+        for tree in made.values():
+            os.close(tree)
     try:
         if defaults:
             dev_symlinks(root, parents.get("/dev", -1))
@@ -153,10 +167,24 @@ def _chmod_in(parent: int, name: str, mode: int) -> None:
         os.close(fd)
 
 
-def _bind_device(root: Root, dev: DevicePlan | Device) -> None:
+def _bind_device(root: Root, dev: DevicePlan | Device, *, tree: int = -1) -> None:
+    """An empty file at the device's path, with the host's node of the same path bound on it,
+    or ``tree`` (a detached bind of a node the runtime made) attached there (and closed)."""
     from .mounts import mount_on
 
     step = f"bind device {dev.path}"
+    if tree >= 0:
+        try:
+            dst = ensure_path(root, dev.path, step=step, kind="file")
+            try:
+                _native.move_mount(tree, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+            except OSError as exc:
+                raise RootfsError(exc.errno or 0, step, dev.path) from None
+            finally:
+                os.close(dst)
+        finally:
+            os.close(tree)
+        return
     try:
         src = os.open(dev.path, os.O_PATH | os.O_CLOEXEC)
     except OSError as exc:

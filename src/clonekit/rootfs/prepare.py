@@ -36,7 +36,7 @@ def prepare_rootfs(plan: Plan, *, rootless: bool, no_pivot: bool = False) -> Non
 
 
 def mount_rootfs(plan: Plan, *, rootless: bool, cgroup_dirs: Mapping[str, str] | None = None,
-                 trees: Sequence[int] = ()) -> None:
+                 trees: Sequence[int] = (), device_trees: Sequence[int] = ()) -> None:
     """First half: propagation of "/" (rslave, or rprivate when the config asks private) so
     nothing flows back to the host, the rootfs bound onto itself, ``plan.mounts`` in order,
     then (unless /dev is a bind of the host's) the default devices, ``plan.devices`` and the
@@ -45,9 +45,11 @@ def mount_rootfs(plan: Plan, *, rootless: bool, cgroup_dirs: Mapping[str, str] |
     ``cgroup_dirs`` (host cgroup hierarchy mount point -> the container's group directory in
     it) is what a ``cgroup`` mount binds when the container has no cgroup namespace; without
     it, the groups this process is in (/proc/self/cgroup) at that moment.  ``trees``: one fd
-    (or -1) per mount, the runtime's detached copies of bind sources (:mod:`.sources`); each
-    is closed by the time this returns."""
-    left = [fd for fd in trees if fd >= 0]  # not yet handed to apply_mount (which closes them)
+    (or -1) per mount, the runtime's detached copies of bind sources (:mod:`.sources`);
+    ``device_trees``: the same per ``plan.devices``, nodes the runtime made; each is closed by
+    the time this returns."""
+    left = [fd for fd in trees if fd >= 0]  # not yet handed on (apply_mount closes what it gets)
+    devices = [fd for fd in device_trees if fd >= 0]
     try:
         pre = MS_PRIVATE | MS_REC if plan.rootfs_propagation & MS_PRIVATE else MS_SLAVE | MS_REC
         set_tree_propagation(pre)
@@ -65,11 +67,13 @@ def mount_rootfs(plan: Plan, *, rootless: bool, cgroup_dirs: Mapping[str, str] |
                     root.close()
                     root = Root(path, resolved=True)
             if needs_dev_setup(plan):
-                create_devices(root, plan.devices, rootless=rootless)
+                given, devices = devices, []
+                create_devices(root, plan.devices, rootless=rootless,
+                               trees=device_trees if given else ())
         finally:
             root.close()
     finally:
-        for fd in left:
+        for fd in (*left, *devices):
             os.close(fd)
 
 

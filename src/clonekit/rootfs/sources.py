@@ -11,6 +11,11 @@ Two kinds of bind need the runtime's own privileges on the host, as crun and run
   of host root on the way): the init first opens the source itself (its copy keeps the host's
   flags locked against the container), and takes the runtime's copy only when that is refused.
 
+And ``linux.devices`` in a user namespace, where mknod is refused: the runtime makes each node
+(as crun does) on a private tmpfs that is mounted nowhere (fsopen/fsmount: no nodev, and nothing
+of the host's changes), owned by the container's ids, and hands the init a detached bind of it,
+so a device the host lacks (or has with other numbers) is still the one the config asks for.
+
 Each fd is inherited by the init (taken before the clone, O_CLOEXEC: the user's program never
 sees one) and closed by the runtime once the init exists.
 """
@@ -29,9 +34,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..runtime.plan import IdMapping, MountPlan
+    from ..runtime.plan import DevicePlan, IdMapping, MountPlan
 
-__all__ = ["detach_sources", "userns_fd"]
+__all__ = ["detach_devices", "detach_sources", "userns_fd"]
 
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
@@ -149,6 +154,49 @@ def userns_fd(uid_mappings: Sequence[IdMapping], gid_mappings: Sequence[IdMappin
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+_FORMATS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def detach_devices(devices: Sequence[DevicePlan], maps: Maps) -> tuple[int, ...]:
+    """One detached bind per device: its node made on a private tmpfs (mounted nowhere), owned by
+    the host ids its uid/gid map to in ``maps`` (the container's), with the config's mode."""
+    if not devices:
+        return ()
+    try:
+        fs = int(_native.sandbox_fsmount("tmpfs", [("mode", "0700"), ("size", "4k")], 0))
+    except OSError as exc:
+        raise RootfsError(exc.errno or 0, "make the device nodes", None,
+                          "a private tmpfs for them needs fsopen/fsmount (Linux 5.2) and "
+                          "CAP_SYS_ADMIN") from None
+    fds: list[int] = []
+    try:
+        for i, dev in enumerate(devices):
+            step, name = f"mknod {dev.path}", str(i)
+            rdev = 0 if dev.type == "p" else os.makedev(dev.major, dev.minor)
+            try:
+                os.mknod(name, _FORMATS[dev.type], rdev, dir_fd=fs)
+                os.chmod(name, dev.file_mode & 0o7777, dir_fd=fs)  # not the umask's
+                os.chown(name, _to_host(dev.uid, maps[0]), _to_host(dev.gid, maps[1]), dir_fd=fs)
+                fds.append(int(_native.open_tree(fs, name, OPEN_TREE_CLONE)))
+            except OSError as exc:
+                raise RootfsError(exc.errno or 0, step, dev.path) from None
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    finally:
+        os.close(fs)  # the nodes' binds keep the tmpfs
+    return tuple(fds)
+
+
+def _to_host(ident: int, maps: Sequence[IdMapping]) -> int:
+    """The host id ``ident`` of the container is (0, host root, when it is not mapped)."""
+    for m in maps:
+        if m.container_id <= ident < m.container_id + m.size:
+            return m.host_id + ident - m.container_id
+    return 0
 
 
 def source_kind(tree: int) -> str:
