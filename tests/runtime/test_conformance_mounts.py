@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from runtime_helpers import RUNC, Runtime, _load_conftest, clonekit_runtime, remove_cgroup
+from runtime_helpers import RUNC, Runtime, _load_conftest, clonekit_runtime, remove_cgroup, run_cmd
 
 conf = _load_conftest()
 CRUN = shutil.which("crun")
@@ -442,3 +443,39 @@ def test_a_shared_bind_stays_shared_after_pivot_root_like_runc(peers, tmp_path):
                     "options": ["rbind", "shared"]}),
         without=CRUN_1_8_LACKS)  # crun 1.8 makes the whole tree private after the mounts
     assert same(results) == "shared\n"
+
+
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt install podman)")
+def test_podman_idmap_volume(owned_tree):
+    """podman 4.3 passes `-v SRC:DST:idmap` to the runtime as the idmap option: with clonekit the
+    volume's uid 1000 shows as 1000 in a --uidmap container (runc 1.1.5 ignores the option, so
+    it shows the overflow id there)."""
+    from runtime_helpers import cgroup_dirs
+
+    podman = shutil.which("podman")
+    assert podman is not None
+    command = os.path.join(os.path.dirname(sys.executable), "clonekit")
+    if not os.path.exists(command):
+        pytest.skip("clonekit is not installed as a command next to this interpreter")
+    top = tempfile.mkdtemp(prefix="clonekit-podman-")
+    os.chmod(top, 0o755)
+    parent = f"podman-{uuid.uuid4().hex[:8]}"
+    root = conf.build_rootfs(os.path.join(top, "rootfs"))
+    os.mkdir(os.path.join(root, "vol"))
+    owned_by_container_root(root)
+    base = [podman, "--root", f"{top}/storage", "--runroot", f"{top}/run", "--storage-driver", "vfs"]
+    try:
+        got = run_cmd([*base, "--cgroup-manager", "cgroupfs", "--events-backend", "none",
+                       "--runtime", command, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit",
+                       "nproc=1000:1000", "--cgroup-parent", f"/clonekit-test/{parent}",
+                       "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536",
+                       "-v", f"{owned_tree}:/vol:idmap", "--rootfs", root,
+                       "/bin/sh", "-c", "stat -c %u:%g /vol/user-file; cat /vol/user-file"], timeout=120)
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == "1000:1000\nuser-file\n"
+    finally:
+        run_cmd([*base, "rm", "--all", "--force"], timeout=60)
+        run_cmd([*base, "system", "reset", "--force"], timeout=60)
+        shutil.rmtree(top, ignore_errors=True)
+        remove_cgroup(parent)
+    assert not cgroup_dirs(parent)
