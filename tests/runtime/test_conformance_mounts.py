@@ -466,8 +466,9 @@ def test_podman_idmap_volume(owned_tree):
     base = [podman, "--root", f"{top}/storage", "--runroot", f"{top}/run", "--storage-driver", "vfs"]
     try:
         got = run_cmd([*base, "--cgroup-manager", "cgroupfs", "--events-backend", "none",
-                       "--runtime", command, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit",
-                       "nproc=1000:1000", "--cgroup-parent", f"/clonekit-test/{parent}",
+                       "--runtime", command, "run", "--rm", "--network", "none",
+                       "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000",
+                       "--cgroup-parent", f"/clonekit-test/{parent}",
                        "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536",
                        "-v", f"{owned_tree}:/vol:idmap", "--rootfs", root,
                        "/bin/sh", "-c", "stat -c %u:%g /vol/user-file; cat /vol/user-file"], timeout=120)
