@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from ..runtime.plan import DevicePlan, IdMapping, MountPlan
 
-__all__ = ["detach_devices", "detach_sources", "userns_fd"]
+__all__ = ["detach_devices", "detach_sources", "idmap_own", "userns_fd"]
 
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
@@ -47,13 +47,16 @@ Maps = tuple[tuple["IdMapping", ...], tuple["IdMapping", ...]]
 
 
 def detach_sources(mounts: Sequence[MountPlan], *, user_ns: bool, container_maps: Maps,
-                   container_userns: str | None = None, privileged: bool = True) -> tuple[int, ...]:
+                   container_userns: str | None = None, privileged: bool = True,
+                   defer_own: bool = False) -> tuple[int, ...]:
     """One fd per mount (-1: the init opens the source itself): a detached copy of the bind
     source, idmapped where asked.  ``user_ns``: the container has a user namespace (its root
     may not reach every source); ``container_maps``: its uid/gid mappings, for ``idmap`` with
     none of its own; ``container_userns``: the path of the user namespace it joins, if it joins
     one.  ``privileged``: the runtime holds CAP_SYS_ADMIN on the host (else only idmapped
-    mounts are tried, and refused with the reason)."""
+    mounts are tried, and refused with the reason).  ``defer_own``: leave the copies that take
+    the container's own mappings for :func:`idmap_own`, once its new user namespace exists
+    (spares a namespace made only for them)."""
     fds: list[int] = []
     namespaces: dict[Maps, int] = {}
     try:
@@ -63,7 +66,7 @@ def detach_sources(mounts: Sequence[MountPlan], *, user_ns: bool, container_maps
                 continue
             tree = _clone_source(m, required=bool(m.idmap))
             fds.append(tree)
-            if tree >= 0 and m.idmap:
+            if tree >= 0 and m.idmap and not (defer_own and not m.uid_mappings):
                 maps: Maps = (m.uid_mappings, m.gid_mappings) if m.uid_mappings else container_maps
                 if maps not in namespaces:
                     namespaces[maps] = (os.open(container_userns, os.O_RDONLY | os.O_CLOEXEC)
@@ -78,6 +81,20 @@ def detach_sources(mounts: Sequence[MountPlan], *, user_ns: bool, container_maps
         for fd in namespaces.values():
             os.close(fd)
     return tuple(fds)
+
+
+def idmap_own(mounts: Sequence[MountPlan], trees: Sequence[int], userns: str) -> None:
+    """Idmap the copies :func:`detach_sources` left with ``defer_own``, with the container's
+    user namespace (``userns``: its ns file, maps written) before the init attaches them."""
+    if not any(t >= 0 and m.idmap and not m.uid_mappings for m, t in zip(mounts, trees, strict=False)):
+        return
+    fd = os.open(userns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for m, tree in zip(mounts, trees, strict=False):
+            if tree >= 0 and m.idmap and not m.uid_mappings:
+                _idmap(tree, fd, m)
+    finally:
+        os.close(fd)
 
 
 def _step(m: MountPlan) -> str:
