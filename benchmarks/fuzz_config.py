@@ -340,8 +340,10 @@ def mutate(doc: Any, rng: random.Random) -> tuple[Any, str]:
 def bases(rootfs: str) -> list[dict[str, Any]]:
     """The documents the mutations start from: `clonekit spec`'s (root, rootless) and the test
     suite's base_config, pointed at ``rootfs``, terminal off (so a valid one can be created)."""
+    sys.path.insert(0, os.path.join(REPO, "tests"))
     sys.path.insert(0, os.path.join(REPO, "tests", "runtime"))
-    from conftest import base_config  # type: ignore[import-not-found]
+    # by its own name: `conftest` may be another test directory's module by now
+    from runtime_helpers import base_config  # type: ignore[import-not-found]
 
     out = []
     for rootless in (False, True):

@@ -26,7 +26,7 @@ ESCAPE_HELPER_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 
 def _needs_root() -> None:
     if os.geteuid() != 0:
-        pytest.skip("needs root (the rootless runs are in test_rootless.py)")
+        pytest.skip("needs root (the rootless runs are in test_sandbox_rootless.py)")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 
 import pytest
-from test_hostile import FORK_UNTIL_REFUSED, SYSCALLS
+from test_sandbox_hostile import FORK_UNTIL_REFUSED, SYSCALLS
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 
