@@ -158,7 +158,8 @@ def test_features_document_shape():
         assert linux[key] == {"enabled": os.path.exists("/sys/fs/selinux/enforce" if key == "selinux"
                                                         else "/sys/kernel/security/apparmor")}
     assert linux["intelRdt"] == {"enabled": False}
-    assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
+    assert {"idmap", "ridmap"} <= set(doc["mountOptions"])
     assert all(isinstance(v, str) for v in doc["annotations"].values())
     assert doc["potentiallyUnsafeConfigAnnotations"] == []
     assert features_document() == doc and features_document() is not doc

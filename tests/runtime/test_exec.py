@@ -312,7 +312,6 @@ def test_bad_input_is_one_line_and_leaves_nothing(pair, ck):
         ("exec", "--detach", "--tty", cid, "/bin/true"):
             "cannot allocate tty if clonekit will detach without setting console socket",
         ("exec", "no-such-container", "/bin/true"): "does not exist",
-        ("exec", "--preserve-fds", "3", cid, "/bin/true"): "--preserve-fds 3: fd 3 is not open",
         ("exec", "--process", "/nonexistent.json", cid): "--process /nonexistent.json: cannot read it",
     }
     for argv, words in cases.items():

@@ -166,12 +166,15 @@ def test_relative_symlink_up_and_out_keeps_the_mount_inside(hostile):
     hostile.assert_nothing_left(cid)
 
 
-def test_absolute_symlink_to_a_host_dir_missing_in_the_rootfs_fails_clearly(hostile):
+def test_absolute_symlink_to_a_host_dir_missing_in_the_rootfs_is_made_inside(hostile):
+    # as runc: the link's target is created in the rootfs (never on the host) and mounted on
     victim = hostile.host_dir()
     hostile.plant("/mnt/h", victim)
-    cid, out = hostile.run(["true"], tmpfs("/mnt/h/sub"))
-    one_clear_line(out, "/mnt/h")
+    cid, out = hostile.run(["sh", "-c", f"grep -c ' {victim}/sub ' /proc/self/mountinfo"],
+                           tmpfs("/mnt/h/sub"))
+    assert out.returncode == 0 and out.stdout.split() == ["1"], out.stderr
     assert os.listdir(victim) == []
+    assert os.path.isdir(os.path.join(hostile.rootfs, victim.lstrip("/"), "sub"))
     hostile.assert_nothing_left(cid)
 
 
@@ -267,10 +270,8 @@ def test_bad_config_gives_one_clear_line_and_leaves_nothing(hostile, case, verb)
 
 def test_failure_inside_the_container_leaves_nothing(hostile):
     # fails late: in the init, after the cgroup and the namespaces were made
-    victim = hostile.host_dir()
-    hostile.plant("/mnt/h", victim)
-    cid, out = hostile.run(["true"], tmpfs("/mnt/h/sub"), verb="create")
-    one_clear_line(out, "mount", "/mnt/h")
+    cid, out = hostile.run(["true"], tmpfs("/etc/passwd/sub"), verb="create")
+    one_clear_line(out, "mount", "/etc/passwd")
     hostile.assert_nothing_left(cid)
     assert hostile.rt.cli("list", "--format", "json").stdout.strip() in ("[]", "null")
 
@@ -367,20 +368,19 @@ def test_cwd_symlinked_up_and_out_stays_inside(hostile):
 
 
 def test_cwd_symlinked_to_a_host_dir_never_gets_there(hostile):
+    # absent in the rootfs: made there, where the link resolves with the rootfs as "/" (as runc)
     victim = hostile.host_dir()
-    hostile.plant("/cwdlink", victim)                    # absent in the rootfs
-    cid, out = hostile.run(["sh", "-c", "pwd; touch planted"], _set(["process", "cwd"], "/cwdlink"))
-    assert out.returncode != 0
-    assert "/cwdlink" in out.stderr and "Traceback" not in out.stderr
+    hostile.plant("/cwdlink", victim)
+    cid, out = hostile.run(["sh", "-c", "pwd"], _set(["process", "cwd"], "/cwdlink"))
+    assert out.returncode == 0 and out.stdout.strip() == victim, out.stderr
     assert os.listdir(victim) == []
+    assert os.path.isdir(os.path.join(hostile.rootfs, victim.lstrip("/")))
     hostile.assert_nothing_left(cid)
 
 
 def test_cwd_that_cannot_be_entered_fails_create(hostile):
-    victim = hostile.host_dir()
-    hostile.plant("/cwdlink", victim)
-    cid, out = hostile.run(["true"], _set(["process", "cwd"], "/cwdlink"), verb="create")
-    line = one_clear_line(out, "process.cwd", "/cwdlink")
+    cid, out = hostile.run(["true"], _set(["process", "cwd"], "/etc/passwd"), verb="create")
+    line = one_clear_line(out, "process.cwd", "/etc/passwd")
     assert "[Errno" not in line
     hostile.assert_nothing_left(cid)
 

@@ -222,7 +222,6 @@ def test_parse_reads_every_section():
 @pytest.mark.parametrize("value, path", [
     ({"memory": {"limit": -2}}, "$.linux.resources.memory.limit"),
     ({"memory": {"swappiness": 101}}, "$.linux.resources.memory.swappiness"),
-    ({"memory": {"limt": 1}}, "$.linux.resources.memory.limt"),
     ({"cpu": {"shares": 1}}, "$.linux.resources.cpu.shares"),
     ({"cpu": {"period": 10}}, "$.linux.resources.cpu.period"),
     ({"cpu": {"cpus": "0-x"}}, "$.linux.resources.cpu.cpus"),

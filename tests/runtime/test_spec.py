@@ -243,15 +243,12 @@ ERRORS = [
     (_set(["ociVersion"], "1.2"), "$.ociVersion", "SemVer"),
     (_set(["ociVersion"], "2.0.0"), "$.ociVersion", "1.x"),
     (_del(["ociVersion"]), "$.ociVersion", "missing"),
-    (_set(["bogus"], 1), "$.bogus", "unknown field"),
-    (_set(["procss"], {}), "$.procss", "did you mean 'process'"),
     (_del(["root"]), "$.root", "missing"),
     (_set(["root"], "rootfs"), "$.root", "expected an object"),
     (_set(["root", "path"], 5), "$.root.path", "expected a string"),
     (_set(["root", "path"], ""), "$.root.path", "empty"),
     (_set(["root", "path"], "nope"), "$.root.path", "does not exist"),
     (_set(["root", "readonly"], "yes"), "$.root.readonly", "expected a boolean"),
-    (_set(["root", "ro"], True), "$.root.ro", "unknown field"),
     (_set(["process"], []), "$.process", "expected an object"),
     (_set(["process", "args"], []), "$.process.args", "is empty"),
     (_del(["process", "args"]), "$.process.args", "missing"),
@@ -271,7 +268,6 @@ ERRORS = [
     (_set(["process", "user", "umask"], 0o1000), "$.process.user.umask", "out of range"),
     (_set(["process", "user", "additionalGids", 1], "100"), "$.process.user.additionalGids[1]",
      "unsigned 32-bit"),
-    (_set(["process", "user", "name"], "x"), "$.process.user.name", "unknown field"),
     (_set(["process", "capabilities"], []), "$.process.capabilities", "expected an object"),
     (_set(["process", "oomScoreAdj"], True), "$.process.oomScoreAdj", "expected an integer"),
     (_set(["hostname"], 5), "$.hostname", "expected a string"),
@@ -281,7 +277,6 @@ ERRORS = [
     (_set(["mounts", 1], "tmpfs"), "$.mounts[1]", "expected an object"),
     (_set(["mounts", 2, "destination"], "data"), "$.mounts[2].destination", "not absolute"),
     (_set(["mounts", 2, "destination"], "/a/../../etc"), "$.mounts[2].destination", '".."'),
-    (_set(["mounts", 2, "destination"], "/"), "$.mounts[2].destination", "root"),
     (_del(["mounts", 2, "destination"]), "$.mounts[2].destination", "missing"),
     (_set(["mounts", 1, "options"], "ro"), "$.mounts[1].options", "expected an array"),
     (_set(["mounts", 1, "options", 2], 3), "$.mounts[1].options[2]", "expected a string"),
@@ -289,9 +284,7 @@ ERRORS = [
     (_del(["mounts", 2, "source"]), "$.mounts[2].source", "bind mount needs"),
     (_del(["mounts", 1, "type"]), "$.mounts[1].type", "filesystem type"),
     (_set(["mounts", 1, "type"], "none"), "$.mounts[1].type", "filesystem type"),
-    (_set(["mounts", 1, "mode"], "755"), "$.mounts[1].mode", "unknown field"),
     (_set(["hooks"], []), "$.hooks", "expected an object"),
-    (_set(["hooks", "prestop"], []), "$.hooks.prestop", "unknown field"),
     (_set(["hooks", "createRuntime", 0, "path"], "true"), "$.hooks.createRuntime[0].path", "not absolute"),
     (_del(["hooks", "createRuntime", 0, "path"]), "$.hooks.createRuntime[0].path", "missing"),
     (_set(["hooks", "createRuntime", 0, "timeout"], 0), "$.hooks.createRuntime[0].timeout", "out of range"),
@@ -303,14 +296,11 @@ ERRORS = [
     (_set(["annotations", "org.example.n"], 1), '$.annotations["org.example.n"]', "expected a string"),
     (_set(["annotations", ""], "x"), "$.annotations", "empty key"),
     (_set(["linux"], []), "$.linux", "expected an object"),
-    (_set(["linux", "seccompp"], {}), "$.linux.seccompp", "did you mean 'seccomp'"),
     (_set(["linux", "resources"], []), "$.linux.resources", "expected an object"),
     (_set(["linux", "namespaces"], {}), "$.linux.namespaces", "expected an array"),
     (_set(["linux", "namespaces", 2], {"type": "net"}), "$.linux.namespaces[2].type", "not a namespace type"),
     (_set(["linux", "namespaces", 2], {"type": "pid"}), "$.linux.namespaces[2].type", "listed twice"),
     (_set(["linux", "namespaces", 2], {}), "$.linux.namespaces[2].type", "missing"),
-    (_set(["linux", "namespaces", 2], {"type": "ipc", "flags": 1}), "$.linux.namespaces[2].flags",
-     "unknown field"),
     (_set(["linux", "namespaces", 2, "path"], "ns/ipc"), "$.linux.namespaces[2].path", "not absolute"),
     (_set(["linux", "namespaces", 2, "path"], "/nonexistent/ns"), "$.linux.namespaces[2].path",
      "No such file"),
@@ -324,14 +314,13 @@ ERRORS = [
     (_set(["linux", "uidMappings", 0, "size"], 0), "$.linux.uidMappings[0].size", "out of range"),
     (_set(["linux", "uidMappings", 0, "hostID"], 2**32 - 10), "$.linux.uidMappings[0].size", "largest id"),
     (_del(["linux", "gidMappings", 0, "hostID"]), "$.linux.gidMappings[0].hostID", "missing"),
-    (_set(["linux", "gidMappings", 0, "host"], 1), "$.linux.gidMappings[0].host", "unknown field"),
     (lambda d: d["linux"]["uidMappings"].append({"containerID": 100, "hostID": 0, "size": 1}),
      "$.linux.uidMappings[1].containerID", "overlap"),
     (lambda d: d["linux"]["uidMappings"].append({"containerID": 70000, "hostID": 100001, "size": 1}),
      "$.linux.uidMappings[1].hostID", "overlap"),
     (_set(["linux", "uidMappings"], [{"containerID": i, "hostID": i, "size": 1} for i in range(341)]),
      "$.linux.uidMappings", "340"),
-    (_del(["linux", "uidMappings"]), "$.linux.uidMappings", "new user namespace needs"),
+    (_del(["linux", "uidMappings"]), "$.process.user.uid", "no uidMappings, so no uid exists in it"),
     (_set(["linux", "devices", 0, "type"], "x"), "$.linux.devices[0].type", "not a device type"),
     (_set(["linux", "devices", 0, "path"], "dev/fuse"), "$.linux.devices[0].path", "not absolute"),
     (_set(["linux", "devices", 1, "path"], "/dev/fuse"), "$.linux.devices[1].path", "listed twice"),
@@ -355,8 +344,6 @@ ERRORS = [
      "monotonic"),
     (_set(["linux", "timeOffsets", "boottime", "nanosecs"], 10**9), "$.linux.timeOffsets.boottime.nanosecs",
      "out of range"),
-    (_set(["linux", "timeOffsets", "boottime", "sec"], 1), "$.linux.timeOffsets.boottime.sec",
-     "unknown field"),
     (_set(["linux", "cgroupsPath"], "/a/../../b"), "$.linux.cgroupsPath", '".."'),
     (_set(["linux", "cgroupsPath"], 3), "$.linux.cgroupsPath", "expected a string"),
 ]
@@ -376,7 +363,7 @@ def test_errors_name_the_json_path(bundle, edit, path, words):
 
 CROSS = [
     # (edit of full(), json_path, words) — rules that span two sections
-    (lambda d: d["linux"]["namespaces"].pop(4), "$.linux.namespaces", "no \"mount\" namespace"),
+    (lambda d: d["linux"]["namespaces"].pop(4), "$.mounts", "no \"mount\" namespace, so the container"),
     (lambda d: d["linux"]["namespaces"].pop(5), "$.linux.uidMappings", "no user namespace"),
     (lambda d: d["linux"]["namespaces"].pop(3), "$.hostname", "no \"uts\" namespace"),
     (lambda d: (d["linux"]["namespaces"].pop(3), d.pop("hostname")), "$.domainname", "no \"uts\""),
@@ -565,10 +552,7 @@ def test_other_platforms_fields_are_ignored_and_the_rest_applied(bundle):
 
 
 @pytest.mark.parametrize("where, value, path, words", [
-    ("mount-uidMappings", [], "$.mounts[2].uidMappings", "id-mapped mounts are not implemented"),
-    ("mount-option", "idmap", "$.mounts[2].options[5]", "id-mapped mounts are not implemented"),
     ("intelRdt", {"closID": "x"}, "$.linux.intelRdt", "Intel RDT"),
-    ("netDevices", {"eth0": {}}, "$.linux.netDevices", "network devices"),
     ("mountLabel", "system_u:object_r:container_file_t:s0", "$.linux.mountLabel", "SELinux"),
 ])
 def test_fields_that_cannot_be_applied_are_refused_by_name(bundle, where, value, path, words):
@@ -592,7 +576,8 @@ def test_every_option_word_is_translated_not_passed_as_data():
     for word in o.recognised():
         tr = o.translate([word])
         assert tr.data == [], word
-    assert o.translate(["idmap", "tmpcopyup"]).unsupported == [(0, "idmap"), (1, "tmpcopyup")]
+    assert o.translate(["idmap", "tmpcopyup"]).unsupported == [(1, "tmpcopyup")]
+    assert o.translate(["idmap", "ridmap"]).idmap == "ridmap"
     tr = o.translate(["mode=755", "newinstance", "size=1k"])
     assert tr.data == ["mode=755", "newinstance", "size=1k"] and tr.flags == 0
 
@@ -751,7 +736,6 @@ def test_a_config_that_never_ends_is_refused_at_the_size_limit(bundle):
 @pytest.mark.parametrize("edit, path, words", [
     (_set(["process", "capabilities"], {"bounding": ["CAP_SYS_ADMN"]}), "$.process.capabilities.bounding[0]",
      "did you mean 'CAP_SYS_ADMIN'"),
-    (_set(["process", "capabilities"], {"bounds": []}), "$.process.capabilities.bounds", "unknown field"),
     (_set(["process", "rlimits"], [{"type": "RLIMIT_CPU", "soft": 2, "hard": 1}]),
      "$.process.rlimits[0].soft", "above the hard limit"),
     (_set(["process", "rlimits"], [{"type": "RLIMIT_CPU", "soft": 1, "hard": 1}] * 2),

@@ -51,27 +51,26 @@ def _check_cgroup_manager(args: argparse.Namespace) -> bool:
     return args.cgroup_manager != "disabled"
 
 
-def _check_preserved_fds(count: int) -> None:
-    """--preserve-fds N hands fds 3 .. 3+N-1 to the container: they must be the caller's, open
-    now, before this process opens any of its own (which would take the free numbers there)."""
+def _check_preserved_fds(count: int, listen: int = 0) -> tuple[int, ...]:
+    """--preserve-fds N hands fds 3 .. 3+N-1 to the container (after ``listen`` fds of socket
+    activation): those the caller has open.  Read now, before this process opens any of its
+    own (which would take the free numbers there); returns the numbers to skip."""
     from clonekit.errors import UsageError
+    from clonekit.runtime.program import absent_fds
 
     if count < 0:
         raise UsageError("--preserve-fds must be 0 or more")
-    for fd in range(3, 3 + count):
-        try:
-            os.fstat(fd)
-        except OSError:
-            raise UsageError(f"--preserve-fds {count}: fd {fd} is not open; pass the number of fds "
-                             "after stdio that you opened for the container (3 .. 3+N-1)") from None
+    return absent_fds(3, listen + count)
 
 
 def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from clonekit.runtime.container import CreateOptions, create
+    from clonekit.runtime.program import listen_fds
     from clonekit.runtime.spec import load_plan
 
     managed = _check_cgroup_manager(args)
-    _check_preserved_fds(args.preserve_fds)
+    listen = listen_fds(os.environ, os.getpid())  # systemd socket activation, passed on as runc does
+    absent = _check_preserved_fds(args.preserve_fds, listen)
     rootless = _rootless(args)
     # a config without a user namespace is refused only when we are not uid 0 at all (runc's
     # RootlessEUID): uid 0 of podman's user namespace makes the others itself
@@ -87,7 +86,8 @@ def _do_create(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         f"{len(plan.mounts)} mounts, cgroup {plan.cgroups_path or '(default)'}, rootless {rootless}")
     terminal = plan.process is not None and plan.process.terminal
     theirs, ours, host = _console_sockets(args, terminal)
-    opts = CreateOptions(pid_file=args.pid_file, preserve_fds=args.preserve_fds, no_pivot=args.no_pivot,
+    opts = CreateOptions(pid_file=args.pid_file, preserve_fds=args.preserve_fds, listen_fds=listen,
+                         absent_fds=absent, no_pivot=args.no_pivot,
                          no_new_keyring=args.no_new_keyring, rootless=rootless, cgroups=managed,
                          console_fd=theirs)
     try:

@@ -18,8 +18,8 @@ def run(args: argparse.Namespace) -> int:
 
     from .oci import _check_preserved_fds, _console_sockets
 
-    _check_preserved_fds(args.preserve_fds)  # first: before we open fds of our own
-    req = _request(args)
+    absent = _check_preserved_fds(args.preserve_fds)  # first: before we open fds of our own
+    req = _request(args, absent)
     target = exec_target(StateDir(args.root), args.container_id, req)
     # runc's terminal rules; the pty master goes to --console-socket, or (foreground) to us
     theirs, ours, host = _console_sockets(args, target.process.terminal)
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     return wait_in_foreground(task, console)
 
 
-def _request(args: argparse.Namespace) -> ExecRequest:
+def _request(args: argparse.Namespace, absent: tuple[int, ...] = ()) -> ExecRequest:
     from clonekit.errors import UsageError
     from clonekit.runtime.exec import ExecRequest
 
@@ -71,7 +71,7 @@ def _request(args: argparse.Namespace) -> ExecRequest:
                        env=tuple(args.env or ()), uid=uid, gid=gid, additional_gids=gids, caps=caps,
                        no_new_privs=args.no_new_privs, apparmor=args.apparmor,
                        process_label=args.process_label, tty=args.tty, detach=args.detach,
-                       pid_file=args.pid_file, preserve_fds=args.preserve_fds,
+                       pid_file=args.pid_file, preserve_fds=args.preserve_fds, absent_fds=absent,
                        ignore_paused=args.ignore_paused)
 
 

@@ -22,7 +22,7 @@ from ..errors import KernelError, UsageError
 from ..task import Task
 from .errors import ContainerStateError, NoSuchContainer
 from .hooks import HookFailed, run_hook, run_hooks
-from .plan import Hook, IdMapping, Plan
+from .plan import Hook, IdMapping, NamespacePlan, Plan
 from .state import FIFO, ContainerState, StateDir, process_start_time
 
 TYPE_CHECKING = False
@@ -32,12 +32,12 @@ if TYPE_CHECKING:
     from ..cgroups import Cgroup
     from ..security.seccomp import Filter
     from .channel import Channel
+    from .netdevices import MovedDevice
 
 __all__ = ["CreateOptions", "create", "delete", "kill", "list_states", "pause", "pids", "resume", "start",
            "state"]
 
-# setns order when joining existing namespaces: user first, so the others are entered with
-# the capabilities of the joined user namespace (the order nsenter and runc use)
+# the order namespaces given by path are tried in (_join_all may move some after "user")
 _JOIN_ORDER = ("user", "mount", "uts", "ipc", "network", "pid", "cgroup", "time")
 
 
@@ -45,6 +45,8 @@ _JOIN_ORDER = ("user", "mount", "uts", "ipc", "network", "pid", "cgroup", "time"
 class CreateOptions:
     pid_file: str | None = None
     preserve_fds: int = 0
+    listen_fds: int = 0        # systemd socket activation: fds 3 .. 3+N-1, before the preserved ones
+    absent_fds: tuple[int, ...] = ()  # of those numbers, the ones the caller had not opened: skipped
     no_pivot: bool = False
     no_new_keyring: bool = False
     rootless: bool = False
@@ -56,17 +58,15 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
            opts: CreateOptions | None = None) -> Task:
     """Create the container; returns the init (our child) for callers that wait (``run``)."""
     opts = opts or CreateOptions()
-    if plan.process is None:
-        raise UsageError("config.json has no `process`: there is nothing to run (add process.args)")
-    if plan.process.terminal != (opts.console_fd >= 0):
+    # no `process`: created all the same (the runtime-spec requires it only at `start`)
+    terminal = plan.process is not None and plan.process.terminal
+    if terminal != (opts.console_fd >= 0):
         raise UsageError("process.terminal is true but no console socket was given (CreateOptions."
-                         "console_fd)" if plan.process.terminal else "a console socket was given but "
-                         "process.terminal is false: set it to true, or pass no socket")
-    if plan.process.terminal:
+                         "console_fd)" if terminal else "a console socket was given but "
+                         "process.terminal is false (or there is no process): set it to true, or pass "
+                         "no socket")
+    if terminal:
         from . import console  # noqa: F401  (the init uses it after pivot_root: import it now)
-    if plan.namespace("mount") is None:
-        raise UsageError("config.json has no mount namespace (linux.namespaces[].type \"mount\"): "
-                         "the rootfs would be mounted on the host; add it")
     if not opts.cgroups and plan.resources is not None:
         raise UsageError(f"{plan.resources.where()}: cgroups are off (--cgroup-manager disabled), so "
                          "these limits cannot be applied; remove them or manage cgroups")
@@ -80,7 +80,7 @@ def create(states: StateDir, container_id: str, bundle: str, plan: Plan,
                                 owner=os.geteuid(), rootless=opts.rootless,
                                 hooks={"poststart": [_hook_doc(h) for h in plan.hooks.poststart],
                                        "poststop": [_hook_doc(h) for h in plan.hooks.poststop]},
-                                oci_version=plan.oci_version)
+                                oci_version=plan.oci_version, no_process=plan.process is None)
             if plan.resources is not None:  # what `update` merges its changes into
                 from .update import saved_form
 
@@ -134,8 +134,14 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
     # RCU grace period (~13 ms here when the runtime wrote the init's pid)
     join_fds: list[int] = []
     task: Task | None = None
+    moved_devices: list[MovedDevice] = []
+    trees: tuple[int, ...] = ()
+    devices: tuple[int, ...] = ()
     try:
         try:
+            # bind sources the init could not reach or idmap itself: copies made here, inherited
+            trees = _detach_mount_sources(plan, opts.rootless)
+            devices = _detach_devices(plan, opts.rootless)
             if cg is not None:
                 join_fds = cg.join_fds(v2=v2_fd is None)
             # A cgroup namespace is rooted where its creator stands when it is made: in the v1
@@ -145,22 +151,36 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
             cgroupns = plan.namespace("cgroup")
             late_cgroupns = bool(join_fds) and cgroupns is not None and cgroupns.path is None
             init_opts = init.InitOptions(
-                container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd, preserve_fds=opts.preserve_fds,
+                container_id=st.id, bundle=st.bundle, fifo_fd=fifo_fd,
+                preserve_fds=opts.listen_fds + opts.preserve_fds, listen_fds=opts.listen_fds,
+                absent_fds=opts.absent_fds,
                 no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring, rootless=opts.rootless,
                 new_user_ns=new_user, cgroup_fds=tuple(join_fds),
                 cgroup_dirs=cg.dirs_by_mount if cg is not None else None, unshare_cgroupns=late_cgroupns,
-                seccomp=seccomp, console_fd=opts.console_fd,
+                seccomp=seccomp, console_fd=opts.console_fd, mount_trees=trees,
+                device_trees=devices,
             )
             with _time_offsets(plan):
                 task = _clone_init(plan, v2_fd, lambda: init.run(plan, theirs, init_opts),
                                    without=_bits.NEWCGROUP if late_cgroupns else 0)
         finally:  # the init has its copies (or there is no init): ours go now
-            for fd in (*join_fds, *(() if v2_fd is None else (v2_fd,))):
+            made = (t for t in devices if t >= 0)  # detached mounts: the init holds its own
+            for fd in (*join_fds, *(() if v2_fd is None else (v2_fd,)), *made):
                 os.close(fd)
         theirs.close()
         os.close(fifo_fd)
         if new_user:
             _write_id_maps(plan, task.pid, opts.rootless)
+        if plan.net_devices:  # the init's network namespace exists: move them in before it goes on
+            _move_net_devices(plan, task, moved_devices)
+        if trees:  # idmapped with the init's own user namespace, now mapped; the init attaches them
+            from ..rootfs.sources import idmap_own
+
+            idmap_own(plan.mounts, trees, f"/proc/{task.pid}/ns/user")
+            for fd in trees:
+                if fd >= 0:
+                    os.close(fd)
+            trees = ()
         ours.send("maps")
         runtime_hooks = plan.hooks.prestart or plan.hooks.create_runtime
         if not runtime_hooks:  # nothing to wait for: spare the init a wake-up
@@ -177,6 +197,8 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
         return task
     except BaseException as exc:
         status = 0
+        if moved_devices and task is not None:  # before the namespace dies with the init
+            _move_net_devices_back(task, moved_devices)
         if task is not None:  # whatever failed, the init is ours to end and reap
             task.kill()
             status = task.wait()
@@ -191,6 +213,62 @@ def _make_init(plan: Plan, st: ContainerState, path: str, cgroup: Cgroup | None,
         raise
     finally:
         ours.close()
+        for fd in trees:  # our copies, when create failed before the init got going
+            if fd >= 0:
+                os.close(fd)
+
+
+def _move_net_devices(plan: Plan, task: Task, moved: list[MovedDevice]) -> None:
+    from .netdevices import move_all
+
+    fd = os.open(f"/proc/{task.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)  # our child: not reaped
+    try:
+        move_all(plan.net_devices, fd, moved)
+    except OSError as exc:
+        raise KernelError(exc.errno or 0, exc.strerror or str(exc), step="move linux.netDevices") from None
+    finally:
+        os.close(fd)
+
+
+def _move_net_devices_back(task: Task, moved: list[MovedDevice]) -> None:
+    from .netdevices import move_back
+
+    try:
+        fd = os.open(f"/proc/{task.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        move_back(moved, fd)
+    finally:
+        os.close(fd)
+
+
+def _detach_mount_sources(plan: Plan, rootless: bool) -> tuple[int, ...]:
+    """Detached copies of the bind sources (rootfs.sources): idmapped ones always, the others
+    when the container has a user namespace whose root may not reach them (crun does the same)."""
+    user = plan.namespace("user")
+    if not any(m.idmap for m in plan.mounts) and (user is None or rootless or os.geteuid() != 0):
+        return ()
+    from ..rootfs.sources import detach_sources
+
+    return detach_sources(plan.mounts, user_ns=user is not None,
+                          container_maps=(plan.uid_mappings, plan.gid_mappings),
+                          container_userns=user.path if user is not None else None,
+                          privileged=not rootless and os.geteuid() == 0,
+                          defer_own=user is not None and user.path is None)
+
+
+def _detach_devices(plan: Plan, rootless: bool) -> tuple[int, ...]:
+    """linux.devices in a user namespace, where the init cannot mknod: made here on a private
+    tmpfs and bound in by the init, as crun does (rootfs.sources.detach_devices)."""
+    if not plan.devices or plan.namespace("user") is None or rootless or os.geteuid() != 0:
+        return ()
+    from ..rootfs.devices import needs_dev_setup
+    from ..rootfs.sources import detach_devices
+
+    if not needs_dev_setup(plan):
+        return ()
+    return detach_devices(plan.devices, (plan.uid_mappings, plan.gid_mappings))
 
 
 def _compile_seccomp(plan: Plan) -> Filter | None:
@@ -246,9 +324,7 @@ def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None], *, with
             from .. import _native
 
             _native.prctl(4, 0)  # PR_SET_DUMPABLE: before touching container namespaces
-            for ns in joins:
-                assert ns.path is not None
-                _join(ns.kind, ns.path, ns.flag)
+            _join_all(joins)
             init = clone(flags | _bits.PARENT, exit_signal=0, cgroup=cgroup)
             if init == 0:
                 os.close(w)
@@ -274,13 +350,46 @@ def _clone_init(plan: Plan, v2_fd: int | None, body: Callable[[], None], *, with
     return Task.from_pid(int(answer))
 
 
-def _join(kind: str, path: str, flag: int) -> None:
+def _join_all(joins: list[NamespacePlan]) -> None:
+    """Join the namespaces given by path, in runc's order: every file is opened first (once in
+    another user namespace, the /proc/PID/ns files of the host's processes refuse to open:
+    EACCES); then each namespace but the user one is joined, those refused with EPERM are put
+    off; then the user namespace; then the put-off ones.  So a namespace owned by the initial
+    user namespace (a host network namespace held by `ip netns`) is joined while the runtime
+    still has its capabilities there, and a rootless runtime joins the namespaces of its user
+    namespace from inside it."""
+    opened: list[tuple[NamespacePlan, int]] = []
+    try:
+        for ns in joins:
+            assert ns.path is not None
+            try:
+                opened.append((ns, os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot open the {ns.kind} namespace {ns.path}: "
+                                         f"{exc.strerror}") from None
+        later = []
+        for ns, fd in opened:
+            if ns.kind == "user":
+                continue
+            try:
+                _join(ns.kind, ns.path or "", ns.flag, fd)
+            except OSError as exc:
+                if exc.errno != errno.EPERM or not any(n.kind == "user" for n, _ in opened):
+                    raise
+                later.append((ns, fd))
+        for ns, fd in opened:
+            if ns.kind == "user":
+                _join(ns.kind, ns.path or "", ns.flag, fd)
+        for ns, fd in later:
+            _join(ns.kind, ns.path or "", ns.flag, fd)
+    finally:
+        for _, fd in opened:
+            os.close(fd)
+
+
+def _join(kind: str, path: str, flag: int, fd: int) -> None:
     from .. import _native
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot open the {kind} namespace {path}: {exc.strerror}") from None
     try:
         _native.setns(fd, flag)
     except OSError as exc:
@@ -291,8 +400,6 @@ def _join(kind: str, path: str, flag: int) -> None:
                          "user namespace of its own (list that user namespace with a path first)",
         }.get(exc.errno or 0, exc.strerror)
         raise OSError(exc.errno, f"cannot join the {kind} namespace {path}: {why}") from None
-    finally:
-        os.close(fd)
 
 
 class _time_offsets:
@@ -330,8 +437,11 @@ def _write_id_maps(plan: Plan, pid: int, rootless: bool) -> None:
     def idmap(maps: tuple[IdMapping, ...]) -> IdMap:
         return IdMap((m.container_id, m.host_id, m.size) for m in maps)
 
-    write_maps(pid, idmap(plan.uid_mappings), idmap(plan.gid_mappings),
-               setgroups="deny" if rootless and os.geteuid() != 0 else None)
+    # a map not given is not written: the runtime-spec makes both optional, and the kernel then
+    # maps nothing (every id shows as the overflow id and none can be switched to)
+    write_maps(pid, idmap(plan.uid_mappings) if plan.uid_mappings else None,
+               idmap(plan.gid_mappings) if plan.gid_mappings else None,
+               setgroups="deny" if rootless and os.geteuid() != 0 and plan.gid_mappings else None)
 
 
 def _make_cgroup(plan: Plan, container_id: str, rootless: bool) -> Cgroup:
@@ -448,6 +558,13 @@ def start(states: StateDir, container_id: str) -> None:
                 f"{_CANNOT_START.get(status, 'cannot start a container that is ' + status)}: only a "
                 f"created container can be started ({container_id!r} is {status}; `clonekit run` "
                 "creates and starts)")
+        if st.no_process:
+            from .jsonfields import SpecError
+
+            raise SpecError("$.process", f"missing, and the runtime-spec requires it when start is "
+                            f"called: container {container_id!r} was created with no program to run; "
+                            "give config.json a process and create the container again (`delete "
+                            "--force` ends one that is still created)")
         _release(path, st)
         st.started = True
         states.save(st)
@@ -653,8 +770,9 @@ def _wait_gone(st: ContainerState, timeout: float = 10.0) -> None:
 def _run_warning_hooks(kind: str, st: ContainerState, oci: dict[str, object]) -> None:
     """poststart and poststop failures are warnings (runtime-spec): the lifecycle goes on."""
     for index, h in enumerate(st.hooks.get(kind, [])):
+        env = h.get("env")
         hook = Hook(path=str(h["path"]), args=tuple(_strings(h.get("args"))),
-                    env=tuple(_strings(h.get("env"))), timeout=_seconds(h.get("timeout")))
+                    env=None if env is None else tuple(_strings(env)), timeout=_seconds(h.get("timeout")))
         try:
             run_hook(f"{kind}[{index}]", hook, oci)
         except HookFailed as exc:
@@ -672,7 +790,8 @@ def _seconds(value: object) -> float | None:
 
 
 def _hook_doc(h: Hook) -> dict[str, object]:
-    return {"path": h.path, "args": list(h.args), "env": list(h.env), "timeout": h.timeout}
+    return {"path": h.path, "args": list(h.args), "env": None if h.env is None else list(h.env),
+            "timeout": h.timeout}
 
 
 def _write_pid_file(path: str, pid: int) -> None:

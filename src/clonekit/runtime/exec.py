@@ -70,6 +70,7 @@ class ExecRequest:
     detach: bool = False
     pid_file: str | None = None
     preserve_fds: int = 0
+    absent_fds: tuple[int, ...] = ()       # of 3 .. 3+preserve_fds-1: not the caller's, skipped
     ignore_paused: bool = False
 
 
@@ -80,6 +81,9 @@ class _Target:
     state: ContainerState
     process: ProcessPlan
     seccomp: Filter | None
+    # the container's user namespace maps no uid / no gid: none can be switched to (EINVAL),
+    # the process keeps the one it is made with, as the container's own process did
+    unmapped: tuple[bool, bool] = (False, False)
 
 
 def exec_target(states: StateDir, container_id: str, req: ExecRequest) -> _Target:
@@ -97,7 +101,27 @@ def exec_target(states: StateDir, container_id: str, req: ExecRequest) -> _Targe
     if seccomp is not None and seccomp.notify:
         raise UsageError("the container's seccomp filter has SCMP_ACT_NOTIFY rules: exec does not hand "
                          "their listener to linux.seccomp.listenerPath yet; exec needs a filter without them")
-    return _Target(st, process, seccomp)
+    unmapped = _unmapped_ids(st.pid)
+    for which, none_mapped, value in (("uid", unmapped[0], process.user.uid),
+                                      ("gid", unmapped[1], process.user.gid)):
+        if none_mapped and value:
+            raise UsageError(f"{which} {value} cannot be switched to in container {container_id!r}: its "
+                             f"user namespace maps no {which} (the kernel refuses set{which}, EINVAL); "
+                             f"exec as {which} 0 (the process keeps the id it is made with)")
+    return _Target(st, process, seccomp, unmapped)
+
+
+def _unmapped_ids(pid: int) -> tuple[bool, bool]:
+    """Whether the init's user namespace has an empty uid_map / gid_map (a config without
+    uidMappings/gidMappings: spec.py)."""
+    empty = []
+    for kind in ("uid_map", "gid_map"):
+        try:
+            with open(f"/proc/{pid}/{kind}") as f:
+                empty.append(not f.read().strip())
+        except OSError:
+            empty.append(False)
+    return empty[0], empty[1]
 
 
 def _process(st: ContainerState, req: ExecRequest) -> tuple[ProcessPlan, Filter | None]:
@@ -283,6 +307,7 @@ class _Child:
         self.pidfd, self.mask, self.join_fds = pidfd, mask, join_fds
         self.root_fd, self.report_fd, self.console_fd, self.fork = root_fd, report_fd, console_fd, fork
         self.foreground = foreground
+        self.confinement = target.process.confinement
 
     def __call__(self) -> None:
         """Never returns: execve, or a report and _exit."""
@@ -294,8 +319,15 @@ class _Child:
 
             join_self(self.join_fds)  # before the cgroup namespace, whose root would hide them
             keep = {0, 1, 2, self.pidfd, self.root_fd, self.report_fd, self.console_fd,
-                    *range(3, 3 + self.req.preserve_fds)}
+                    *(set(range(3, 3 + self.req.preserve_fds)) - set(self.req.absent_fds))}
             close_all_but(keep)
+            oom = self.confinement.oom_score_adj
+            if oom is not None:  # through our /proc, as runc sets it: the container may have none
+                step[0] = "set oomScoreAdj"
+                from ..security import attrs
+
+                attrs.apply_oom_score_adj(oom)
+                self.confinement = type(self.confinement)(**{**vars(self.confinement), "oom_score_adj": None})
             step[0] = "join the container's namespaces"
             if self.mask:
                 _native.setns(self.pidfd, self.mask)
@@ -319,7 +351,13 @@ class _Child:
     def _become(self, step: list[str]) -> None:
         from ..security import confine
         from .plan import env_dict
-        from .program import find_program, hand_over_fds, restore_default_signals, with_home
+        from .program import (
+            chown_stdio,
+            find_program,
+            hand_over_fds,
+            restore_default_signals,
+            with_home,
+        )
 
         process, st = self.target.process, self.target.state
         os.setsid()  # as runc: a session of its own, no controlling terminal of the caller's
@@ -336,13 +374,21 @@ class _Child:
             console.setup(self.console_fd, size=process.console_size, uid=process.user.uid)
             if self.foreground:  # the caller's terminal adds the "\r": none of ours from the start
                 console._clear_onlcr(0)
+        if self.mask & _bits.NEWUSER:  # as crun and runc: stdio to the process's user
+            step[0] = "give stdio to the process's user"
+            chown_stdio(process.user.uid, process.user.gid)
         step[0] = "find the program"
         env = with_home(env_dict(process.env), process.user.uid)
         program = find_program(process.args[0], env)
-        confine.apply(process.confinement, process.user, self.target.seccomp, None,
+        user = process.user
+        if any(self.target.unmapped):  # -1: keep the id (see _Target.unmapped)
+            user = confine.User(uid=-1 if self.target.unmapped[0] else user.uid,
+                                gid=-1 if self.target.unmapped[1] else user.gid,
+                                umask=user.umask, additional_gids=user.additional_gids)
+        confine.apply(self.confinement, user, self.target.seccomp, None,
                       cwd=process.cwd, step=step)
         step[0] = "close fds"
-        hand_over_fds(self.req.preserve_fds)  # our report fd included
+        hand_over_fds(self.req.preserve_fds, self.req.absent_fds)  # our report fd included
         restore_default_signals()
         step[0] = f"exec {process.args[0]}"
         os.execve(program, list(process.args), env)

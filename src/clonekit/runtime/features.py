@@ -37,7 +37,7 @@ def features_document() -> dict[str, object]:
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},  # rootfs.sources (Linux 5.12+)
             "netDevices": {"enabled": True},  # runtime/netdevices.py
             "memoryPolicy": {"modes": list(attrs.MPOL_MODES), "flags": list(attrs.MPOL_FLAGS)},
         },

@@ -8,8 +8,9 @@ A ``mounts[].options`` word is one of:
 * ``bind`` / ``rbind``: a bind mount (recursive for ``rbind``);
 * a recursive attribute (``rro``, ``rnosuid``, ``rnoatime``, ...): an ``MOUNT_ATTR_*`` bit for
   ``mount_setattr(AT_RECURSIVE)``, which reaches every submount of a recursive bind;
-* a word clonekit recognises but does not implement yet (``idmap``, ``ridmap``, ``tmpcopyup``):
-  see :data:`UNSUPPORTED`;
+* ``idmap`` / ``ridmap``: an idmapped bind mount (of the mount alone / of every mount below it
+  too), with the mount's uid/gidMappings or the container's own;
+* a word clonekit recognises but does not implement yet (``tmpcopyup``): see :data:`UNSUPPORTED`;
 * anything else is filesystem data, passed to mount(2) as is (``mode=755``, ``size=65536k``,
   ``newinstance``, ``ptmxmode=0666``, ...).
 
@@ -108,24 +109,25 @@ RECURSIVE_ATIME: dict[str, int] = {
     "rstrictatime": MOUNT_ATTR_STRICTATIME, "rnostrictatime": MOUNT_ATTR_RELATIME,
 }
 
+#: idmapped bind mounts (runtime-spec 1.2): "ridmap" reaches every mount of an rbind
+IDMAP = frozenset({"idmap", "ridmap"})
+
 #: words clonekit recognises but does not implement yet -> why
 UNSUPPORTED: dict[str, str] = {
-    "idmap": "id-mapped mounts are not implemented yet",
-    "ridmap": "id-mapped mounts are not implemented yet",
     "tmpcopyup": "tmpcopyup (crun's copy of the image's directory into a tmpfs) is not implemented yet",
 }
 
 
 def recognised() -> list[str]:
     """Every option word clonekit translates (for the features document), sorted."""
-    words = {*FLAGS, *PROPAGATION, *BIND, *RECURSIVE, *RECURSIVE_ATIME}
+    words = {*FLAGS, *PROPAGATION, *BIND, *RECURSIVE, *RECURSIVE_ATIME, *IDMAP}
     return sorted(words)
 
 
 class Translated:
     """The result of :func:`translate` (plain attributes; the caller builds the MountPlan)."""
 
-    __slots__ = ("clear_flags", "data", "flags", "propagation", "recursive_clear",
+    __slots__ = ("clear_flags", "data", "flags", "idmap", "propagation", "recursive_clear",
                  "recursive_set", "unsupported")
 
     def __init__(self) -> None:
@@ -136,6 +138,7 @@ class Translated:
         self.recursive_set = 0
         self.recursive_clear = 0
         self.unsupported: list[tuple[int, str]] = []  # (index in options, word)
+        self.idmap = ""  # "idmap" or "ridmap" (the last one given wins)
 
 
 def translate(options: list[str] | tuple[str, ...]) -> Translated:
@@ -175,6 +178,9 @@ def translate(options: list[str] | tuple[str, ...]) -> Translated:
         if atime is not None:
             out.recursive_set = (out.recursive_set & ~MOUNT_ATTR__ATIME) | atime
             out.recursive_clear |= MOUNT_ATTR__ATIME
+            continue
+        if word in IDMAP:
+            out.idmap = word
             continue
         if word in UNSUPPORTED:
             out.unsupported.append((index, word))

@@ -11,8 +11,10 @@ from ..security.confine import Confinement, User
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: `state`, `kill`, `exec` need neither module loaded
     from ..cgroups.resources import Resources
+    from ..security.attrs import MemoryPolicy
     from ..security.devices import DeviceRule
     from ..security.seccomp import Seccomp
+    from .netdevices import NetDevice
 
 __all__ = ["NAMESPACE_FLAGS", "Confinement", "DevicePlan", "Hook", "Hooks", "IdMapping", "MountPlan",
            "NamespacePlan", "Plan", "ProcessPlan", "User", "env_dict"]
@@ -63,6 +65,11 @@ class MountPlan:
     recursive_set: int = 0       # MOUNT_ATTR_* for mount_setattr(AT_RECURSIVE): rro, rnosuid, ...
     recursive_clear: int = 0     # MOUNT_ATTR_* cleared recursively: rrw, rsuid, ...
     options: tuple[str, ...] = ()  # as written in config.json, for messages
+    # an idmapped bind (mounts[].uid/gidMappings, the idmap/ridmap options): "idmap" for the
+    # mount alone, "ridmap" for every mount below it too; no mappings = the container's own
+    idmap: str = ""
+    uid_mappings: tuple[IdMapping, ...] = ()
+    gid_mappings: tuple[IdMapping, ...] = ()
 
     @property
     def is_bind(self) -> bool:
@@ -84,7 +91,7 @@ class DevicePlan:
 class Hook:
     path: str
     args: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
+    env: tuple[str, ...] | None = None  # None: not given, the hook inherits (hooks.run_hooks)
     timeout: float | None = None  # seconds
 
 
@@ -134,6 +141,8 @@ class Plan:
     seccomp: Seccomp | None = None
     device_rules: tuple[DeviceRule, ...] = ()  # linux.resources.devices, as written
     resources: Resources | None = None  # linux.resources' cgroup limits (None: none set)
+    memory_policy: MemoryPolicy | None = None  # linux.memoryPolicy: set_mempolicy in the init
+    net_devices: tuple[NetDevice, ...] = ()  # linux.netDevices: moved in by `create` (netdevices.py)
 
     def namespace(self, kind: str) -> NamespacePlan | None:
         return next((ns for ns in self.namespaces if ns.kind == kind), None)

@@ -1,14 +1,15 @@
 """config.json -> a validated :class:`~clonekit.runtime.plan.Plan`.
 
-Everything is checked here, before the runtime creates anything: JSON types, unknown fields, paths,
-namespaces (a ``path`` must be a namespace file of that kind), id maps, sysctls (only namespaced
-ones), devices, hooks, mount options.  A problem raises :class:`SpecError`, which names the JSON path
-of the bad value (``$.mounts[2].destination``), says what is wrong, why, and what to do.
+Everything is checked here, before the runtime creates anything: JSON types, paths, namespaces
+(a ``path`` must be a namespace file of that kind), id maps, sysctls (only namespaced ones),
+devices, hooks, mount options.  A problem raises :class:`SpecError`, which names the JSON path of
+the bad value (``$.mounts[2].destination``), says what is wrong, why, and what to do.
 
-Nothing is silently ignored: a field of the runtime-spec that clonekit cannot apply (yet, or on
-this machine) is an error naming it.  The confinement sections have parsers of their own
-(``spec_confine``, ``spec_seccomp``, ``spec_devices``); fields the runtime-spec defines for other
-operating systems are ignored, as on any Linux runtime.
+A field the runtime-spec does not define is ignored, as the spec requires, with a warning in
+--log (``jsonfields.check_fields``); a field it defines that clonekit cannot apply (yet, or on
+this machine) is an error naming it, never silently dropped.  The confinement sections have
+parsers of their own (``spec_confine``, ``spec_seccomp``, ``spec_devices``); fields the
+runtime-spec defines for other operating systems are ignored, as on any Linux runtime.
 
 Only ``json``, ``os``, ``stat`` and ``posixpath`` are imported (this runs on every ``create``).
 """
@@ -80,17 +81,15 @@ PROCESS_KNOWN = frozenset({"args", "env", "cwd", "user", "terminal", "consoleSiz
 PROCESS_OTHER_PLATFORMS: dict[str, type] = {"commandLine": str}
 USER_KNOWN = frozenset({"uid", "gid", "umask", "additionalGids"})
 USER_OTHER_PLATFORMS: dict[str, type] = {"username": str}
-MOUNT_KNOWN = frozenset({"destination", "source", "type", "options"})
+MOUNT_KNOWN = frozenset({"destination", "source", "type", "options", "uidMappings", "gidMappings"})
 #: known, not implemented yet: refused with the reason (never silently dropped)
-MOUNT_NOT_YET = {"uidMappings": "id-mapped mounts are not implemented yet",
-                 "gidMappings": "id-mapped mounts are not implemented yet"}
+MOUNT_NOT_YET: dict[str, str] = {}
 LINUX_KNOWN = frozenset({"namespaces", "uidMappings", "gidMappings", "devices", "maskedPaths",
                          "readonlyPaths", "rootfsPropagation", "sysctl", "timeOffsets",
                          "cgroupsPath", "resources", "seccomp", "personality", "mountLabel",
-                         "intelRdt", "netDevices"})
+                         "intelRdt", "netDevices", "memoryPolicy"})
 LINUX_NOT_YET = {
     "intelRdt": "Intel RDT (resctrl) is not implemented",
-    "netDevices": "moving host network devices into the container is not implemented yet",
 }
 CONSOLE_SIZE_KNOWN = frozenset({"height", "width"})
 NAMESPACE_KNOWN = frozenset({"type", "path"})
@@ -286,8 +285,8 @@ def _mount(value: object, path: str, bundle: str) -> MountPlan:
     if _get(m, "destination") is None:
         raise SpecError(f"{path}.destination", "missing: where the mount goes in the container; add "
                                                "\"destination\": \"/...\"")
-    dest = _abs_path(m["destination"], f"{path}.destination", "the mount destination",
-                     allow_root=False)
+    # "/" is allowed: a mount over the whole rootfs (runc and crun take it; later mounts stack on it)
+    dest = _abs_path(m["destination"], f"{path}.destination", "the mount destination")
     words: tuple[str, ...] = ()
     if _get(m, "options") is not None:
         words = _str_list(m["options"], f"{path}.options")
@@ -318,10 +317,25 @@ def _mount(value: object, path: str, bundle: str) -> MountPlan:
         raise SpecError(f"{path}.type", "missing: a mount that is not a bind mount needs a filesystem "
                                         "type for mount(2); add \"type\": \"tmpfs\" (or proc, sysfs, "
                                         "...), or the option \"bind\"/\"rbind\" for a bind mount")
+    maps = {key: _id_mappings(m[key], f"{path}.{key}", key[:3]) for key in ("uidMappings", "gidMappings")
+            if _get(m, key) is not None}
+    maps = {key: value for key, value in maps.items() if value}  # [] maps nothing (as runc reads it)
+    idmap = tr.idmap or ("idmap" if maps else "")  # mappings alone make an idmapped mount (runc)
+    if idmap and not is_bind:
+        where = f"{path}.options" if tr.idmap else f"{path}.{next(iter(maps))}"
+        raise SpecError(where, f"an idmapped mount ({idmap}) must be a bind mount: the kernel idmaps "
+                               "a detached copy of a tree (mount_setattr MOUNT_ATTR_IDMAP); add "
+                               "\"bind\" or \"rbind\" to the options")
+    if len(maps) == 1:
+        missing = "gidMappings" if "uidMappings" in maps else "uidMappings"
+        raise SpecError(f"{path}.{missing}", f"missing while {next(iter(maps))} is given: an idmapped "
+                                             "mount maps both ids (the kernel takes one user namespace "
+                                             "for both); add it")
     return MountPlan(destination=dest, type=fstype, source=source, flags=tr.flags,
                      clear_flags=tr.clear_flags, propagation=tr.propagation, data=",".join(tr.data),
                      recursive_set=tr.recursive_set, recursive_clear=tr.recursive_clear,
-                     options=words)
+                     options=words, idmap=idmap, uid_mappings=maps.get("uidMappings", ()),
+                     gid_mappings=maps.get("gidMappings", ()))
 
 
 def _hooks(value: object) -> Hooks:
@@ -346,7 +360,7 @@ def _hook(value: object, path: str) -> Hook:
         raise SpecError(f"{path}.path", f"{dumps(exe)} is not absolute: {SPEC} requires an "
                                         "absolute path for hooks (no $PATH search); write the full path")
     args = _str_list(h["args"], f"{path}.args") if _get(h, "args") is not None else ()
-    env = _env(h["env"], f"{path}.env") if _get(h, "env") is not None else ()
+    env = _env(h["env"], f"{path}.env") if _get(h, "env") is not None else None
     timeout = None
     if _get(h, "timeout") is not None:
         timeout = float(_int(h["timeout"], f"{path}.timeout", 1, INT64_MAX,
@@ -620,6 +634,14 @@ def _linux(value: object) -> dict[str, Any]:
         out["time_offsets"] = _time_offsets(linux["timeOffsets"])
     if g("cgroupsPath") is not None:
         out["cgroups_path"] = _cgroups_path(linux["cgroupsPath"])
+    if g("memoryPolicy") is not None:
+        from .spec_confine import parse_memory_policy
+
+        out["memory_policy"] = parse_memory_policy(linux["memoryPolicy"])
+    if g("netDevices") is not None:
+        from .netdevices import parse_net_devices
+
+        out["net_devices"] = parse_net_devices(linux["netDevices"])
     return out
 
 
@@ -658,8 +680,7 @@ def _cross_check(plan: Plan, doc: dict[str, Any], rootless: bool) -> None:
     ns = {n.kind: n for n in plan.namespaces}
     ns_path = "$.linux.namespaces"
     if "mount" not in ns:
-        raise SpecError(ns_path, "has no \"mount\" namespace: without one, the container's mounts and "
-                                 "pivot_root would change the host's mount table; add {\"type\": \"mount\"}")
+        _shared_mount_table(plan, doc)
     user = ns.get("user")
     has_maps = bool(plan.uid_mappings or plan.gid_mappings)
     if user is None:
@@ -680,15 +701,33 @@ def _cross_check(plan: Plan, doc: dict[str, Any], rootless: bool) -> None:
                                                 "namespace already has its mappings; drop the mappings or "
                                                 "create a new user namespace (no path)")
     else:
-        for which, maps in (("uidMappings", plan.uid_mappings), ("gidMappings", plan.gid_mappings)):
-            if not maps:
-                raise SpecError(f"$.linux.{which}", "missing: a new user namespace needs "
-                                                    f"{which} (without them every id in it is the "
-                                                    "overflow id 65534 and setuid fails); add e.g. "
-                                                    "[{\"containerID\": 0, \"hostID\": 1000, \"size\": 1}]")
+        # uidMappings/gidMappings are OPTIONAL: one not given is not written, and the namespace
+        # maps no id of that kind (all show as the overflow id, 65534); runc refuses that, crun
+        # maps 0 to itself.  Nothing can be switched to then: the process keeps the ids it was
+        # made with, which only the default user (0, 0, no groups) asks for.
         proc = plan.process
+        for which, maps, value in (("uid", plan.uid_mappings, proc and proc.user.uid),
+                                   ("gid", plan.gid_mappings, proc and proc.user.gid)):
+            if not maps and value:
+                raise SpecError(f"$.process.user.{which}", f"{which} {value} cannot be switched to: the new "
+                                f"user namespace has no {which}Mappings, so no {which} exists in it (the "
+                                f"kernel refuses set{which} with EINVAL); add linux.{which}Mappings or "
+                                f"leave process.user.{which} at 0 (the process keeps the id it is "
+                                "created with, seen as the overflow id)")
+        unmapped = [w for w, maps in (("uidMappings", plan.uid_mappings),
+                                      ("gidMappings", plan.gid_mappings)) if not maps]
+        if unmapped and "mount" in ns and not any(m.destination == "/dev" and m.is_bind
+                                                  for m in plan.mounts):
+            raise SpecError(f"$.linux.{unmapped[0]}", "missing, and the container's default devices "
+                            "(/dev/null, /dev/zero, ...) must be made: in a user namespace that maps "
+                            "no id the kernel lets nobody create a file (EOVERFLOW); add the mappings, "
+                            "or bind the host's /dev (a mount of /dev with \"rbind\")")
+        if proc is not None and proc.user.additional_gids and not plan.gid_mappings:
+            raise SpecError("$.process.user.additionalGids", "the new user namespace has no "
+                            "gidMappings: the kernel refuses setgroups until a gid map is written "
+                            "(EPERM); add linux.gidMappings or drop additionalGids")
         if proc is not None:
-            if not _in_map(proc.user.uid, plan.uid_mappings):
+            if plan.uid_mappings and not _in_map(proc.user.uid, plan.uid_mappings):
                 raise SpecError("$.process.user.uid", f"uid {proc.user.uid} is not mapped in "
                                                       "linux.uidMappings: the kernel refuses to switch "
                                                       "to an unmapped uid (EINVAL); map it or pick a "
@@ -697,7 +736,7 @@ def _cross_check(plan: Plan, doc: dict[str, Any], rootless: bool) -> None:
                     *((f"$.process.user.additionalGids[{i}]", g)
                       for i, g in enumerate(proc.user.additional_gids)))
             for p, gid in gids:
-                if not _in_map(gid, plan.gid_mappings):
+                if plan.gid_mappings and not _in_map(gid, plan.gid_mappings):
                     raise SpecError(p, f"gid {gid} is not mapped in linux.gidMappings: the kernel "
                                        "refuses unmapped gids (EINVAL); map it or pick a mapped gid")
     for key in ("hostname", "domainname"):
@@ -749,6 +788,20 @@ def _cross_check(plan: Plan, doc: dict[str, Any], rootless: bool) -> None:
                                                               "mapped in the container's user namespace: "
                                                               "the kernel refuses it (EINVAL); map it or "
                                                               "drop the option")
+    if plan.net_devices:
+        from .netdevices import check_plan
+
+        check_plan(plan, rootless)
+    for i, m in enumerate(plan.mounts):
+        if m.idmap and not m.uid_mappings and user is None:
+            raise SpecError(f"$.mounts[{i}].options", f"{m.idmap} without uidMappings/gidMappings takes "
+                                                      "the container's user namespace mappings, and there "
+                                                      "is no user namespace; add the mappings to the mount "
+                                                      "or a user namespace")
+        if m.idmap and rootless:
+            raise SpecError(f"$.mounts[{i}].options", "an idmapped mount needs CAP_SYS_ADMIN in the "
+                                                      "initial user namespace (mount_setattr on a tree the "
+                                                      "host owns): a rootless runtime cannot make it")
     hooks = plan.hooks
     if not hooks.prestart and not hooks.create_runtime:
         for i, m in enumerate(plan.mounts):
@@ -756,6 +809,33 @@ def _cross_check(plan: Plan, doc: dict[str, Any], rootless: bool) -> None:
                 raise SpecError(f"$.mounts[{i}].source", f"{m.source} does not exist: a bind mount needs an "
                                                          "existing host path (relative paths are read "
                                                          "from the bundle); create it or fix the path")
+
+
+def _shared_mount_table(plan: Plan, doc: dict[str, Any]) -> None:
+    """No mount namespace: the container shares the runtime's mount table (runtime-spec: it
+    inherits the runtime's namespace), is chrooted into root.path and gets no mount of its own.
+    runc and crun make the mounts anyway, in the runtime's table, where they outlive the
+    container; clonekit never changes the host's mounts, so what needs a mount is refused."""
+    why = ("there is no \"mount\" namespace, so the container shares the runtime's mount table and "
+           "{what} would change the host's mounts (and outlive the container); add {{\"type\": "
+           "\"mount\"}} to linux.namespaces or remove {field}")
+    linux = doc.get("linux") or {}
+    refused = [
+        ("$.mounts", plan.mounts, "its mounts", "them"),
+        ("$.linux.maskedPaths", plan.masked_paths, "masking paths (a mount over each)", "them"),
+        ("$.linux.readonlyPaths", plan.readonly_paths, "read-only paths (a remount of each)", "them"),
+        ("$.root.readonly", plan.root_readonly, "a read-only root (a remount of root.path)",
+         "it (or set it to false)"),
+        ("$.linux.devices", plan.devices, "device nodes (made in the rootfs on the host's disk, or "
+         "bound there)", "them"),
+        ("$.linux.rootfsPropagation", plan.rootfs_propagation or linux.get("rootfsPropagation"),
+         "setting the propagation of \"/\"", "it"),
+        ("$.process.terminal", plan.process is not None and plan.process.terminal,
+         "the console (the pty bound onto /dev/console)", "it (or set it to false)"),
+    ]
+    for path, value, what, field in refused:
+        if value:
+            raise SpecError(path, why.format(what=what, field=field))
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -67,6 +67,7 @@ class ContainerState:
     hooks: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # poststart, poststop
     started: bool = False
     oci_version: str = "1.2.0"
+    no_process: bool = False  # config.json had no `process`: `start` refuses (runtime-spec)
 
     def init_alive(self) -> bool:
         return self.pid > 0 and process_start_time(self.pid) == self.pid_start
