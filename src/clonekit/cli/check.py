@@ -25,18 +25,28 @@ def add_common(parser: argparse.ArgumentParser, *, auto_signal: bool) -> None:
                              "entry point (fork, vfork, posix_spawn, pthread_create)")
 
 
-def resolve(args: argparse.Namespace, *, auto_signal: bool) -> tuple[object, int]:
-    """(flags, exit signal) from the command line; glibc entry points bring their own signal."""
-    from clonekit.flags import CloneFlag, parse_flags
+def resolve(args: argparse.Namespace, *, auto_signal: bool) -> tuple[object, int | None]:
+    """(flags, exit signal) from the command line; glibc entry points bring their own signal.
+    Legacy clone's low byte is its exit signal: such bits stay in the flags, and the signal is
+    None (check and explain take it from them) unless --exit-signal is given."""
+    from clonekit.flags import CloneFlag, parse_flags, split_legacy_word
     from clonekit.sharing import LIBC_SETS
 
     text = "|".join(args.flags)
     libc = LIBC_SETS.get(text.strip().lower())
-    flags = libc.flags if libc is not None else parse_flags(text)
+    low = 0
+    if libc is not None:
+        flags = libc.flags
+    elif args.via == "clone":
+        flags, low = split_legacy_word(text)
+    else:
+        flags = parse_flags(text)
     if args.exit_signal is not None:
-        return flags, parse_signal(args.exit_signal, any_number=True)
+        return int(flags) | low, parse_signal(args.exit_signal, any_number=True)
     if libc is not None:
         return flags, libc.exit_signal
+    if low:
+        return int(flags) | low, None
     if auto_signal and flags & (CloneFlag.THREAD | CloneFlag.PARENT):
         return flags, 0
     return flags, int(signal.SIGCHLD)
@@ -52,12 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         flags, sig = resolve(args, auto_signal=False)
-        check(flags, via=args.via, exit_signal=sig)  # type: ignore[arg-type]
+        reading = check(flags, via=args.via, exit_signal=sig)  # type: ignore[arg-type]
     except CloneFlagsError as refused:
         print(refused)
         return 1
     except UsageError as bad:
         print(f"clonekit check: {bad}", file=sys.stderr)
         return 2
-    print("accepted")
+    print(f"accepted: {reading}" if reading else "accepted")
     return 0
