@@ -32,12 +32,14 @@ _EXPORTS = {
     "Task": "task",
     "probe": "observe",
     "PRESETS": "observe",
+    "Sandbox": "sandbox",
+    "SandboxError": "sandbox",
 }
 
 __all__ = sorted(_EXPORTS)  # the subpackages below are attributes, not star-exports
 
 # subpackages, imported on first attribute access: clonekit.ns, clonekit.proc, ...
-_EXPORTS.update(dict.fromkeys(("ns", "proc", "runtime", "cgroups", "rootfs"), ""))
+_EXPORTS.update(dict.fromkeys(("ns", "proc", "runtime", "cgroups", "rootfs", "sandbox", "images"), ""))
 
 if TYPE_CHECKING:  # pragma: no cover
     from .errors import Error as Error
@@ -54,6 +56,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .rules import CallerState as CallerState
     from .rules import CloneFlagsError as CloneFlagsError
     from .rules import check as check
+    from .sandbox import Sandbox as Sandbox
+    from .sandbox import SandboxError as SandboxError
     from .sharing import LIBC_SETS as LIBC_SETS
     from .sharing import Explanation as Explanation
     from .sharing import explain as explain

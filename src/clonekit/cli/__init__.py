@@ -44,6 +44,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("oci", "run another process in a running container"),
     "events": ("oci", "a container's cgroup stats (--stats once, else every --interval) and OOMs"),
     "update": ("oci", "change a running container's cgroup limits (runc's flags, or -r JSON)"),
+    "sandbox": ("sandbox", "run a command in a fresh, locked-down sandbox (memory/pids/cpu/time limits)"),
+    # images
+    "bundle": ("bundle", "write a bundle (config.json + rootfs) from an OCI image or a docker/oci archive"),
 }
 
 # global options that take a value: skipped when looking for the subcommand (see table.GLOBAL)
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "log", None):  # the library's notices follow --log too (see say)
         from clonekit.runtime.notices import set_sink
 
-        set_sink(lambda message: say(args, "notice", message))
+        set_sink(lambda message, level="notice": say(args, level, message))
     try:
         return int(run(args) or 0)
     except Error as exc:  # user-facing failures: one clear line, no traceback
