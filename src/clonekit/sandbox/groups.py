@@ -19,11 +19,15 @@ import itertools
 import os
 import threading
 
+from ..cgroups.resources import write_controller
 from .errors import SandboxError, SandboxUsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..cgroups.resources import Resources
 
 __all__ = ["Group", "GroupPool", "Limits"]
 
-_V1_FILES = {"memory": "memory.limit_in_bytes", "pids": "pids.max", "cpu": "cpu.cfs_quota_us"}
 _PERIOD_US = 100_000
 _numbers = itertools.count()  # group names are unique in the process, across pools on one top
 
@@ -37,10 +41,26 @@ class Limits:
     def __bool__(self) -> bool:
         return self.memory is not None or self.pids is not None or self.cpus is not None
 
+    def set(self) -> list[str]:
+        """The controllers that carry a limit."""
+        return [name for name, value in (("memory", self.memory), ("pids", self.pids),
+                                         ("cpu", self.cpus)) if value is not None]
+
     def controllers(self) -> list[str]:
-        wanted = [name for name, value in (("memory", self.memory), ("pids", self.pids),
-                                          ("cpu", self.cpus)) if value is not None]
+        wanted = self.set()
         return wanted + [c for c in ("memory", "cpuacct") if c not in wanted]  # for the Result
+
+    def resources(self, *, swap: bool) -> Resources:
+        """The limits as the runtime's record, written by the runtime's own writers (runc's
+        files, order and v1/v2 conversions).  ``swap``: the group accounts swap, which is then
+        held at zero (memory + swap = the memory limit)."""
+        from ..cgroups.resources import Cpu, Memory, Resources
+
+        memory = None if self.memory is None else Memory(limit=self.memory, swap=self.memory if swap else 0)
+        cpu = None
+        if self.cpus is not None:
+            cpu = Cpu(quota=max(1000, int(self.cpus * _PERIOD_US)), period=_PERIOD_US)
+        return Resources(memory=memory, cpu=cpu, pids=self.pids or 0)
 
 
 class Group:
@@ -232,27 +252,16 @@ class GroupPool:
         return group
 
     def _limits_v1(self, d: str, controllers: list[str]) -> None:
-        lim = self.limits
-        if "memory" in controllers and lim.memory is not None:
-            _write(f"{d}/memory.limit_in_bytes", str(lim.memory))
-            if os.path.exists(f"{d}/memory.memsw.limit_in_bytes"):  # no swapping past the limit
-                _write(f"{d}/memory.memsw.limit_in_bytes", str(lim.memory))
-        if "pids" in controllers and lim.pids is not None:
-            _write(f"{d}/pids.max", str(lim.pids))
-        if "cpu" in controllers and lim.cpus is not None:
-            _write(f"{d}/cpu.cfs_period_us", str(_PERIOD_US))
-            _write(f"{d}/cpu.cfs_quota_us", str(max(1000, int(lim.cpus * _PERIOD_US))))
+        for controller in controllers:
+            if controller in self.limits.set():
+                write_controller(controller, d, 1, self.limits.resources(
+                    swap=os.path.exists(f"{d}/memory.memsw.limit_in_bytes")))
 
     def _limits_v2(self, d: str) -> None:
-        lim = self.limits
-        if lim.memory is not None and "memory" not in self.v1:
-            _write(f"{d}/memory.max", str(lim.memory))
-            if os.path.exists(f"{d}/memory.swap.max"):
-                _write(f"{d}/memory.swap.max", "0")
-        if lim.pids is not None and "pids" not in self.v1:
-            _write(f"{d}/pids.max", str(lim.pids))
-        if lim.cpus is not None and "cpu" not in self.v1:
-            _write(f"{d}/cpu.max", f"{max(1000, int(lim.cpus * _PERIOD_US))} {_PERIOD_US}")
+        for controller in self.limits.set():
+            if controller not in self.v1:
+                write_controller(controller, d, 2, self.limits.resources(
+                    swap=os.path.exists(f"{d}/memory.swap.max")))
 
 
 def _write(path: str, value: str) -> None:
