@@ -82,6 +82,8 @@ PyObject *sys_move_mount(PyObject *self, PyObject *args);
 
 /* Each further C file exports its own method table; PyInit__native adds them all. */
 extern PyMethodDef security_methods[];  /* security.c: capset, prlimit, ioprio, sched, personality */
+char **bytes_vector(PyObject *seq, const char *what);  /* native.c: bytes items -> char *[] */
+
 extern PyMethodDef bpf_methods[];       /* bpf.c: BPF_CGROUP_DEVICE programs (cgroup v2 device rules) */
 extern PyMethodDef filter_methods[];    /* filter.c: install a seccomp BPF program, pidfd_getfd */
 extern PyMethodDef sandbox_methods[];   /* sandbox.c: clone3 + a list of raw syscalls + execve */

@@ -196,7 +196,9 @@ spawn_child(void *arg)
 
 extern char **environ;
 
-static char **
+/* A NULL-terminated vector of the buffers of a PySequence_Fast of bytes (borrowed: valid while
+ * the sequence lives); NULL with an exception set.  Free with PyMem_Free. */
+char **
 bytes_vector(PyObject *seq, const char *what)
 {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);

@@ -94,25 +94,6 @@ sandbox_child(void *arg)
     return 127;
 }
 
-static char **
-bytes_list(PyObject *seq, const char *what)
-{
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    char **vec = PyMem_Calloc((size_t)n + 1, sizeof(char *));
-    if (!vec)
-        return (char **)PyErr_NoMemory();
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyBytes_Check(item)) {
-            PyErr_Format(PyExc_TypeError, "%s items must be bytes", what);
-            PyMem_Free(vec);
-            return NULL;
-        }
-        vec[i] = PyBytes_AS_STRING(item);
-    }
-    return vec;
-}
-
 /* One op's argument.  fprogs has room for every (1, program) arg of the call. */
 static int
 parse_arg(PyObject *o, struct sandbox_op *op, int j, int index, struct sock_fprog *fprog)
@@ -179,8 +160,8 @@ sandbox_spawn(PyObject *self, PyObject *args, PyObject *kw)
         !(argvs = PySequence_Fast(argv_o, "argv must be a sequence")) ||
         !(envs = PySequence_Fast(envp_o, "envp must be a sequence")))
         goto out;
-    if (!(exec_paths = bytes_list(paths, "exec_paths")) || !(argv = bytes_list(argvs, "argv")) ||
-        !(envp = bytes_list(envs, "envp")))
+    if (!(exec_paths = bytes_vector(paths, "exec_paths")) || !(argv = bytes_vector(argvs, "argv")) ||
+        !(envp = bytes_vector(envs, "envp")))
         goto out;
     Py_ssize_t nops = PySequence_Fast_GET_SIZE(ops_seq);
     ops = PyMem_Calloc((size_t)nops + 1, sizeof *ops);
