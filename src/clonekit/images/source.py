@@ -218,13 +218,24 @@ def valid_digest(digest: object) -> bool:
 def new_hash(algorithm: str) -> Any:
     """A sha256/sha512 object from the builtin modules (hashlib would load OpenSSL: ~5 ms on a
     cache hit, where only small documents are hashed)."""
-    if algorithm == "sha256":
-        import _sha256
+    try:  # Python 3.12+: one module for the sha2 family
+        import _sha2  # type: ignore[import-not-found,unused-ignore]
 
-        return _sha256.sha256()
-    import _sha512
+        return _sha2.sha256() if algorithm == "sha256" else _sha2.sha512()
+    except ImportError:
+        pass
+    try:  # Python 3.11
+        if algorithm == "sha256":
+            import _sha256  # type: ignore[import-not-found,unused-ignore]
 
-    return _sha512.sha512()
+            return _sha256.sha256()
+        import _sha512  # type: ignore[import-not-found,unused-ignore]
+
+        return _sha512.sha512()
+    except ImportError:  # a build without the builtin hashes
+        import hashlib
+
+        return hashlib.new(algorithm)
 
 
 def sha256_of(data: bytes) -> str:
