@@ -95,13 +95,15 @@ def parse_net_devices(value: object) -> tuple[NetDevice, ...]:
 def check_plan(plan: Plan, rootless: bool) -> None:
     """netDevices need a network namespace of the container's, and a runtime that may move
     interfaces out of its own (CAP_NET_ADMIN there)."""
+    from .spec import same_file  # spec calls this from its cross check: loaded by then
+
     path = "$.linux.netDevices"
     net = plan.namespace("network")
     if net is None:
         raise SpecError(path, "needs a network namespace for the container (linux.namespaces "
                               "{\"type\": \"network\"}): without one the interfaces would stay where "
                               "they are; add it")
-    if net.path is not None and _same_file(net.path, "/proc/self/ns/net"):
+    if net.path is not None and same_file(net.path, "/proc/self/ns/net"):
         raise SpecError(path, f"the container joins the runtime's own network namespace ({net.path}): "
                               "the interfaces are there already; give the container a network "
                               "namespace of its own")
@@ -187,11 +189,3 @@ def _move_refusal(exc: OSError) -> str:
         errno.EPERM: "moving an interface needs CAP_NET_ADMIN in both network namespaces",
         errno.EBUSY: "the interface is busy (enslaved to a bond or bridge?); release it first",
     }.get(exc.errno or 0, exc.strerror or str(exc))
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)

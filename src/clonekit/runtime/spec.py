@@ -763,7 +763,7 @@ def _cross_check(plan: Plan, doc: dict[str, Any], rootless: bool) -> None:
             if net is None:
                 raise SpecError(p, f"sysctl {name} belongs to a network namespace and there is none: it "
                                    "would change the host's value; add {\"type\": \"network\"}")
-            if net.path is not None and _same_file(net.path, "/proc/self/ns/net"):
+            if net.path is not None and same_file(net.path, "/proc/self/ns/net"):
                 raise SpecError(p, f"sysctl {name} would change the runtime's own network namespace "
                                    f"({net.path} is the host's): use a network namespace of the container")
         elif name == "kernel.domainname" and "uts" in ns:
@@ -838,7 +838,8 @@ def _shared_mount_table(plan: Plan, doc: dict[str, Any]) -> None:
             raise SpecError(path, why.format(what=what, field=field))
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (a namespace given by path, and the runtime's own)."""
     try:
         sa, sb = os.stat(a), os.stat(b)
     except OSError:
