@@ -317,7 +317,8 @@ SHELL_OWN = ("PWD", "SHLVL", "_")  # what sh sets itself
 def _hooks_writing_to(out: str) -> Any:
     def edit(cfg: dict[str, Any]) -> None:
         def hook(kind: str, **extra: Any) -> dict[str, Any]:
-            body = f'{{ echo "@@env"; env; echo; echo "@@state"; cat; echo; }} > {out}/{kind}'
+            body = (f'{{ echo "@@env"; env; echo; echo "@@cwd"; pwd; echo; echo "@@state"; cat; echo; }}'
+                    f' > {out}/{kind}')
             return {"path": "/bin/sh", "args": ["sh", "-c", body], **extra}
 
         cfg["hooks"] = {kind: [hook(kind)] for kind in KINDS}
@@ -328,15 +329,16 @@ def _hooks_writing_to(out: str) -> Any:
     return edit
 
 
-def _hook_views(out: Any) -> dict[str, tuple[str, dict[str, str]]]:
-    """kind -> (the state's status, the environment but what sh sets itself), from the file
-    each hook wrote (one file each: crun runs startContainer while poststart runs)."""
+def _hook_views(out: Any) -> dict[str, tuple[str, dict[str, str], str]]:
+    """kind -> (the state's status, the environment but what sh sets itself, the working
+    directory), from the file each hook wrote (one file each: crun runs startContainer while
+    poststart runs)."""
     views = {}
     for kind in (*KINDS, "poststart-empty-env"):
         parts = sections((out / kind).read_text())
         env = dict(line.split("=", 1) for line in parts["env"].splitlines() if "=" in line)
         env = {k: v for k, v in env.items() if k not in SHELL_OWN}
-        views[kind] = (json.loads(parts["state"])["status"], env)
+        views[kind] = (json.loads(parts["state"])["status"], env, parts["cwd"].strip())
     return views
 
 
@@ -353,6 +355,10 @@ def test_hooks_get_runcs_environment_and_status(pair, tmp_path):
     ck, runc = seen["clonekit"], seen["runc"]
     for kind in (*KINDS, "poststart-empty-env"):
         assert ck[kind][1] == runc[kind][1], kind
+        # where each runs: the bundle for the runtime's hooks (both runtimes chdir there), the
+        # rootfs for createContainer (before pivot_root), the process's cwd for startContainer
+        assert ck[kind][2] == runc[kind][2].replace(runc["prestart"][2], ck["prestart"][2]), kind
+    assert ck["createContainer"][2] == pair.rootfs
     container_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                      "TERM": "xterm", "CK_PROCESS_MARK": "yes"}
     assert ck["prestart"][1] == RUNTIME_ENV  # the runtime's own

@@ -35,29 +35,31 @@ class HookFailed(KernelError):
 
 
 def run_hooks(kind: str, hooks: tuple[Hook, ...], state: dict[str, object],
-              inherited: Mapping[str, str] | None = None) -> None:
+              inherited: Mapping[str, str] | None = None, cwd: str | None = None) -> None:
     """Run ``hooks`` in order; the first failure raises HookFailed (with the hook's output).
-    A hook without ``env`` gets ``inherited`` (None: this process's environment)."""
+    A hook without ``env`` gets ``inherited`` (None: this process's environment); ``cwd``: where
+    they run (None: this process's working directory)."""
     if not hooks:
         return
     payload = dumps(state).encode()
     for index, hook in enumerate(hooks):
-        _run_one(f"{kind}[{index}]", hook, payload, inherited)
+        _run_one(f"{kind}[{index}]", hook, payload, inherited, cwd)
 
 
 def run_hook(name: str, hook: Hook, state: dict[str, object]) -> None:
     """Run one hook, named ``name`` in messages (e.g. "poststop[1]"); without ``env`` it
     inherits this process's environment."""
-    _run_one(name, hook, dumps(state).encode(), None)
+    _run_one(name, hook, dumps(state).encode(), None, None)
 
 
-def _run_one(name: str, hook: Hook, payload: bytes, inherited: Mapping[str, str] | None) -> None:
+def _run_one(name: str, hook: Hook, payload: bytes, inherited: Mapping[str, str] | None,
+             cwd: str | None) -> None:
     env = inherited if hook.env is None else env_dict(hook.env)
     out = os.memfd_create("clonekit-hook-output", os.MFD_CLOEXEC)
     r, w = os.pipe()
     try:
         try:
-            task = spawn(list(hook.args) or [hook.path], executable=hook.path, env=env,
+            task = spawn(list(hook.args) or [hook.path], executable=hook.path, env=env, cwd=cwd,
                          stdin=r, stdout=out, stderr=out)
         except OSError as exc:
             raise HookFailed(exc.errno or 0, f"hook {name} {hook.path!r} cannot be run: {exc.strerror}",

@@ -133,9 +133,10 @@ def run(plan: Plan, chan: Channel, opts: InitOptions) -> None:
         host_pid = int(chan.expect("hooks-done")["pid"])  # type: ignore[call-overload]
         step = "createContainer hooks"
         # "creating": `create` has not returned (runc's status; a hook without env gets the
-        # container process's, as runc's init has it set by now)
+        # container process's, as runc's init has it set by now); in the rootfs, as runc runs it
         run_hooks("createContainer", plan.hooks.create_container,
-                  _state(plan, opts, "creating", host_pid), env_dict(process.env) if process else {})
+                  _state(plan, opts, "creating", host_pid), env_dict(process.env) if process else {},
+                  cwd=plan.root)
         if process is not None and process.terminal:  # as runc: after the mounts and hooks,
             # before the rootfs is sealed
             step = "set up the console"
