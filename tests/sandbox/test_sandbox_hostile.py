@@ -200,3 +200,34 @@ def test_the_runtime_escapes_fail(escape, helper_dir) -> None:
     # no controlling terminal, a session of its own
     assert seen.get("open /dev/tty") == "ENXIO" and seen.get("tty_nr") == "0", seen
     assert seen.get("sid") == seen.get("pid") == "1", seen
+
+
+@pytest.fixture(params=["prebuilt", "per-run"])
+def tree_layout(request, monkeypatch) -> str:
+    """Both ways to the mount tree: cloned from one built ahead, and laid out per run."""
+    from clonekit.sandbox import prebuilt
+
+    monkeypatch.setattr(prebuilt, "ENABLED", request.param == "prebuilt")
+    return request.param
+
+
+def test_dev_nodes_are_the_hosts_but_their_inodes_stay_unchanged(make, tree_layout) -> None:
+    """/dev/null & co. are binds of the host's nodes: a uid 0 sandbox owns the host's root-owned
+    nodes, so unless their binds are read-only it could chmod the host's /dev/tty or touch its
+    /dev/null.  Writing and reading them must still work."""
+    before = {name: os.stat(f"/dev/{name}") for name in ("null", "tty", "zero")}
+    script = ("for n in null tty zero; do chmod 600 /dev/$n && echo chmod $n; "
+              "touch -d 2001-01-01 /dev/$n && echo touch $n; done; "
+              "echo x > /dev/null && head -c 3 /dev/zero | wc -c")
+    r = make(uid=0).run(["/bin/sh", "-c", script])
+    try:
+        after = {name: os.stat(f"/dev/{name}") for name in before}
+        assert r.stdout == b"3\n", (r.stdout, r.stderr)
+        # (touch reports opening /dev/tty first: ENXIO, the sandbox has no controlling terminal)
+        assert r.stderr.count(b"Read-only file system") == 5, r.stderr
+        for name, st in before.items():
+            assert (after[name].st_mode, after[name].st_mtime) == (st.st_mode, st.st_mtime), name
+    finally:
+        for name, st in before.items():  # put back what a failing run changed
+            os.chmod(f"/dev/{name}", st.st_mode & 0o7777)
+            os.utime(f"/dev/{name}", ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -141,12 +141,14 @@ def _dev(root: int, where: str) -> None:
     try:
         for name in DEV_NODES:
             os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev))
-            _attach(dev, name, f"/dev/{name}", recursive=False, attrs=0)
+            # read-only: a uid 0 sandbox owns the host's node (chmod, utimes); writes to a
+            # device on a read-only mount still go to the device
+            _attach(dev, name, f"/dev/{name}", recursive=False, attrs=MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID)
         for name, target in DEV_LINKS:
             os.symlink(target, name, dir_fd=dev)
         os.mkdir("shm", 0o1777, dir_fd=dev)
         os.chmod("shm", 0o1777, dir_fd=dev)
-        _native.mount_setattr(dev, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0)  # its nodes stay writable
+        _native.mount_setattr(dev, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0)  # its nodes stay openable
         _native.move_mount(dev, "", root, where, MOVE_MOUNT_F_EMPTY_PATH)
     finally:
         os.close(dev)

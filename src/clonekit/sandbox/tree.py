@@ -175,10 +175,14 @@ def _dev(ops: Ops) -> None:
                       O_CREAT | O_CLOEXEC, 0o666)
         ops.call(f"close /dev/{name}", "close", fd)
         ops.mount(f"bind /dev/{name}", f"{OLD}/dev/{name}", f"{dev}/{name}", None, MS_BIND)
+        # read-only: a uid 0 sandbox owns the host's node (chmod, utimes); writes to a device on
+        # a read-only mount still go to the device
+        ops.setattr(f"make the bind of /dev/{name} read-only", f"{dev}/{name}", 0,
+                    mount_attr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID))
     for name, target in DEV_LINKS:
         ops.call(f"symlink /dev/{name}", "symlinkat", c_str(target), -100, c_str(f"{dev}/{name}"))
     ops.mkdir(f"{dev}/shm", 0o1777)
-    ops.setattr("make /dev read-only", dev, 0, mount_attr(MOUNT_ATTR_RDONLY))  # its nodes stay writable
+    ops.setattr("make /dev read-only", dev, 0, mount_attr(MOUNT_ATTR_RDONLY))  # its nodes stay openable
     ops.mount("mount a tmpfs on /dev/shm", "tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV,
               "mode=1777,size=64m")
 
