@@ -9,6 +9,8 @@ import time
 
 from sb_helpers import children, fds, group_dirs, group_tasks, mounts, rss_kib
 
+from waiting import wait_for
+
 
 def _state() -> tuple[list[str], set[int], set[int]]:
     return mounts(), fds(), children()
@@ -66,4 +68,42 @@ def test_eight_threads_a_hundred_runs_each(make, top) -> None:
     assert group_tasks(top) == []
     sb.close()  # the groups and their fds go
     assert group_dirs(top) == []
+    assert _state() == before
+
+
+def test_close_while_runs_are_in_flight(make, top) -> None:
+    """close() from one thread while others run: a run already going finishes with its own
+    result, a later one is refused (SandboxUsageError), none sees fds or groups close() released
+    under it, and when close() returns every group is gone."""
+    from clonekit.sandbox.errors import SandboxUsageError
+
+    before = _state()
+    sb = make(memory="64m", pids=32)
+    sb.run(["/bin/true"])
+    outcomes: list[object] = []
+    going = threading.Event()
+
+    def worker(n: int) -> None:
+        try:
+            while True:
+                going.set()
+                r = sb.run(["/bin/sh", "-c", f"echo {n}; sleep 0.05"])
+                outcomes.append((r.returncode, r.stdout))
+        except SandboxUsageError:
+            outcomes.append("closed")
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    going.wait()
+    wait_for(lambda: group_tasks(top), what="a run in its group")  # close() lands mid-run
+    sb.close()
+    assert group_dirs(top) == []
+    for t in threads:
+        t.join()
+    odd = [o for o in outcomes if o != "closed" and not (isinstance(o, tuple) and o[0] == 0)]
+    assert not odd, odd
+    assert outcomes.count("closed") == 4
     assert _state() == before

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 
 from .. import _native
@@ -103,6 +104,8 @@ class Sandbox:
                  tmp_size: int | str = "64m", cgroup_top: str = "/clonekit-sandbox") -> None:
         # what close() releases, set first: a failure below closes what was made before it
         self._closed = False
+        self._in_flight = 0  # runs between their closed-check and their end: close() waits for them
+        self._idle = threading.Condition()
         self._pool: GroupPool | None = None
         self._netns: SpareNetns | None = None
         self._prebuilt: prebuilt.Prebuilt | None = None
@@ -192,8 +195,19 @@ class Sandbox:
         name fds of the caller to use instead of pipes (that output is then not captured).
         Raises :class:`SandboxError` if the sandbox could not be made or the command not
         executed (errno ENOENT: not found in the sandbox)."""
-        if self._closed:
-            raise SandboxUsageError("this Sandbox is closed")
+        with self._idle:
+            if self._closed:
+                raise SandboxUsageError("this Sandbox is closed")
+            self._in_flight += 1
+        try:
+            return self._run(argv, input, timeout, stdin, stdout, stderr)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _run(self, argv: Sequence[str | bytes] | None, input: bytes | None, timeout: float | object | None,
+             stdin: int | None, stdout: int | None, stderr: int | None) -> Result:
         args = [os.fsencode(a) for a in (argv if argv else self.argv_default)]
         if not args:
             raise SandboxUsageError("run() needs a command (argv), and this sandbox has no image "
@@ -308,10 +322,15 @@ class Sandbox:
     # -- lifetime -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Remove the cgroups and close the fds; the Sandbox runs nothing after."""
-        if self._closed:
-            return
-        self._closed = True
+        """Remove the cgroups and close the fds; the Sandbox runs nothing after.  Runs in flight
+        in other threads end first (close() waits for them): their children still use the
+        groups' and the tree's fds, whose numbers would otherwise be reused under them."""
+        with self._idle:
+            if self._closed:
+                return
+            self._closed = True
+            while self._in_flight:
+                self._idle.wait()
         if self._pool is not None:
             self._pool.close()
         if self._netns is not None:
