@@ -44,6 +44,9 @@ _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
 _XATTR = "SCHILY.xattr."
+# deeper directories are refused: the copy, the cleanup (shutil.rmtree) and the opaque walk
+# recurse once a level, and Python's stack stops near 1000; no real image goes near this
+MAX_DEPTH = 512
 
 
 class Refused(Exception):
@@ -107,6 +110,10 @@ class Extraction:
                 self._member(tar, member)
             except Refused as why:
                 raise ImageError(f"{layer}: member {member.name!r} refused: {why}") from None
+            except (ValueError, OverflowError) as exc:  # os.* on a name or number it cannot take
+                raise ImageError(f"{layer}: member {member.name!r} refused: {exc}: a NUL byte in a "
+                                 "name, or a number (owner, time, device) out of range; no honest "
+                                 "layer has one") from None
             except OSError as exc:
                 if exc.errno is None:
                     raise  # not the kernel's: a damaged gzip stream (BadGzipFile), said by the caller
@@ -172,12 +179,13 @@ class Extraction:
                 try:
                     nfd = _openat2(self.root, prefix, os.O_PATH | os.O_DIRECTORY)
                 except FileNotFoundError:
+                    real = self._deep_enough(self._real(fd, name))
                     try:
                         os.mkdir(name, 0o700, dir_fd=fd)
                     except FileExistsError:
                         raise Refused(f"{prefix} is a symlink whose target is missing; a directory "
                                       "cannot be made through it") from None
-                    self.dirs.setdefault(self._real(fd, name), (0o755, None))
+                    self.dirs.setdefault(real, (0o755, None))
                     nfd = _openat2(self.root, prefix, os.O_PATH | os.O_DIRECTORY)
                 except NotADirectoryError:
                     raise Refused(f"{prefix} is not a directory in the layers below") from None
@@ -195,6 +203,15 @@ class Extraction:
         where = os.readlink(f"/proc/self/fd/{fd}")
         rel = where[len(self.top):].lstrip("/")
         return f"{rel}/{base}" if rel else base
+
+    @staticmethod
+    def _deep_enough(real: str) -> str:
+        """The :meth:`_real` path of a directory about to be made, refused past MAX_DEPTH (the
+        real path: symlinked parents make a shallow name deep)."""
+        if real.count("/") >= MAX_DEPTH:
+            raise Refused(f"the directory would be nested deeper than {MAX_DEPTH} levels; no image "
+                          "needs that, and the tree could not be walked (copied, removed)")
+        return real
 
     def _clear(self, pfd: int, base: str, *, keep_dir: bool = False) -> bool:
         """Remove the entry ``base`` of ``pfd`` (a directory with everything in it); with
@@ -223,9 +240,11 @@ class Extraction:
     # --- entries --------------------------------------------------------------------------------
 
     def _dir(self, pfd: int, base: str, member: tarfile.TarInfo) -> None:
+        real = self._real(pfd, base)
         if not self._clear(pfd, base, keep_dir=True):
+            self._deep_enough(real)
             os.mkdir(base, 0o700, dir_fd=pfd)
-        self.dirs[self._real(pfd, base)] = (member.mode & 0o7777, _ns(member))
+        self.dirs[real] = (member.mode & 0o7777, _ns(member))
         self._chown(pfd, base, member)
         if _has_xattrs(member):
             fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)

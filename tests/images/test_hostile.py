@@ -1,0 +1,156 @@
+"""Hostile images: members whose names or numbers the kernel cannot take, trees deeper than
+the unpacker (and the copy, and the cleanup) can walk, user files that are fifos or devices,
+layout directories whose symlinks lead out, JSON nesting bombs, and caches someone else could
+change.  Each is refused with an ImageError (no cache entry, no temp directory left) or
+contained; nothing outside the cache is touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import threading
+
+import pytest
+from image_helpers import d, docker_archive, entry_dirs, f, oci_layout, sym, temp_dirs
+
+from clonekit.images import ImageError, resolve_user, unpack
+
+ROOT = os.geteuid() == 0
+
+
+def _with_pax(entry: tuple[tarfile.TarInfo, bytes], **headers: str) -> tuple[tarfile.TarInfo, bytes]:
+    info, data = entry
+    info.pax_headers = {**info.pax_headers, **headers}
+    return info, data
+
+
+def _huge_uid() -> tuple[tarfile.TarInfo, bytes]:
+    info, data = f("owned", b"x")
+    info.uid = 2**40
+    return info, data
+
+
+@pytest.mark.parametrize("member", [
+    _with_pax(f("x", b"x"), path="a\0b"),
+    _with_pax(sym("s", "x"), linkpath="x\0y"),
+    f("q", b"x", xattrs={"user.a\0b": "v"}),
+    _with_pax(f("t", b"x"), mtime="inf"),
+    _with_pax(f("t", b"x"), mtime="nan"),
+    _huge_uid(),
+], ids=["nul-in-path", "nul-in-linkpath", "nul-in-xattr", "mtime-inf", "mtime-nan", "uid-2**40"])
+def test_names_with_nul_and_numbers_out_of_range_are_refused(unpack_layers, cache, sentinel, member):
+    with pytest.raises(ImageError, match=r"layer 1/1 .* refused: .*(NUL|out of range)"):
+        unpack_layers([d("etc"), member])
+    assert entry_dirs(str(cache)) == [] and temp_dirs(str(cache)) == []
+
+
+@pytest.mark.parametrize("through_symlink", [False, True])
+def test_trees_deeper_than_a_walk_can_go_are_refused(unpack_layers, cache, through_symlink):
+    if through_symlink:  # each lexical path is shallow; the real directory is not
+        half = "/".join(["a"] * 300)
+        layers = [[d(half), sym("l", half), d("l/" + "/".join(["b"] * 300))]]
+    else:
+        layers = [[d("/".join(["a"] * 1200))], [f(".wh..wh..opq"), d("/".join(["a"] * 1200))]]
+    with pytest.raises(ImageError, match=r"refused: .*deeper than 512"):
+        unpack_layers(*layers)
+    assert entry_dirs(str(cache)) == [] and temp_dirs(str(cache)) == []  # the temp tree was removed
+
+
+def test_deep_but_allowed_tree_copies_and_cleans_up(unpack_layers, tmp_path):
+    from clonekit.images import copy_tree
+
+    deep = "/".join(["a"] * 500)
+    rootfs = unpack_layers([d(deep), f(deep + "/leaf", b"leaf")]).rootfs
+    copy_tree(rootfs, tmp_path / "copy")
+    assert (tmp_path / "copy" / deep / "leaf").read_bytes() == b"leaf"
+
+
+def test_user_files_that_are_not_regular_files_are_refused(tmp_path):
+    """A fifo as /etc/passwd would block the bundle writer forever, and a device would be
+    opened on the host (a watchdog opened is armed): only regular files are read."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    os.mkfifo(etc / "passwd")
+    result: list[object] = []
+
+    def resolve() -> None:
+        try:
+            result.append(resolve_user(tmp_path, "app"))
+        except ImageError as exc:
+            result.append(exc)
+
+    worker = threading.Thread(target=resolve, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():  # the bug: blocked in open(); a writer lets it go before failing
+        fd = os.open(etc / "passwd", os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        worker.join(10)
+        pytest.fail("resolve_user blocked opening a fifo /etc/passwd")
+    assert isinstance(result[0], ImageError) and "not a regular file" in str(result[0])
+    if ROOT:
+        os.unlink(etc / "passwd")
+        (etc / "passwd").write_text("app:x:7:8::/:/bin/sh\n")
+        os.mknod(etc / "group", 0o600 | 0o020000, os.makedev(1, 3))  # /dev/null's numbers
+        with pytest.raises(ImageError, match=r"/etc/group.*not a regular file"):
+            resolve_user(tmp_path, "app")
+
+
+def test_layout_directory_symlinks_cannot_name_host_files(tmp_path):
+    archive = docker_archive(str(tmp_path / "d.tar"), [[f("x", b"x")]])
+    top = tmp_path / "unpacked"
+    with tarfile.open(archive) as tar:
+        tar.extractall(top, filter="data")  # the test's own archive
+    manifest = json.loads((top / "manifest.json").read_text())
+    layer = top / manifest[0]["Layers"][0]
+    host = tmp_path / "host-layer.tar"
+    os.rename(layer, host)
+    layer.symlink_to(host)  # absolute: taken inside the directory, where it names nothing
+    with pytest.raises(ImageError, match=r"layer 1/1 .*: cannot open .*No such file"):
+        unpack(top, cache_dir=tmp_path / "cache")
+    if ROOT:
+        layer.unlink()
+        os.mknod(layer, 0o600 | 0o020000, os.makedev(1, 3))  # a device is never opened as a blob
+        with pytest.raises(ImageError, match=r"layer 1/1 .*not a regular file"):
+            unpack(top, cache_dir=tmp_path / "cache")
+    layer.unlink()
+    os.rename(host, top / "real.tar")
+    layer.symlink_to("../real.tar")  # a symlink inside the directory still works
+    assert (unpack(top, cache_dir=tmp_path / "cache").rootfs / "x").read_bytes() == b"x"
+
+
+def test_json_nesting_bombs_are_refused(tmp_path):
+    layout = oci_layout(str(tmp_path / "image"), [[f("x", b"x")]])
+    with open(os.path.join(layout, "index.json"), "w") as out:
+        out.write("[" * 200_000)
+    with pytest.raises(ImageError, match=r"index\.json is not valid JSON"):
+        unpack(layout, cache_dir=tmp_path / "cache")
+
+
+def _image_key(layout: str, tmp_path) -> str:
+    return os.path.basename(os.path.dirname(unpack(layout, cache_dir=tmp_path / "probe").rootfs))
+
+
+def test_a_cache_entry_that_is_not_our_directory_is_not_used(tmp_path):
+    layout = oci_layout(str(tmp_path / "image"), [[f("x", b"image")]])
+    key = _image_key(layout, tmp_path)
+    fake = tmp_path / "fake"
+    (fake / "rootfs").mkdir(parents=True)
+    (fake / "rootfs" / "x").write_text("planted")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    (cache / key).symlink_to(fake)
+    with pytest.raises(ImageError, match="is not a directory of this user's"):
+        unpack(layout, cache_dir=cache)
+
+
+def test_a_cache_below_a_directory_others_may_write_is_refused(tmp_path):
+    layout = oci_layout(str(tmp_path / "image"), [[f("x", b"x")]])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone may rename the cache away and put another in its place
+    with pytest.raises(ImageError, match=r"below .*/shared, which may be changed by other users"):
+        unpack(layout, cache_dir=shared / "cache")
+    shared.chmod(0o1777)  # sticky, as /tmp: others cannot rename what is ours
+    assert (unpack(layout, cache_dir=shared / "cache").rootfs / "x").read_bytes() == b"x"
