@@ -94,7 +94,9 @@ class _Store:
 
 class _DirStore(_Store):
     """A directory: an OCI layout (or an unpacked docker-archive, whose manifest.json names its
-    files: a name is taken below the directory, ``..`` and ``/`` cannot lead out of it)."""
+    files: a name is taken below the directory, ``..`` and ``/`` cannot lead out of it, nor can
+    a symlink in it: files are opened with RESOLVE_IN_ROOT, and only regular files or fifos, a
+    blob piped in; never a device)."""
 
     def __init__(self, source: str):
         self.source = source
@@ -103,7 +105,13 @@ class _DirStore(_Store):
         return os.path.join(self.source, _clean(path))
 
     def open(self, path: str) -> IO[bytes]:
-        return open(self._path(path), "rb")
+        from .users import open_regular
+
+        top = os.open(self.source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return os.fdopen(open_regular(top, _clean(path), fifo=True), "rb")
+        finally:
+            os.close(top)
 
     def size(self, path: str) -> int:
         try:
@@ -202,7 +210,7 @@ def _json(store: _Store, path: str, what: str, digest: str | None = None) -> tup
         _verify(store, data, digest, f"{what} {path}")
     try:
         return _jsonc.loads(data.decode()), data
-    except ValueError as exc:  # UnicodeDecodeError too
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError too; RecursionError: [[[[...
         raise ImageError(f"{store.source}: {what} {path} is not valid JSON: {exc}",
                          filename=store.source) from None
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from .. import _native
 from .errors import ImageError
 
-__all__ = ["resolve_user"]
+__all__ = ["open_regular", "resolve_user"]
 
 _IN_ROOT = 0x10 | 0x02  # RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
 _MAX = 4 << 20
@@ -23,7 +24,7 @@ def _read(rootfs: str, path: str) -> list[list[str]]:
     """The colon-separated lines of ``path`` inside ``rootfs`` ([] when it is missing)."""
     root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = int(_native.openat2(root, path.lstrip("/"), os.O_RDONLY | os.O_CLOEXEC, 0, _IN_ROOT))
+        fd = open_regular(root, path.lstrip("/"))
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return []
@@ -34,6 +35,22 @@ def _read(rootfs: str, path: str) -> list[list[str]]:
     with os.fdopen(fd, "rb") as f:
         text = f.read(_MAX).decode("utf-8", "replace")
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def open_regular(root: int, path: str, *, fifo: bool = False) -> int:
+    """``path`` opened for reading inside the directory ``root`` (openat2 RESOLVE_IN_ROOT), if it
+    is a regular file (or, with ``fifo``, a fifo): it is looked at through O_PATH first, as
+    opening a fifo blocks and opening a device acts on the host (a watchdog opened is armed).
+    Else OSError (EINVAL)."""
+    fd = int(_native.openat2(root, path, os.O_PATH | os.O_CLOEXEC, 0, _IN_ROOT))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or (fifo and stat.S_ISFIFO(mode))):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file (a fifo, device, socket or "
+                          "directory); an image's file to read must be one")
+        return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)  # this inode, reopened
+    finally:
+        os.close(fd)
 
 
 def _number(text: str) -> int | None:
