@@ -19,7 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
 
-__all__ = ["default_cache_dir", "entry_key", "locked", "new_temp", "remove_tree", "unprivileged"]
+__all__ = ["default_cache_dir", "entry_key", "locked", "new_temp", "present", "remove_tree",
+           "unprivileged"]
 
 
 def unprivileged() -> bool:
@@ -63,6 +64,53 @@ def prepare(cache_dir: str) -> None:
         raise ImageError(f"the image cache {cache_dir} is not a directory of this user's alone "
                          "(owner or group/other write): a rootfs from it could be changed by "
                          "someone else; give another cache_dir", err=errno.EPERM, filename=cache_dir)
+    _check_parents(os.path.realpath(cache_dir))
+
+
+def _check_parents(cache_dir: str) -> None:
+    """Refuse a cache below a directory another user owns or may write (not sticky, as /tmp
+    is): they could rename the cache away and put their own, rootfs and all, in its place."""
+    import stat
+
+    trusted = {0, os.geteuid()}
+    if unprivileged() and os.geteuid() == 0:  # a user namespace: unmapped owners (host root) show so
+        trusted.add(_overflow_uid())
+    parent = os.path.dirname(cache_dir)
+    while True:
+        st = os.stat(parent)
+        if st.st_uid not in trusted or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+            raise ImageError(f"the image cache {cache_dir} is below {parent}, which may be changed by "
+                             f"other users (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}): "
+                             "they could put another cache in its place; give a cache_dir below "
+                             "directories of root's or this user's only", err=errno.EPERM,
+                             filename=cache_dir)
+        if parent == "/":
+            return
+        parent = os.path.dirname(parent)
+
+
+def _overflow_uid() -> int:
+    try:
+        with open("/proc/sys/kernel/overflowuid") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65534
+
+
+def present(entry: str) -> bool:
+    """Whether the cache entry ``entry`` exists: a directory of this user's (not a symlink to
+    one, or another's: only what this user extracted becomes a rootfs)."""
+    import stat
+
+    try:
+        st = os.lstat(entry)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise ImageError(f"the image cache entry {entry} is not a directory of this user's (a "
+                         "symlink, a file or another owner's): it was not made by an unpack; "
+                         "remove it", err=errno.EPERM, filename=entry)
+    return True
 
 
 class locked:

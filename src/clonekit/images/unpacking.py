@@ -50,9 +50,9 @@ def unpack(source: str | os.PathLike[str], *, ref: str | None = None,
         key = cache.entry_key(image.config_digest, rootless=rootless)
         entry = os.path.join(top, key)
         cache.prepare(top)  # also on a hit: only a directory of ours alone is trusted
-        if not os.path.isdir(entry):
+        if not cache.present(entry):
             with cache.locked(top, key):
-                if not os.path.isdir(entry):  # another caller may have made it while we waited
+                if not cache.present(entry):  # another caller may have made it while we waited
                     _extract_entry(image, store, top, key, entry, rootless=rootless)
     finally:
         store.close()
@@ -62,7 +62,7 @@ def unpack(source: str | os.PathLike[str], *, ref: str | None = None,
 def _config_doc(image: Image) -> object:
     try:
         return _jsonc.loads(image.config.decode())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ImageError(f"{image.source}: the config {image.config_digest} is not valid JSON: {exc}",
                          filename=image.source) from None
 
