@@ -154,3 +154,17 @@ def test_a_cache_below_a_directory_others_may_write_is_refused(tmp_path):
         unpack(layout, cache_dir=shared / "cache")
     shared.chmod(0o1777)  # sticky, as /tmp: others cannot rename what is ours
     assert (unpack(layout, cache_dir=shared / "cache").rootfs / "x").read_bytes() == b"x"
+
+
+def test_overlayfs_xattrs_of_a_layer_are_not_applied(unpack_layers):
+    """trusted.overlay.* / user.overlay.* are overlayfs's bookkeeping: on the cached rootfs, an
+    overlay's lower layer, an image could make a directory opaque or a file a whiteout that its
+    tar does not show.  The image's other xattrs are kept."""
+    marks = {"user.overlay.opaque": "y", "user.keep": "kept"}
+    if ROOT:
+        marks["trusted.overlay.opaque"] = "y"
+    rootfs = unpack_layers([d("dir", xattrs=marks), f("dir/file", b"x", xattrs=marks)]).rootfs
+    for path in (rootfs / "dir", rootfs / "dir/file"):
+        names = os.listxattr(path)
+        assert "user.keep" in names and os.getxattr(path, "user.keep") == b"kept"
+        assert not [n for n in names if ".overlay." in n], names

@@ -12,9 +12,9 @@ are taken relative to the rootfs (as tar does); hardlink targets resolve inside 
 
 Whiteouts (``.wh.NAME``) and opaque directories (``.wh..wh..opq``) remove what lower layers put
 there, never what the same layer made (OCI image-spec, "Whiteouts").  Ownership, modes, xattrs
-(pax ``SCHILY.xattr.*``) and mtimes are applied as the member says; a directory's mode and mtime
-wait until every layer is in (a directory of mode 0555 must still take the next layer's files,
-and each new entry would move the mtime).
+(pax ``SCHILY.xattr.*``, but not overlayfs's ``*.overlay.*``) and mtimes are applied as the
+member says; a directory's mode and mtime wait until every layer is in (a directory of mode 0555
+must still take the next layer's files, and each new entry would move the mtime).
 
 Unprivileged (``rootless``), the files stay owned by the caller and the owners in the layer are
 not recorded anywhere; devices are skipped (mknod needs CAP_MKNOD in the initial user
@@ -44,6 +44,9 @@ _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
 _XATTR = "SCHILY.xattr."
+# overlayfs's own (trusted.*, user.* with userxattr): the storage's state, never an image's content;
+# on this rootfs as an overlay's lower layer they would hide or redirect what the layers say
+_OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 # deeper directories are refused: the copy, the cleanup (shutil.rmtree) and the opaque walk
 # recurse once a level, and Python's stack stops near 1000; no real image goes near this
 MAX_DEPTH = 512
@@ -377,7 +380,7 @@ class Extraction:
             if not key.startswith(_XATTR):
                 continue
             name = key[len(_XATTR):]
-            if self.rootless and not name.startswith("user."):
+            if name.startswith(_OVERLAY_XATTRS) or (self.rootless and not name.startswith("user.")):
                 self.skipped["xattr"] = self.skipped.get("xattr", 0) + 1
                 continue
             out.append((name, value.encode("utf-8", "surrogateescape")))
