@@ -168,3 +168,41 @@ def test_overlayfs_xattrs_of_a_layer_are_not_applied(unpack_layers):
         names = os.listxattr(path)
         assert "user.keep" in names and os.getxattr(path, "user.keep") == b"kept"
         assert not [n for n in names if ".overlay." in n], names
+
+
+def _sparse(name: str, size: int, tail: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    """A GNU sparse (pax 1.0) member of ``size`` bytes, all hole but ``tail`` at its end: a few
+    blocks in the layer that say gigabytes."""
+    smap = f"1\n{size - len(tail)}\n{len(tail)}\n".encode().ljust(512, b"\0")
+    info, _ = f(f"GNUSparseFile.0/{name}")
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": name,
+                        "GNU.sparse.realsize": str(size)}
+    data = smap + tail
+    info.size = len(data)
+    return info, data
+
+
+def test_sparse_members_and_runs_of_zeros_take_no_disk(unpack_layers, tmp_path):
+    """A sparse member (or a gzip bomb of zeros) would be written out in full and fill the disk:
+    runs of zeros are left as holes; the files read the same."""
+    size = 256 << 20
+    zeros = f("zeros", bytes(8 << 20) + b"end")
+    rootfs = unpack_layers([_sparse("big", size, b"tail"), zeros], compression="gzip").rootfs
+    big = os.stat(rootfs / "big")
+    assert big.st_size == size and big.st_blocks * 512 <= (2 << 20)  # the tail's chunk only
+    with open(rootfs / "big", "rb") as fh:
+        assert fh.read(4096) == bytes(4096)
+        fh.seek(size - 4)
+        assert fh.read() == b"tail"
+    st = os.stat(rootfs / "zeros")
+    assert st.st_size == (8 << 20) + 3 and st.st_blocks * 512 < (2 << 20)
+    assert (rootfs / "zeros").read_bytes() == bytes(8 << 20) + b"end"
+    from clonekit.images import copy_tree
+
+    copy_tree(rootfs, tmp_path / "copy")  # the bundle's copy keeps the holes
+    copied = tmp_path / "copy" / "big"
+    assert copied.stat().st_size == size and copied.stat().st_blocks * 512 <= (2 << 20)
+    with open(copied, "rb") as fh:
+        fh.seek(size - 4)
+        assert fh.read() == b"tail"
+    assert (tmp_path / "copy" / "zeros").read_bytes() == bytes(8 << 20) + b"end"

@@ -144,19 +144,33 @@ class _Copier:
 
 
 def _copy_data(s: int, d: int, size: int) -> None:
-    """copy_file_range (in the kernel; a reflink where the filesystem can), else read/write."""
-    left = size
-    try:
-        while left > 0:
-            n = os.copy_file_range(s, d, min(left, 1 << 30))
-            if n == 0:
-                break
-            left -= n
-        return
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise
-    while chunk := os.read(s, 1 << 20):
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(d, view):]
+    """The data regions of ``s`` (SEEK_DATA/SEEK_HOLE: a sparse file stays sparse, its holes are
+    not written out as zeros) copied by copy_file_range (in the kernel; a reflink where the
+    filesystem can), else read/write."""
+    in_kernel = True
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(s, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            break  # a hole to the end
+        end = min(os.lseek(s, start, os.SEEK_HOLE), size)
+        while start < end:
+            n = 0
+            if in_kernel:
+                try:
+                    n = os.copy_file_range(s, d, min(end - start, 1 << 30), start, start)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    in_kernel = False
+            if not n:
+                chunk = os.pread(s, min(end - start, 1 << 20), start)
+                if not chunk:
+                    break  # the file shrank
+                n = os.pwrite(d, chunk, start)
+            start += n
+        offset = end
+    os.ftruncate(d, size)  # the length, with a hole at the end

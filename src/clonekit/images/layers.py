@@ -33,6 +33,7 @@ from .errors import ImageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     import tarfile
+    from typing import IO
 
 __all__ = ["Extraction", "member_path"]
 
@@ -43,6 +44,7 @@ _IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
+_ZEROS = bytes(_CHUNK)
 _XATTR = "SCHILY.xattr."
 # overlayfs's own (trusted.*, user.* with userxattr): the storage's state, never an image's content;
 # on this rootfs as an overlay's lower layer they would hide or redirect what the layers say
@@ -263,10 +265,7 @@ class Extraction:
         try:
             data = tar.extractfile(member)
             if data is not None:
-                while chunk := data.read(_CHUNK):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+                _write_sparse(fd, data)
             if not self.rootless:
                 os.fchown(fd, member.uid, member.gid)
             os.fchmod(fd, member.mode & 0o7777)  # after chown, which clears set-id bits
@@ -425,6 +424,24 @@ class Extraction:
             finally:
                 os.close(fd)
         self.dirs.clear()
+
+
+def _write_sparse(fd: int, data: IO[bytes]) -> None:
+    """Write ``data`` to ``fd``, a chunk of zeros as a hole: a sparse member (a few blocks that
+    say a terabyte) or a gzip bomb of zeros takes no disk; the file reads the same."""
+    size, hole = 0, False
+    while chunk := data.read(_CHUNK):
+        size += len(chunk)
+        if chunk == (_ZEROS if len(chunk) == _CHUNK else bytes(len(chunk))):
+            os.lseek(fd, len(chunk), os.SEEK_CUR)
+            hole = True
+            continue
+        hole = False
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
+    if hole:
+        os.ftruncate(fd, size)  # a hole at the end is the file's length only
 
 
 def _ns(member: tarfile.TarInfo) -> int:
