@@ -206,3 +206,31 @@ def test_sparse_members_and_runs_of_zeros_take_no_disk(unpack_layers, tmp_path):
         fh.seek(size - 4)
         assert fh.read() == b"tail"
     assert (tmp_path / "copy" / "zeros").read_bytes() == bytes(8 << 20) + b"end"
+
+
+@pytest.mark.skipif(not ROOT, reason="another user's view of root's bundle")
+def test_a_bundle_is_closed_to_other_users(tmp_path):
+    """The bundle's rootfs holds the image's setuid-root files (and devices): in a directory
+    other users can pass through, any of them could run a setuid shell on the host.  The bundle
+    directory is 0700, as containerd's and podman's storage is."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from clonekit.images.bundle import write_bundle
+
+    layer = [d("bin"), f("bin/rootshell", b"#!/bin/sh\n", mode=0o4755)]
+    layout = oci_layout(str(tmp_path / "image"), [layer])
+    shared = tempfile.mkdtemp(prefix="clonekit-test-bundle-")
+    try:
+        os.chmod(shared, 0o755)  # as a home directory or /srv usually is
+        bundle = os.path.join(shared, "bundle")
+        write_bundle(layout, bundle, cache_dir=tmp_path / "cache")
+        shell = os.path.join(bundle, "rootfs/bin/rootshell")
+        assert os.stat(shell).st_mode & 0o4000 and os.stat(shell).st_uid == 0
+        probe = subprocess.run(["stat", shell], user=65534, group=65534, extra_groups=[],
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd="/")
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr, probe.stderr
+        assert os.stat(bundle).st_mode & 0o077 == 0
+    finally:
+        shutil.rmtree(shared)

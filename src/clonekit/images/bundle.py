@@ -44,7 +44,9 @@ def process_for(config: ImageConfig, rootfs: str, where: str) -> dict[str, objec
 def write_bundle(image: str | os.PathLike[str], bundle: str | os.PathLike[str], *, ref: str | None = None,
                  rootless: bool = False, cache_dir: str | os.PathLike[str] | None = None) -> str:
     """Unpack ``image`` (cached) and write the bundle ``bundle`` (made if missing; it must hold
-    neither config.json nor rootfs).  Returns the config.json path."""
+    neither config.json nor rootfs).  The bundle directory is made 0700: the rootfs holds the
+    image's setuid files and devices, which no other user of this machine may reach (as in
+    containerd's and podman's storage).  Returns the config.json path."""
     from ..runtime.defaults import default_config
     from .cache import remove_tree
     from .copy import copy_tree
@@ -59,7 +61,12 @@ def write_bundle(image: str | os.PathLike[str], bundle: str | os.PathLike[str], 
                              filename=path)
     unpacked = unpack(image, ref=ref, cache_dir=cache_dir)
     try:
-        os.makedirs(top, exist_ok=True)
+        os.makedirs(top, mode=0o700, exist_ok=True)
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:  # before the copy: its setuid files and devices are for the container, never another user
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ImageError(f"cannot make the bundle directory {top}: {exc.strerror}", err=exc.errno,
                          filename=top) from None
