@@ -234,3 +234,19 @@ def test_a_bundle_is_closed_to_other_users(tmp_path):
         assert os.stat(bundle).st_mode & 0o077 == 0
     finally:
         shutil.rmtree(shared)
+
+
+def test_an_archive_of_too_many_members_is_refused(tmp_path, monkeypatch):
+    """Every member of an image archive is kept in memory while it is read: millions of empty
+    members would take gigabytes.  (The limit, 100000, lowered here to keep the test fast.)"""
+    from clonekit.images import source
+
+    archive = docker_archive(str(tmp_path / "d.tar"), [[f("x", b"x")]])
+    with tarfile.open(archive, "a") as tar:
+        for i in range(60):
+            tar.addfile(tarfile.TarInfo(f"padding/{i}"))
+    monkeypatch.setattr(source, "_MAX_MEMBERS", 50)
+    with pytest.raises(ImageError, match="more than 50 members"):
+        unpack(archive, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(source, "_MAX_MEMBERS", 100)
+    assert (unpack(archive, cache_dir=tmp_path / "cache").rootfs / "x").read_bytes() == b"x"

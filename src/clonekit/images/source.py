@@ -28,6 +28,7 @@ INDEX_TYPES = frozenset({
 _DIGEST_LENGTHS = {"sha256": 64, "sha512": 128}
 _HEX = frozenset("0123456789abcdef")
 _MAX_DOCUMENT = 16 << 20  # an index, manifest or config larger than this is not an image's
+_MAX_MEMBERS = 100_000  # in an archive: its members are all kept in memory while it is read
 _REF_ANNOTATIONS = ("org.opencontainers.image.ref.name", "io.containerd.image.name")
 # uname's machine -> the OCI (Go) architecture and variant
 _ARCHES = {
@@ -130,8 +131,17 @@ class _TarStore(_Store):
         self.source = source
         try:
             self.tar = tarfile.open(source, "r:*")  # noqa: SIM115 (kept open: close() closes it)
-            members = self.tar.getmembers()
+            members = []
+            for member in self.tar:  # not getmembers(): each member is kept, so they are counted
+                members.append(member)
+                if len(members) > _MAX_MEMBERS:
+                    self.tar.close()
+                    raise ImageError(f"{source}: the archive has more than {_MAX_MEMBERS} members; an "
+                                     "image archive holds a few per layer, so this is no image",
+                                     filename=source)
         except (OSError, tarfile.TarError) as exc:
+            if isinstance(exc, ImageError):
+                raise
             raise ImageError(f"{source}: not a readable image archive (a docker-archive or an "
                              f"oci-archive tar): {exc}", err=getattr(exc, "errno", None),
                              filename=source) from None
