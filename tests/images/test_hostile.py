@@ -250,3 +250,36 @@ def test_an_archive_of_too_many_members_is_refused(tmp_path, monkeypatch):
         unpack(archive, cache_dir=tmp_path / "cache")
     monkeypatch.setattr(source, "_MAX_MEMBERS", 100)
     assert (unpack(archive, cache_dir=tmp_path / "cache").rootfs / "x").read_bytes() == b"x"
+
+
+def _chained_long_names(count: int) -> bytes:
+    """A tar of one file preceded by ``count`` GNU long-name headers (each overriding the last)."""
+    out = bytearray()
+    for i in range(count):
+        name = f"name{i}".encode() + b"\0"
+        head = tarfile.TarInfo("././@LongLink")
+        head.type, head.size = tarfile.GNUTYPE_LONGNAME, len(name)
+        out += head.tobuf(format=tarfile.USTAR_FORMAT) + name.ljust(512, b"\0")
+    last = tarfile.TarInfo("x")
+    return bytes(out + last.tobuf(format=tarfile.USTAR_FORMAT) + bytes(1024))
+
+
+def test_chained_extended_headers_are_refused(tmp_path):
+    """tarfile reads each pax or GNU long-name header by recursion: thousands in a row stopped
+    the unpack with a RecursionError (outside ImageError) in a layer, or in an image archive."""
+    from image_helpers import Layout, image_config
+
+    tar = _chained_long_names(3000)
+    layout = Layout(str(tmp_path / "image"))
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           **layout.blob(json.dumps(image_config([tar])).encode())},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layout.blob(tar)}]}
+    layout.add({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **layout.blob(json.dumps(manifest).encode())})
+    with pytest.raises(ImageError, match=r"layer 1/1 .*chains more extended"):
+        unpack(layout.write(), cache_dir=tmp_path / "cache")
+    assert entry_dirs(str(tmp_path / "cache")) == [] and temp_dirs(str(tmp_path / "cache")) == []
+    (tmp_path / "archive.tar").write_bytes(tar)
+    with pytest.raises(ImageError, match="not a readable image archive"):
+        unpack(tmp_path / "archive.tar", cache_dir=tmp_path / "cache")

@@ -139,7 +139,7 @@ class _TarStore(_Store):
                     raise ImageError(f"{source}: the archive has more than {_MAX_MEMBERS} members; an "
                                      "image archive holds a few per layer, so this is no image",
                                      filename=source)
-        except (OSError, tarfile.TarError) as exc:
+        except (OSError, tarfile.TarError, RecursionError) as exc:  # Recursion: chained headers
             if isinstance(exc, ImageError):
                 raise
             raise ImageError(f"{source}: not a readable image archive (a docker-archive or an "

@@ -110,6 +110,10 @@ def extract(image: Image, store: _Store, rootfs: str, *, rootless: bool) -> None
             except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 raise ImageError(f"{where}: the layer is damaged (a cut or corrupt tar or compressed "
                                  f"stream): {exc}", filename=image.source) from None
+            except RecursionError:  # tarfile reads each pax/GNU long-name header by recursion
+                raise ImageError(f"{where}: the layer chains more extended (pax, GNU long name) "
+                                 "headers than tarfile can read; no tar writer makes such a chain",
+                                 filename=image.source) from None
             finally:
                 stream.close()
                 bar.close()
