@@ -231,3 +231,49 @@ def test_dev_nodes_are_the_hosts_but_their_inodes_stay_unchanged(make, tree_layo
         for name, st in before.items():  # put back what a failing run changed
             os.chmod(f"/dev/{name}", st.st_mode & 0o7777)
             os.utime(f"/dev/{name}", ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_stdout_passed_out_of_the_sandbox_does_not_hold_the_run(make) -> None:
+    """The command hands its stdout to a process outside (SCM_RIGHTS over an abstract unix
+    socket of the host's network namespace) and exits: the run ends with what it wrote, rather
+    than waiting for an EOF the outsider may never give."""
+    import socket
+    import threading
+
+    from clonekit.sandbox.result import Result
+
+    name = f"clonekit-sb-test-{uuid.uuid4().hex}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    server.bind("\0" + name)
+    server.settimeout(20)  # a bound for a failing run only
+    server.listen()
+    held: list[int] = []
+    got: list[object] = []
+
+    def outsider() -> None:
+        conn, _ = server.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1, 1)
+            held.extend(fds)
+
+    code = ("import array, socket, sys\nprint('sent', flush=True)\n"
+            "s = socket.socket(socket.AF_UNIX); s.connect('\\0' + sys.argv[1])\n"
+            "s.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [1]))])\n")
+    sb = make(network="host", timeout=30)
+    taker = threading.Thread(target=outsider)
+    runner = threading.Thread(target=lambda: got.append(sb.run(["python3", "-c", code, name])))
+    taker.start()
+    runner.start()
+    try:
+        taker.join()
+        runner.join(10)
+        assert not runner.is_alive(), "the run waits for the stdout the outsider holds"
+        r = got[0]
+        assert isinstance(r, Result)
+        assert r.stdout == b"sent\n" and r.returncode == 0 and not r.timed_out, r
+        assert len(held) == 1 and os.fstat(held[0]).st_mode & 0o170000 == 0o010000  # a pipe
+    finally:
+        for fd in held:
+            os.close(fd)
+        runner.join()
+        server.close()

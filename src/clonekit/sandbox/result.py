@@ -71,10 +71,17 @@ def collect(pidfd: int, stdin: int | None, stdout: int | None, stderr: int | Non
     try:
         while open_outputs or not exited:
             wait_ms = None
-            if deadline is not None and not killed:
+            if exited:
+                # every process of the run is gone (pid 1's exit waits for them): what they
+                # wrote is in the pipes; a write end still open is one the command passed out
+                # (SCM_RIGHTS), which would hold the run for as long as its holder likes
+                wait_ms = 0
+            elif deadline is not None and not killed:
                 wait_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
             events = poller.poll(wait_ms)
-            if deadline is not None and not killed and time.monotonic() >= deadline:
+            if exited and not events:
+                break
+            if deadline is not None and not killed and not exited and time.monotonic() >= deadline:
                 _kill(pidfd)
                 killed = timed_out = True
             for fd, event in events:
