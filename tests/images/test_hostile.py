@@ -283,3 +283,19 @@ def test_chained_extended_headers_are_refused(tmp_path):
     (tmp_path / "archive.tar").write_bytes(tar)
     with pytest.raises(ImageError, match="not a readable image archive"):
         unpack(tmp_path / "archive.tar", cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.skipif(not ROOT, reason="a directory of another user's, made by root")
+def test_a_cache_below_another_users_directory_is_refused(tmp_path):
+    """/var/cache/clonekit made by someone else: its owner could swap images/ for their own."""
+    layout = oci_layout(str(tmp_path / "image"), [[f("x", b"x")]])
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(ImageError, match=r"/theirs, which may be changed by other users \(owner uid 65534"):
+        unpack(layout, cache_dir=theirs / "images")
+    (theirs / "images").mkdir(mode=0o700, exist_ok=True)
+    os.chown(theirs / "images", 65534, 65534)
+    os.chown(theirs, 0, 0)
+    with pytest.raises(ImageError, match="is not a directory of this user's alone"):
+        unpack(layout, cache_dir=theirs / "images")  # the cache itself another user's
