@@ -299,3 +299,14 @@ def test_a_cache_below_another_users_directory_is_refused(tmp_path):
     os.chown(theirs, 0, 0)
     with pytest.raises(ImageError, match="is not a directory of this user's alone"):
         unpack(layout, cache_dir=theirs / "images")  # the cache itself another user's
+
+
+@pytest.mark.parametrize("process", [
+    {"Entrypoint": ["/bin/sh\0-evil"]}, {"Cmd": ["-c", "true\0; rm -rf /"]}, {"Env": ["A=b\0c"]},
+    {"WorkingDir": "/srv\0/../etc"}, {"User": "app\0:0"},
+], ids=["entrypoint", "cmd", "env", "workingdir", "user"])
+def test_config_strings_with_nul_are_refused(tmp_path, process):
+    """A C string ends at NUL: the process would run something other than what config.json shows."""
+    layout = oci_layout(str(tmp_path / "image"), [[f("x", b"x")]], **process)
+    with pytest.raises(ImageError, match="has a NUL character"):
+        unpack(layout, cache_dir=tmp_path / "cache")

@@ -32,7 +32,16 @@ def _strings(value: object, field: str, where: str) -> tuple[str, ...]:
         return (value,)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ImageError(f"{where}: config.{field} must be a list of strings, not {value!r}")
+    for item in value:
+        _no_nul(item, field, where)
     return tuple(value)
+
+
+def _no_nul(value: str, field: str, where: str) -> None:
+    # execve and chdir take C strings: "/bin/sh\0anything" would run /bin/sh, not what was shown
+    if "\0" in value:
+        raise ImageError(f"{where}: config.{field} has a NUL character in {value!r}; the kernel's "
+                         "strings end at one, so it cannot be passed as written")
 
 
 def _string(value: object, field: str, where: str) -> str:
@@ -40,6 +49,7 @@ def _string(value: object, field: str, where: str) -> str:
         return ""
     if not isinstance(value, str):
         raise ImageError(f"{where}: config.{field} must be a string, not {value!r}")
+    _no_nul(value, field, where)
     return value
 
 
