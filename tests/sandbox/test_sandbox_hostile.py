@@ -277,3 +277,14 @@ def test_a_stdout_passed_out_of_the_sandbox_does_not_hold_the_run(make) -> None:
             os.close(fd)
         runner.join()
         server.close()
+
+
+def test_as_uid_0_procs_host_wide_files_are_masked(make, tree_layout) -> None:
+    """What runc masks in /proc shows the host, not the sandbox: /proc/keys the host's keyrings
+    (root's own, readable by uid 0 without capabilities), /proc/timer_list the host's timers.  As
+    uid 0 the sandbox reads them empty; the rest of /proc still works."""
+    with open("/proc/keys") as f:
+        assert f.read()  # the host has keyrings uid 0 may view: there is something to hide
+    r = make(uid=0).run(["/bin/sh", "-c", "wc -c < /proc/keys; wc -c < /proc/timer_list; "
+                         "ls /proc/acpi 2>/dev/null | wc -l; cat /proc/self/comm"])
+    assert r.stdout.split() == [b"0", b"0", b"0", b"cat"], (r.stdout, r.stderr)

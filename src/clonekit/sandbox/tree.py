@@ -35,6 +35,7 @@ from .nr import (
     MS_NOEXEC,
     MS_NOSUID,
     MS_PRIVATE,
+    MS_RDONLY,
     MS_REC,
     O_CLOEXEC,
     O_CREAT,
@@ -55,6 +56,11 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
 # what runc makes read-only in /proc: for a process that is uid 0 of the host, without
 # capabilities, most sysctls would otherwise still be writable (they check the uid)
 PROC_READONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+# what runc masks in /proc (its maskedPaths): they show the host, not the sandbox (uid 0 reads
+# the host's keyrings in /proc/keys, its timers in /proc/timer_list); files get /dev/null bound
+# over them, directories an empty read-only tmpfs
+PROC_MASKED = ("acpi", "asound", "kcore", "keys", "latency_stats", "timer_list", "timer_stats",
+               "sched_debug", "scsi")
 NEW = "/newroot"
 OLD = "/oldroot"
 _RO = mount_attr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
@@ -188,6 +194,15 @@ def _dev(ops: Ops) -> None:
 
 
 def _protect_proc(ops: Ops, proc: str) -> None:
+    null = proc.removesuffix("proc") + "dev/null"
+    for name in PROC_MASKED:
+        path = f"{proc}/{name}"
+        if os.path.isdir(f"/proc/{name}"):  # the same kernel: the same /proc
+            ops.call(f"mask /proc/{name}", "mount", c_str("tmpfs"), c_str(path), c_str("tmpfs"),
+                     MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, c_str("size=4k,mode=0555"), ok=2)
+        else:
+            ops.call(f"mask /proc/{name}", "mount", c_str(null), c_str(path), 0, MS_BIND, 0,
+                     ok=2)  # ENOENT: this kernel has no such entry
     for name in PROC_READONLY:
         path = f"{proc}/{name}"
         ops.call(f"bind /proc/{name}", "mount", c_str(path), c_str(path), 0, MS_BIND | MS_REC, 0,
