@@ -310,3 +310,15 @@ def test_config_strings_with_nul_are_refused(tmp_path, process):
     layout = oci_layout(str(tmp_path / "image"), [[f("x", b"x")]], **process)
     with pytest.raises(ImageError, match="has a NUL character"):
         unpack(layout, cache_dir=tmp_path / "cache")
+
+
+def test_a_cache_reached_through_a_symlink_others_may_replace_is_refused(tmp_path):
+    layout = oci_layout(str(tmp_path / "image"), [[f("x", b"x")]])
+    safe = tmp_path / "safe"
+    safe.mkdir(mode=0o700)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (shared / "link").symlink_to(safe)  # another user may point it at their own cache
+    with pytest.raises(ImageError, match=r"/shared, which may be changed by other users"):
+        unpack(layout, cache_dir=shared / "link" / "cache")

@@ -64,12 +64,14 @@ def prepare(cache_dir: str) -> None:
         raise ImageError(f"the image cache {cache_dir} is not a directory of this user's alone "
                          "(owner or group/other write): a rootfs from it could be changed by "
                          "someone else; give another cache_dir", err=errno.EPERM, filename=cache_dir)
-    _check_parents(os.path.realpath(cache_dir))
+    for path in {os.path.abspath(cache_dir), os.path.realpath(cache_dir)}:  # a symlink's directory too
+        _check_parents(path)
 
 
 def _check_parents(cache_dir: str) -> None:
     """Refuse a cache below a directory another user owns or may write (not sticky, as /tmp
-    is): they could rename the cache away and put their own, rootfs and all, in its place."""
+    is): they could rename the cache away (or a symlink to it) and put their own, rootfs and
+    all, in its place."""
     import stat
 
     trusted = {0, os.geteuid()}
