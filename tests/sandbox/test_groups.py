@@ -72,3 +72,16 @@ def test_a_sandbox_that_fails_to_be_made_leaves_nothing(make, top) -> None:
         make(memory="64m", pids=8, seccomp="not a filter")  # refused after the groups were made
     assert group_dirs(top) == []
     assert set(os.listdir("/proc/self/fd")) <= before | {str(fd) for fd in range(3)}
+
+
+def test_sandboxes_sharing_a_top_outlive_each_others_close(make, top) -> None:
+    """Sandboxes share a cgroup_top (the default one, by default): one closing removes the top
+    when it is empty, which it is while the other has made no group yet; the other's next run
+    makes the top again instead of failing to make its group there."""
+    first, second = make(memory="32m"), make(memory="32m")
+    assert first.run(["/bin/true"]).returncode == 0
+    first.close()
+    assert group_dirs(top) == []  # the top went with the last group in it
+    r = second.run(["/bin/sh", "-c", "cat /proc/self/cgroup | grep -c memory:/"])
+    assert r.stdout == b"1\n" and r.returncode == 0, r
+    assert any(d.endswith(f"/memory{top}") for d in group_dirs(top))

@@ -157,13 +157,16 @@ class GroupPool:
                     "enabled at the top of cgroup2): the limit cannot be applied; drop it or enable "
                     "the controller")
         self._mounts = sorted(set(self.v1.values()) | ({self.v2} if self.v2 else set()))
+        self._v2_wanted = {c.replace("cpuacct", "cpu") for c in limits.controllers()} & v2_controllers
         for mount in self._mounts:
-            top_dir = mount + self.top
-            os.makedirs(top_dir, exist_ok=True)
-            if mount == self.v2:
-                wanted = {c.replace("cpuacct", "cpu") for c in limits.controllers()} & v2_controllers
-                _write(f"{top_dir}/cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted)))
+            self._make_top(mount)
         self.sweep()
+
+    def _make_top(self, mount: str) -> None:
+        top_dir = mount + self.top
+        os.makedirs(top_dir, exist_ok=True)
+        if mount == self.v2:
+            _write(f"{top_dir}/cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(self._v2_wanted)))
 
     @property
     def join_count(self) -> int:
@@ -224,7 +227,15 @@ class GroupPool:
         try:
             for mount in self._mounts:
                 d = mount + path
-                os.mkdir(d, 0o755)
+                for attempt in range(3):
+                    try:
+                        os.mkdir(d, 0o755)
+                        break
+                    except FileNotFoundError:
+                        # another Sandbox of this top closed and removed it while it was empty
+                        if attempt == 2:
+                            raise
+                        self._make_top(mount)
                 group.dirs.append(d)
                 controllers = [c for c, m in self.v1.items() if m == mount]
                 if mount == self.v2:
