@@ -322,3 +322,20 @@ def test_a_cache_reached_through_a_symlink_others_may_replace_is_refused(tmp_pat
     (shared / "link").symlink_to(safe)  # another user may point it at their own cache
     with pytest.raises(ImageError, match=r"/shared, which may be changed by other users"):
         unpack(layout, cache_dir=shared / "link" / "cache")
+
+
+def test_index_depth_bombs_and_path_digests_are_refused(tmp_path):
+    from image_helpers import Layout
+
+    layout = Layout(str(tmp_path / "deep"))
+    descriptor = layout.manifest([[f("x", b"x")]])
+    for _ in range(9):  # each index names the one below: content addressing allows no loop
+        descriptor = layout.sub_index([descriptor])
+    layout.add(descriptor)
+    with pytest.raises(ImageError, match="indexes nest more than 8 deep"):
+        unpack(layout.write(), cache_dir=tmp_path / "cache")
+    layout = Layout(str(tmp_path / "path"))
+    layout.add({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:../../../etc/passwd", "size": 1})
+    with pytest.raises(ImageError, match=r"digest 'sha256:\.\./\.\./\.\./etc/passwd' is not sha256:<64 hex>"):
+        unpack(layout.write(), cache_dir=tmp_path / "cache")
