@@ -154,6 +154,14 @@ def test_a_cache_below_a_directory_others_may_write_is_refused(tmp_path):
         unpack(layout, cache_dir=shared / "cache")
     shared.chmod(0o1777)  # sticky, as /tmp: others cannot rename what is ours
     assert (unpack(layout, cache_dir=shared / "cache").rootfs / "x").read_bytes() == b"x"
+    # umask 002 with a group of one's own (user private groups): ~/.cache is 0775, and trusted
+    shared.chmod(0o775)
+    os.chown(shared, -1, os.getegid())
+    assert (unpack(layout, cache_dir=shared / "cache").rootfs / "x").read_bytes() == b"x"
+    if ROOT:  # another group's write is not
+        os.chown(shared, -1, 65534)
+        with pytest.raises(ImageError, match=r"/shared, which may be changed by other users"):
+            unpack(layout, cache_dir=shared / "cache")
 
 
 def test_overlayfs_xattrs_of_a_layer_are_not_applied(unpack_layers):

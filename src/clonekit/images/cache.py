@@ -80,7 +80,9 @@ def _check_parents(cache_dir: str) -> None:
     parent = os.path.dirname(cache_dir)
     while True:
         st = os.stat(parent)
-        if st.st_uid not in trusted or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+        # group write of one's own group is trusted: umask 002 with user private groups
+        others_write = st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != os.getegid())
+        if st.st_uid not in trusted or (others_write and not st.st_mode & stat.S_ISVTX):
             raise ImageError(f"the image cache {cache_dir} is below {parent}, which may be changed by "
                              f"other users (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}): "
                              "they could put another cache in its place; give a cache_dir below "
