@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import weakref
 
 from ..cgroups.resources import write_controller
 from .errors import SandboxError, SandboxUsageError
@@ -30,6 +31,21 @@ __all__ = ["Group", "GroupPool", "Limits"]
 
 _PERIOD_US = 100_000
 _numbers = itertools.count()  # group names are unique in the process, across pools on one top
+_pools: weakref.WeakSet[GroupPool] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    """In a fork's child: every pool's groups are the parent's (named by its pid, maybe in use
+    by its runs); the child closes its copies of their fds and makes groups of its own, so its
+    runs never share the parent's groups nor its close() remove them."""
+    for pool in list(_pools):
+        pool._lock = threading.Lock()
+        groups, pool._all, pool._free = pool._all, [], []
+        for group in groups:
+            group.close()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class Limits:
@@ -135,6 +151,7 @@ class GroupPool:
         self._lock = threading.Lock()
         self._free: list[Group] = []
         self._all: list[Group] = []
+        _pools.add(self)
         layout = detect()
         self.v1: dict[str, str] = {}   # controller -> hierarchy mount point
         self.v2: str | None = None

@@ -13,14 +13,32 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 
 from .. import _native
 
 __all__ = ["SpareNetns"]
 
+_spares: weakref.WeakSet[SpareNetns] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    """In a fork's child: the spares are the parent's too (its next runs take them) and the
+    helper thread is gone; the child closes its copies and makes namespaces of its own, so no
+    two runs ever share one."""
+    for spare in list(_spares):
+        spare._cond = threading.Condition()
+        spare._thread = None
+        fds, spare._fds = spare._fds, []
+        for fd in fds:
+            os.close(fd)
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
 
 class SpareNetns:
-    __slots__ = ("_cond", "_fds", "_size", "_stopped", "_thread")
+    __slots__ = ("__weakref__", "_cond", "_fds", "_size", "_stopped", "_thread")
 
     def __init__(self, size: int = 2) -> None:
         self._size = size
@@ -28,6 +46,7 @@ class SpareNetns:
         self._cond = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        _spares.add(self)
 
     def take(self) -> int:
         """A fresh namespace's fd (the caller closes it), or -1 when none is ready."""

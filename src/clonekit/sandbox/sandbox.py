@@ -18,6 +18,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 
 from .. import _native
 from . import prebuilt
@@ -62,6 +63,18 @@ CLONE_NEWNET, CLONE_NEWUSER, CLONE_INTO_CGROUP = 0x40000000, 0x10000000, 0x20000
 _SPARE_NETNS = 2  # network namespaces made ahead per Sandbox
 _DEFAULT = object()  # "the Sandbox's setting" for run()'s timeout, "the default filter" for seccomp
 _compiled: dict[Seccomp, Filter] = {}
+_sandboxes: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+def _forget_runs_after_fork() -> None:
+    """In a fork's child the parent's runs in flight are not running: close() must not wait
+    for them.  (The groups and spare network namespaces forget the parent's in their modules.)"""
+    for sandbox in list(_sandboxes):
+        sandbox._idle = threading.Condition()
+        sandbox._in_flight = 0
+
+
+os.register_at_fork(after_in_child=_forget_runs_after_fork)
 
 
 class Sandbox:
@@ -88,7 +101,9 @@ class Sandbox:
     (no cgroup is delegated on a hybrid host), ``pids`` and ``memory`` become RLIMIT_NPROC and
     RLIMIT_AS and ``cpus`` is not applied, said in one notice (also in ``notices``).
 
-    Many threads may call :meth:`run` at once.  Use it as a context manager (or call
+    Many threads may call :meth:`run` at once; a process forked after the Sandbox was made runs
+    in network namespaces and cgroups of its own (the parent's spares and groups stay the
+    parent's).  :meth:`close` waits for the runs in flight.  Use it as a context manager (or call
     :meth:`close`): that removes its cgroups.  Groups of a caller killed before that are removed
     by the next Sandbox made with the same ``cgroup_top``.
     """
@@ -106,6 +121,7 @@ class Sandbox:
         self._closed = False
         self._in_flight = 0  # runs between their closed-check and their end: close() waits for them
         self._idle = threading.Condition()
+        _sandboxes.add(self)
         self._pool: GroupPool | None = None
         self._netns: SpareNetns | None = None
         self._prebuilt: prebuilt.Prebuilt | None = None
