@@ -347,3 +347,15 @@ def test_index_depth_bombs_and_path_digests_are_refused(tmp_path):
                 "digest": "sha256:../../../etc/passwd", "size": 1})
     with pytest.raises(ImageError, match=r"digest 'sha256:\.\./\.\./\.\./etc/passwd' is not sha256:<64 hex>"):
         unpack(layout.write(), cache_dir=tmp_path / "cache")
+
+
+def test_a_layer_of_too_many_members_is_refused(unpack_layers, cache, monkeypatch):
+    """Millions of empty members: memory and inodes.  (The limit, a million, lowered here.)"""
+    from clonekit.images import layers
+
+    monkeypatch.setattr(layers, "MAX_MEMBERS", 100)
+    with pytest.raises(ImageError, match=r"layer 1/1 .*more than 100 members"):
+        unpack_layers([d("many")] + [f(f"many/{i}") for i in range(150)])
+    assert entry_dirs(str(cache)) == [] and temp_dirs(str(cache)) == []
+    rootfs = unpack_layers([f(f"{i}") for i in range(100)]).rootfs  # at the limit: unpacked
+    assert sorted(os.listdir(rootfs)) == sorted(map(str, range(100)))

@@ -52,6 +52,7 @@ _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 # deeper directories are refused: the copy, the cleanup (shutil.rmtree) and the opaque walk
 # recurse once a level, and Python's stack stops near 1000; no real image goes near this
 MAX_DEPTH = 512
+MAX_MEMBERS = 1_000_000  # in one layer: what this layer made is remembered (for its whiteouts)
 
 
 class Refused(Exception):
@@ -110,7 +111,14 @@ class Extraction:
     def apply(self, tar: tarfile.TarFile, layer: str) -> None:
         """Apply the members of ``tar`` (a stream, read once); ``layer`` names it in errors."""
         self._created = {""}
-        for member in tar:
+        count = 0
+        while (member := tar.next()) is not None:
+            # tarfile keeps every member read (~450 bytes each); a stream read once needs none back
+            tar.members.clear()  # type: ignore[attr-defined]
+            count += 1
+            if count > MAX_MEMBERS:
+                raise ImageError(f"{layer}: more than {MAX_MEMBERS} members; no image's layer has so "
+                                 "many, and each costs memory and an inode: refused")
             try:
                 self._member(tar, member)
             except Refused as why:
