@@ -359,3 +359,19 @@ def test_a_layer_of_too_many_members_is_refused(unpack_layers, cache, monkeypatc
     assert entry_dirs(str(cache)) == [] and temp_dirs(str(cache)) == []
     rootfs = unpack_layers([f(f"{i}") for i in range(100)]).rootfs  # at the limit: unpacked
     assert sorted(os.listdir(rootfs)) == sorted(map(str, range(100)))
+
+
+@pytest.mark.parametrize("kind", ["oci", "docker"])
+def test_an_image_of_too_many_layers_is_refused(tmp_path, monkeypatch, kind):
+    """A 16 MiB manifest can name one small blob 100000 times: each is opened and read in turn.
+    (The limit, 1000, lowered here.)"""
+    from clonekit.images import source
+
+    layers = [[f(f"l{i}", b"x")] for i in range(4)]
+    image = (oci_layout(str(tmp_path / "image"), layers) if kind == "oci"
+             else docker_archive(str(tmp_path / "d.tar"), layers))
+    monkeypatch.setattr(source, "_MAX_LAYERS", 3)
+    with pytest.raises(ImageError, match="the image has 4 layers, more than 3"):
+        unpack(image, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(source, "_MAX_LAYERS", 4)
+    assert sorted(os.listdir(unpack(image, cache_dir=tmp_path / "cache").rootfs)) == ["l0", "l1", "l2", "l3"]

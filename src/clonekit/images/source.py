@@ -29,6 +29,7 @@ _DIGEST_LENGTHS = {"sha256": 64, "sha512": 128}
 _HEX = frozenset("0123456789abcdef")
 _MAX_DOCUMENT = 16 << 20  # an index, manifest or config larger than this is not an image's
 _MAX_MEMBERS = 100_000  # in an archive: its members are all kept in memory while it is read
+_MAX_LAYERS = 1000
 _REF_ANNOTATIONS = ("org.opencontainers.image.ref.name", "io.containerd.image.name")
 # uname's machine -> the OCI (Go) architecture and variant
 _ARCHES = {
@@ -393,6 +394,9 @@ def _oci_manifest(store: _Store, doc: dict[str, Any], name: str, where: str) -> 
 
 
 def _diff_ids(store: _Store, config: Any, count: int) -> list[str | None]:
+    if count > _MAX_LAYERS:  # each layer is opened and read in turn: 100000 of one blob took a minute
+        raise ImageError(f"{store.source}: the image has {count} layers, more than {_MAX_LAYERS}; "
+                         "no image has so many (Docker builds stop at 127)", filename=store.source)
     rootfs = config.get("rootfs") if isinstance(config, dict) else None
     ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(ids, list):
