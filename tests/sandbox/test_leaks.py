@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from sb_helpers import children, fds, group_dirs, group_tasks, mounts, rss_kib
 
 from waiting import wait_for
@@ -107,3 +108,41 @@ def test_close_while_runs_are_in_flight(make, top) -> None:
     assert not odd, odd
     assert outcomes.count("closed") == 4
     assert _state() == before
+
+
+def test_an_interrupt_right_after_the_clone_kills_and_reaps(make, top) -> None:
+    """A KeyboardInterrupt (a signal's handler) may land on any line of run(); on the first line
+    after the clone it used to leave the command running, unreaped, in a group the pool handed
+    to the next run.  Delivered there (by a trace hook, the way Python delivers it between
+    lines), the run is killed and reaped, and its fds and group are let go."""
+    import inspect
+    import sys
+
+    from clonekit.sandbox import sandbox as sandbox_module
+
+    sb = make(memory="64m")
+    sb.run(["/bin/true"])
+    before = _state()
+    source, first = inspect.getsourcelines(sandbox_module.Sandbox._spawn_and_wait)
+    spawn = next(n for n, line in enumerate(source) if "_native.sandbox_spawn(" in line)
+    after_spawn = first + next(n for n in range(spawn + 1, len(source))
+                               if not source[n].rstrip().endswith(("args,", "cgroup_fd)")))
+
+    def trace(frame, event, arg):
+        if frame.f_code is sandbox_module.Sandbox._spawn_and_wait.__code__:
+            if event == "line" and frame.f_lineno == after_spawn:
+                sys.settrace(None)
+                raise KeyboardInterrupt
+            return trace
+        return None
+
+    sys.settrace(trace)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sb.run(["sleep", "30"])
+    finally:
+        sys.settrace(None)
+    now = _state()
+    assert (now[0], len(now[1]), now[2]) == (before[0], len(before[1]), before[2])
+    assert group_tasks(top) == []
+    assert sb.run(["echo", "next"]).stdout == b"next\n"

@@ -294,18 +294,19 @@ class Sandbox:
                     cgroup_fd = group.v2_fd
                 oom_before = group.reset()
             started = time.monotonic()
-            pid, pidfd, err, step = _native.sandbox_spawn(flags, ops, self._exec_paths(args[0]), args,
-                                                          self._envp, cgroup_fd)
-            for fd in theirs:
-                os.close(fd)
-            theirs.clear()
-            if netns >= 0:
-                os.close(netns)
-                netns = -1
-            if err:
-                raise self._child_error(err, step, args[0])
+            pid = pidfd = -1
             reaped = False
-            try:
+            try:  # from the clone on: whatever is raised (a signal's handler too), the child goes
+                pid, pidfd, err, step = _native.sandbox_spawn(flags, ops, self._exec_paths(args[0]), args,
+                                                              self._envp, cgroup_fd)
+                for fd in theirs:
+                    os.close(fd)
+                theirs.clear()
+                if netns >= 0:
+                    os.close(netns)
+                    netns = -1
+                if err:  # the child that failed is reaped already (pid and pidfd are -1)
+                    raise self._child_error(err, step, args[0])
                 deadline = started + limit if limit is not None else None
                 mine.clear()  # collect() closes them
                 out, errout, timed_out, truncated = collect(pidfd, in_w, out_r, err_r, data, deadline,
@@ -314,9 +315,10 @@ class Sandbox:
                 reaped = True
                 wall = time.monotonic() - started
             finally:
-                if not reaped:
-                    _kill_and_reap(pidfd, pid)
-                os.close(pidfd)
+                if pidfd >= 0:
+                    if not reaped:
+                        _kill_and_reap(pidfd, pid)
+                    os.close(pidfd)
             signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
             code = -signal if signal is not None else os.WEXITSTATUS(status)
             cpu = usage.ru_utime + usage.ru_stime
