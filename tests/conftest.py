@@ -51,10 +51,27 @@ def _remove_test_cgroup_tops() -> list[str]:
     return left
 
 
+# the host's device nodes: a runtime (ours or a peer's) that chowns or chmods its stdio or a
+# bound node in a container would change these for the whole machine
+_HOST_NODES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+
+
+def _host_nodes() -> dict[str, tuple[int, int, int]]:
+    out = {}
+    for path in _HOST_NODES:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        out[path] = (st.st_uid, st.st_gid, st.st_mode)
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leaks_at_the_end():
-    fds, kids, mounts = _fds(), _children(), _clonekit_mounts()
+    fds, kids, mounts, nodes = _fds(), _children(), _clonekit_mounts(), _host_nodes()
     yield
+    assert _host_nodes() == nodes, f"the suite changed the host's device nodes: {nodes} -> {_host_nodes()}"
     left = _remove_test_cgroup_tops()
     assert not left, f"the suite left cgroups behind: {left}"
     leaked_kids = _children() - kids

@@ -54,7 +54,9 @@ def run_cmd(cmd: list[str], *, pre: str = "", timeout: float = 60,
     if pre:
         cmd = ["/bin/sh", "-c", pre + 'exec "$@"', "sh", *cmd]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.run(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=timeout,
+        # stdin an empty pipe, not /dev/null: crun chowns its stdio to the container's root in a
+        # user namespace, and the host's /dev/null would then belong to that uid
+        proc = subprocess.run(cmd, stdout=out, stderr=err, input=b"", timeout=timeout,
                               env=env, cwd=cwd)
         out.seek(0)
         err.seek(0)
