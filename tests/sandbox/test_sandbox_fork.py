@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from sb_helpers import group_dirs
 
 from waiting import wait_for
+
+# forking a process with threads (the Sandbox's network-namespace helper) is what is tested
+pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 
 
 def _in_child(work) -> bytes:
