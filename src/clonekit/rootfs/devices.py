@@ -14,7 +14,7 @@ import os
 import stat
 
 from .. import _native
-from ..mountflags import MS_BIND
+from ..mountflags import MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, MS_BIND
 from .errors import RootfsError
 from .paths import Root, ensure_path, fd_path, open_in_root
 
@@ -60,8 +60,6 @@ DEV_SYMLINKS: tuple[tuple[str, str], ...] = (
 )
 
 _FORMATS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
-MOVE_MOUNT_F_EMPTY_PATH = 0x4
-MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 
 def needs_dev_setup(plan: Plan) -> bool:

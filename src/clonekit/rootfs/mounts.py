@@ -19,6 +19,9 @@ import stat
 
 from .. import _native
 from ..mountflags import (
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_RECURSIVE,
     MOUNT_ATTR__ATIME,
     MOUNT_ATTR_IDMAP,
     MOUNT_ATTR_NOATIME,
@@ -29,6 +32,8 @@ from ..mountflags import (
     MOUNT_ATTR_NOSYMFOLLOW,
     MOUNT_ATTR_RDONLY,
     MOUNT_ATTR_STRICTATIME,
+    MOVE_MOUNT_F_EMPTY_PATH,
+    MOVE_MOUNT_T_EMPTY_PATH,
     MS_ATIME,
     MS_BIND,
     MS_NOATIME,
@@ -48,6 +53,7 @@ from ..mountflags import (
     MS_SLAVE,
     MS_STRICTATIME,
     MS_UNBINDABLE,
+    OPEN_TREE_CLONE,
 )
 from .errors import RootfsError
 from .mountinfo import current_flags, read_mountinfo
@@ -133,13 +139,6 @@ ATTR_TO_MS = {
     MOUNT_ATTR_NOSYMFOLLOW: MS_NOSYMFOLLOW,
 }
 
-# flags of mount_setattr(2), open_tree(2), move_mount(2) (uapi linux/fcntl.h, linux/mount.h)
-AT_FDCWD = -100
-AT_EMPTY_PATH = 0x1000
-AT_RECURSIVE = 0x8000
-OPEN_TREE_CLONE = 0x1
-MOVE_MOUNT_F_EMPTY_PATH = 0x4
-MOVE_MOUNT_T_EMPTY_PATH = 0x40
 # the kernel lacks mount_setattr (Linux < 5.12) / open_tree (< 5.2): set at the first ENOSYS
 _no_setattr = False
 _no_open_tree = False

@@ -27,7 +27,7 @@ import os
 import stat
 
 from .. import _bits, _native
-from ..mountflags import MOUNT_ATTR_IDMAP, MS_REC
+from ..mountflags import AT_EMPTY_PATH, AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_IDMAP, MS_REC, OPEN_TREE_CLONE
 from .errors import RootfsError
 
 TYPE_CHECKING = False
@@ -38,10 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["detach_devices", "detach_sources", "idmap_own", "userns_fd"]
 
-AT_FDCWD = -100
-AT_EMPTY_PATH = 0x1000
-AT_RECURSIVE = 0x8000
-OPEN_TREE_CLONE = 0x1
 
 Maps = tuple[tuple["IdMapping", ...], tuple["IdMapping", ...]]
 

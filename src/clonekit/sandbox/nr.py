@@ -1,5 +1,6 @@
 """Syscall numbers and constants for the sandbox's child steps (``_native.sandbox_spawn`` takes
-raw numbers: it runs no libc).  x86_64 and aarch64, the two architectures the native core has."""
+raw numbers: it runs no libc); mount bits are in :mod:`clonekit.mountflags` and clone bits in
+:mod:`clonekit._bits`.  x86_64 and aarch64, the two architectures the native core has."""
 
 from __future__ import annotations
 
@@ -26,14 +27,7 @@ _AARCH64 = {
 
 NR: dict[str, int] = _AARCH64 if os.uname().machine == "aarch64" else _X86_64
 
-AT_FDCWD = -100
-AT_RECURSIVE = 0x8000
 O_WRONLY, O_CREAT, O_CLOEXEC, O_NOFOLLOW = 0o1, 0o100, 0o2000000, 0o400000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
-MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
-MNT_DETACH = 2
-MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
-OPEN_TREE_CLONE, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH = 0x1, 0x1000, 0x4
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_SET_MODE_FILTER = 1
@@ -43,5 +37,3 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
 EEXIST, ENOENT = 17, 2
 F_SETFD = 2
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWNET = 0x40000000

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import struct
 
-from .nr import AT_FDCWD, NR
+from ..mountflags import AT_FDCWD
+from .nr import NR
 
 __all__ = ["Ops", "c_str", "mount_attr"]
 

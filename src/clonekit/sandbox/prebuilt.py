@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 
 from .. import _native
-from .errors import SandboxError
-from .nr import (
+from ..mountflags import (
     AT_EMPTY_PATH,
     AT_RECURSIVE,
     MOUNT_ATTR_NODEV,
@@ -29,6 +28,7 @@ from .nr import (
     MOVE_MOUNT_F_EMPTY_PATH,
     OPEN_TREE_CLONE,
 )
+from .errors import SandboxError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ namespace flag, ``setns``), keyrings, reading another process's memory, ``chroot
 
 from __future__ import annotations
 
+from .. import _bits
 from ..security.seccomp import Seccomp, SeccompArg, SeccompRule
 
 __all__ = ["DEFAULT", "DENIED"]
@@ -57,8 +58,8 @@ DENIED = ("ptrace", "mount", "umount2", "pivot_root", "chroot", "unshare", "setn
           "swapon", "acct", "settimeofday", "clock_settime", "adjtimex")
 
 # every CLONE_NEW* bit clone() can carry (CLONE_NEWTIME shares its bit with the exit signal there)
-_CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
-_UNSHARE_NAMESPACES = _CLONE_NAMESPACES | 0x00000080  # + CLONE_NEWTIME
+_CLONE_NAMESPACES = _bits.NAMESPACES & ~_bits.NEWTIME  # clone(2) reads 0x80 as the exit signal
+_UNSHARE_NAMESPACES = _bits.NAMESPACES
 
 
 def _arg0(op: str, value: int, value_two: int = 0) -> tuple[SeccompArg, ...]:

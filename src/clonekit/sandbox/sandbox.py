@@ -20,14 +20,13 @@ import threading
 import time
 import weakref
 
-from .. import _native
+from .. import _bits, _native
 from . import prebuilt
 from .errors import SandboxError, SandboxUsageError
 from .groups import GroupPool, Limits
 from .netns import SpareNetns
 from .nr import (
     AF_INET,
-    CLONE_NEWCGROUP,
     F_SETFD,
     IFF_LOOPBACK,
     IFF_RUNNING,
@@ -56,10 +55,10 @@ __all__ = ["DEFAULT_PATH", "Sandbox"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NOBODY = 65534
-# CLONE_NEWNS | NEWUTS | NEWIPC | NEWPID; NEWNET and NEWUSER as asked; the cgroup namespace is
-# made by the child once it is in its group, so that the group is its root
-_NAMESPACES = 0x00020000 | 0x04000000 | 0x08000000 | 0x20000000
-CLONE_NEWNET, CLONE_NEWUSER, CLONE_INTO_CGROUP = 0x40000000, 0x10000000, 0x200000000
+# NEWNET and NEWUSER as asked; the cgroup namespace is made by the child once it is in its
+# group, so that the group is its root
+_NAMESPACES = _bits.NEWNS | _bits.NEWUTS | _bits.NEWIPC | _bits.NEWPID
+CLONE_NEWNET, CLONE_NEWUSER, CLONE_INTO_CGROUP = _bits.NEWNET, _bits.NEWUSER, _bits.INTO_CGROUP
 _SPARE_NETNS = 2  # network namespaces made ahead per Sandbox
 _DEFAULT = object()  # "the Sandbox's setting" for run()'s timeout, "the default filter" for seccomp
 _compiled: dict[Seccomp, Filter] = {}
@@ -389,7 +388,7 @@ class Sandbox:
                            f"{self.uid} {os.geteuid()} 1".encode(), O_WRONLY | O_CLOEXEC)
             ops.write_file("write the gid map", "/proc/self/gid_map",
                            f"{self.gid} {os.getegid()} 1".encode(), O_WRONLY | O_CLOEXEC)
-        ops.call("make the cgroup namespace", "unshare", CLONE_NEWCGROUP)
+        ops.call("make the cgroup namespace", "unshare", _bits.NEWCGROUP)
         ops.call("enter the run's network namespace", "getpid", slot="netns")  # a run's setns, or nothing
         for n in range(3):
             ops.call(f"set up fd {n}", "dup3", -1, n, 0, slot=f"stdio{n}")

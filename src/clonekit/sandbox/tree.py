@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from .nr import (
+from ..mountflags import (
     AT_EMPTY_PATH,
     AT_FDCWD,
     AT_RECURSIVE,
@@ -37,10 +37,9 @@ from .nr import (
     MS_PRIVATE,
     MS_RDONLY,
     MS_REC,
-    O_CLOEXEC,
-    O_CREAT,
     OPEN_TREE_CLONE,
 )
+from .nr import O_CLOEXEC, O_CREAT
 from .ops import Ops, c_str, mount_attr
 
 TYPE_CHECKING = False
