@@ -102,6 +102,15 @@ class Group:
             os.close(self.v2_fd)
             self.v2_fd = -1
 
+    def remove(self) -> None:
+        """Close the fds and remove the directories (the kernel refuses a group still in use)."""
+        self.close()
+        for d in reversed(self.dirs):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
     # counters, reset before a run and read after it
 
     def reset(self) -> int:
@@ -227,12 +236,7 @@ class GroupPool:
         with self._lock:
             groups, self._all, self._free = self._all, [], []
         for group in groups:
-            group.close()
-            for d in reversed(group.dirs):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+            group.remove()
         for mount in self._mounts:
             try:
                 os.rmdir(mount + self.top)  # only when no other pool uses it
@@ -269,12 +273,7 @@ class GroupPool:
                     group.pids = d
                 group.join_fds.append(os.open(f"{d}/tasks", os.O_WRONLY | os.O_CLOEXEC))
         except OSError as exc:
-            group.close()
-            for d in reversed(group.dirs):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+            group.remove()
             raise SandboxError(exc.errno or 5, f"{exc.strerror}: cannot make the sandbox's cgroup",
                                step="make the cgroup", filename=exc.filename) from None
         return group
